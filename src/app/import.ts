@@ -1,0 +1,173 @@
+/**
+ * Import of NDJSON or CSV event files: parse, validate, append durably to the log (idempotent by
+ * id + canonical payload), then bring the derived state up to date.
+ */
+import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { parse as parseCsv } from 'csv-parse/sync';
+import { canonicalJson, EVENT_TYPES, validateEvent, type FanEvent, type PropSpec } from '../core/events.js';
+import type { LogEntry, RejectRecord } from '../store/store.js';
+import { catchUp, silentProgress, type Progress, type Workspace } from './workspace.js';
+
+export interface ImportSummary {
+  accepted: number;
+  duplicates: number;
+  conflicts: number;
+  rejected: number;
+  rejectsFile: string | null;
+  /** Whether the state had to be rebuilt from the log (an event arrived before the last applied). */
+  rebuilt: boolean;
+  lines: number;
+}
+
+export interface RejectLine {
+  line: number;
+  field: string;
+  reason: string;
+  issues: { field: string; reason: string }[];
+  raw: string;
+}
+
+const CHUNK_EVENTS = 20_000;
+const READ_BYTES = 4 << 20;
+const RAW_KEPT = 2000;
+
+/** Calls `onLine(text, lineNumber)` for each line of a file, reading in large blocks. */
+function forEachLine(path: string, onLine: (text: string, line: number) => void, onBytes: (bytes: number) => void): void {
+  const fd = openSync(path, 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(READ_BYTES);
+    let carry = '';
+    let line = 0;
+    let bytes = 0;
+    const decoder = new TextDecoder('utf-8');
+    for (;;) {
+      const read = readSync(fd, buffer, 0, READ_BYTES, null);
+      if (read === 0) break;
+      bytes += read;
+      const text = carry + decoder.decode(buffer.subarray(0, read), { stream: true });
+      let start = 0;
+      for (let index = text.indexOf('\n'); index !== -1; index = text.indexOf('\n', start)) {
+        onLine(text.slice(start, index), ++line);
+        start = index + 1;
+      }
+      carry = text.slice(start);
+      onBytes(bytes);
+    }
+    carry += decoder.decode();
+    if (carry.length > 0) onLine(carry, ++line);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function numericKind(spec: PropSpec | undefined): boolean {
+  return spec !== undefined && ['score0to10', 'score1to5', 'integer', 'level'].includes(spec.kind);
+}
+
+/** One CSV record (columns id,type,fan,ts,channel,props and/or props.<name>) as an event object. */
+export function csvRecordToObject(record: Record<string, string>): Record<string, unknown> {
+  const event: Record<string, unknown> = {};
+  let props: unknown = {};
+  if (record.props !== undefined && record.props.trim() !== '') {
+    try {
+      props = JSON.parse(record.props);
+    } catch {
+      // Kept as text so that validation reports "props must be an object" at this line.
+      props = record.props;
+    }
+  }
+  const typeSpec = (EVENT_TYPES as Record<string, Record<string, PropSpec>>)[record.type] ?? {};
+  for (const [column, value] of Object.entries(record)) {
+    if (value === '' || column === 'props') continue;
+    if (column.startsWith('props.')) {
+      const name = column.slice(6);
+      const spec = typeSpec[name];
+      const target = (typeof props === 'object' && props !== null ? props : {}) as Record<string, unknown>;
+      props = target;
+      if (value === 'null') target[name] = null;
+      else target[name] = numericKind(spec) && /^-?\d+$/.test(value) ? Number(value) : value;
+    } else if (column === 'ts' && /^-?\d+$/.test(value)) event.ts = Number(value);
+    else event[column] = value;
+  }
+  if (typeof props !== 'object' || props === null || Object.keys(props).length > 0) event.props = props;
+  return event;
+}
+
+/**
+ * Imports one file. Every accepted event is committed before the summary is returned; the
+ * derived state is then updated (incrementally, or by a rebuild for late arrivals).
+ */
+export function importFile(workspace: Workspace, path: string, options: { progress?: Progress; rejectsPath?: string | null } = {}): ImportSummary {
+  const progress = options.progress ?? silentProgress;
+  const { store } = workspace;
+  catchUp(workspace, progress);
+  const summary: ImportSummary = { accepted: 0, duplicates: 0, conflicts: 0, rejected: 0, rejectsFile: null, rebuilt: false, lines: 0 };
+  const rejects: RejectLine[] = [];
+  const accepted: FanEvent[] = [];
+  let entries: LogEntry[] = [];
+  let events: FanEvent[] = [];
+  const flush = () => {
+    if (entries.length === 0) return;
+    const statuses = store.append(entries);
+    for (let i = 0; i < statuses.length; i++) {
+      if (statuses[i] === 'accepted') {
+        summary.accepted++;
+        accepted.push(events[i]);
+      } else if (statuses[i] === 'duplicate') summary.duplicates++;
+      else summary.conflicts++;
+    }
+    entries = [];
+    events = [];
+  };
+  const handle = (value: unknown, raw: string, line: number) => {
+    const result = validateEvent(value);
+    if (!result.ok) {
+      rejects.push({ line, field: result.issues[0].field, reason: result.issues[0].reason, issues: result.issues, raw: raw.slice(0, RAW_KEPT) });
+      return;
+    }
+    const event = result.event;
+    entries.push({ id: event.id, ts: event.ts, fan: event.fan, type: event.type, body: canonicalJson(value), source: path, line });
+    events.push(event);
+    if (entries.length >= CHUNK_EVENTS) flush();
+  };
+  const totalBytes = statSync(path).size;
+  progress.start(totalBytes, 'import');
+  if (path.toLowerCase().endsWith('.csv')) {
+    const text = readFileSync(path, 'utf8');
+    const records = parseCsv(text, { columns: true, info: true, skip_empty_lines: true, relax_column_count: true }) as { record: Record<string, string>; info: { lines: number } }[];
+    for (const { record, info } of records) {
+      summary.lines++;
+      handle(csvRecordToObject(record), JSON.stringify(record), info.lines);
+    }
+    progress.update(totalBytes);
+  } else {
+    forEachLine(
+      path,
+      (text, line) => {
+        summary.lines = line;
+        if (text.trim() === '') return;
+        let value: unknown;
+        try {
+          value = JSON.parse(text);
+        } catch (error) {
+          rejects.push({ line, field: '(line)', reason: `invalid JSON: ${(error as Error).message}`, issues: [], raw: text.slice(0, RAW_KEPT) });
+          return;
+        }
+        handle(value, text, line);
+      },
+      (bytes) => progress.update(bytes),
+    );
+  }
+  flush();
+  progress.stop();
+  summary.rejected = rejects.length;
+  if (rejects.length > 0) {
+    store.recordRejects(rejects.map((r): RejectRecord => ({ source: path, line: r.line, field: r.field, reason: r.reason, raw: r.raw })));
+    const rejectsPath = options.rejectsPath ?? `${path}.rejects.ndjson`;
+    writeFileSync(rejectsPath, rejects.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    summary.rejectsFile = rejectsPath;
+  }
+  const result = catchUp(workspace, progress, accepted);
+  summary.rebuilt = result.rebuilt;
+  return summary;
+}

@@ -1,0 +1,98 @@
+/**
+ * Read models for the CLI (and later the HTTP API): one fan, a filtered list, a month's report.
+ */
+import { computeFanView, type FanView } from '../core/fan-view.js';
+import { evaluateMonthlyReport } from '../core/analysis.js';
+import type { MonthlyReport } from '../core/report.js';
+import type { FanState, World } from '../core/state.js';
+import { NotFoundError, UsageError } from './errors.js';
+import { catchUp, worldAt, type Workspace } from './workspace.js';
+import { deserializeFan } from './serialize.js';
+
+function percentile(below: number, total: number): number {
+  return total <= 1 ? 100 : Math.round((100 * below) / (total - 1));
+}
+
+/** Loyalty scores of every fan in a world: percentile rank of the decayed activity value. */
+export function loyaltyScores(world: World): Map<string, number> {
+  const ranked = [...world.fans.values()].map((fan) => fan.loyaltyLog).sort((a, b) => a - b);
+  const scores = new Map<string, number>();
+  for (const fan of world.fans.values()) {
+    if (!Number.isFinite(fan.loyaltyLog)) {
+      scores.set(fan.id, 0);
+      continue;
+    }
+    let low = 0;
+    let high = ranked.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (ranked[mid] < fan.loyaltyLog) low = mid + 1;
+      else high = mid;
+    }
+    scores.set(fan.id, percentile(low, ranked.length));
+  }
+  return scores;
+}
+
+/**
+ * One fan as of `asOf`. At or after the stored state's clock this reads one row and runs the
+ * fan's own midnights; an earlier instant replays the log up to it.
+ */
+export function queryFan(workspace: Workspace, id: string, asOf: number): FanView {
+  const { engine, store, program } = workspace;
+  const current = catchUp(workspace);
+  const world = current.world;
+  let fan: FanState | undefined;
+  let loyalty: number | null;
+  if (asOf >= world.clock) {
+    const row = store.loadFan(id);
+    if (!row) throw new NotFoundError(`unknown fan ${JSON.stringify(id)}`);
+    fan = deserializeFan(row.state);
+    engine.advanceFan(fan, world.clock, asOf);
+    const rank = Number.isFinite(fan.loyaltyLog) ? store.loyaltyRank(fan.loyaltyLog) : null;
+    loyalty = rank === null ? 0 : percentile(rank.below, rank.total);
+  } else {
+    const past = worldAt(workspace, asOf, world);
+    fan = past.fans.get(id);
+    if (!fan) throw new NotFoundError(`fan ${JSON.stringify(id)} did not exist at ${new Date(asOf).toISOString()}`);
+    loyalty = loyaltyScores(past).get(id) ?? 0;
+  }
+  return computeFanView(fan, program, engine.calendar, asOf, loyalty);
+}
+
+export interface FanFilter {
+  layer?: string;
+  level?: number;
+  tags?: { key: string; value: string }[];
+  limit?: number;
+}
+
+function tagMatches(view: FanView, key: string, value: string): boolean {
+  const actual = key === 'churnRisk' ? view.churnRisk : key === 'layer' ? view.layer.layer : view.tags[key];
+  if (actual === undefined) throw new UsageError(`unknown tag ${JSON.stringify(key)}; known: ${Object.keys(view.tags).join(', ')}`);
+  return String(actual).toLowerCase() === value.toLowerCase();
+}
+
+/** Fans matching the filter as of `asOf`, in fan-number order, without long histories. */
+export function queryFans(workspace: Workspace, filter: FanFilter, asOf: number): FanView[] {
+  const world = worldAt(workspace, asOf);
+  const scores = loyaltyScores(world);
+  const result: FanView[] = [];
+  for (const stored of world.fans.values()) {
+    if (filter.level !== undefined && stored.level !== filter.level) continue;
+    const view = computeFanView(stored, workspace.program, workspace.engine.calendar, asOf, scores.get(stored.id) ?? 0);
+    if (filter.layer !== undefined && view.layer.layer !== filter.layer) continue;
+    if (filter.tags && !filter.tags.every((tag) => tagMatches(view, tag.key, tag.value))) continue;
+    view.points = { balance: view.points.balance, recent: [] };
+    result.push(view);
+    if (filter.limit !== undefined && result.length >= filter.limit) break;
+  }
+  return result;
+}
+
+export function queryReport(workspace: Workspace, month: string, asOf: number): MonthlyReport {
+  const { calendar } = workspace.engine;
+  if (calendar.startOfMonth(month) > asOf) throw new UsageError(`month ${month} starts after --as-of ${new Date(asOf).toISOString()}`);
+  const world = worldAt(workspace, asOf);
+  return evaluateMonthlyReport(world, workspace.engine, month, asOf);
+}

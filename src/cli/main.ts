@@ -1,0 +1,334 @@
+/**
+ * The `fanflow` command. Exit codes: 0 ok, 1 failure, 2 bad usage or input.
+ * With --json, stdout holds exactly one JSON document; progress goes to stderr.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { parseMonthKey } from '../core/calendar.js';
+import { parseTimestamp } from '../core/events.js';
+import { DEFAULT_PROGRAM_YAML, parseProgram } from '../core/program.js';
+import { NotFoundError, UsageError } from '../app/errors.js';
+import { importFile, type ImportSummary } from '../app/import.js';
+import { compileProgramText, formatProgramIssues, loadProgramFile, type LoadedProgram } from '../app/program-source.js';
+import { queryFan, queryFans, queryReport } from '../app/queries.js';
+import { openWorkspace, type Progress, type Workspace } from '../app/workspace.js';
+import { runReplay } from '../app/replay.js';
+import { DEFAULT_GENERATE, generateCommunity } from '../demo/generate.js';
+import { openSqliteStore } from '../store/sqlite-store.js';
+import { messages, resolveLang } from './messages.js';
+import { renderFan, renderFansCsv, renderFansTable, renderReport } from './render.js';
+
+interface GlobalOptions {
+  db: string;
+  asOf?: string;
+  program?: string;
+  json?: boolean;
+  lang?: string;
+}
+
+function progressBar(enabled: boolean): Progress {
+  if (!enabled) return { start() {}, update() {}, stop() {} };
+  let bar: cliProgress.SingleBar | null = null;
+  return {
+    start(total, label) {
+      bar = new cliProgress.SingleBar(
+        { format: `${label.padEnd(7)} [{bar}] {percentage}% | {value}/{total} | {duration_formatted}`, hideCursor: true, clearOnComplete: false, stream: process.stderr },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(total, 0);
+    },
+    update(done) {
+      bar?.update(done);
+    },
+    stop() {
+      bar?.stop();
+      bar = null;
+    },
+  };
+}
+
+function parseAsOf(value: string | undefined): number {
+  if (value === undefined) return Date.now();
+  const parsed = parseTimestamp(/^\d+$/.test(value) ? Number(value) : value);
+  if (typeof parsed === 'string') throw new UsageError(`--as-of ${value}: ${parsed}`);
+  return parsed;
+}
+
+function print(text: string): void {
+  process.stdout.write(text);
+}
+
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Opens the store and the program; a --program different from the active one becomes active. */
+function open(options: GlobalOptions, create = true): Workspace {
+  if (!create && !existsSync(options.db)) throw new UsageError(`no database at ${options.db} (import events first, or pass --db)`);
+  if (dirname(resolve(options.db)) && !existsSync(dirname(resolve(options.db)))) mkdirSync(dirname(resolve(options.db)), { recursive: true });
+  const store = openSqliteStore(options.db);
+  let given: LoadedProgram | null = null;
+  if (options.program) {
+    given = loadProgramFile(options.program);
+    const active = store.activeProgram();
+    if (!active || active.version !== given.program.version) store.activateProgram(given.program.version, given.yaml, new Date().toISOString());
+  }
+  return openWorkspace(store, given);
+}
+
+function withWorkspace<T>(options: GlobalOptions, create: boolean, run: (workspace: Workspace) => T): T {
+  const workspace = open(options, create);
+  try {
+    return run(workspace);
+  } finally {
+    workspace.store.close();
+  }
+}
+
+function showProgress(options: GlobalOptions): boolean {
+  return Boolean(process.stderr.isTTY) && !process.env.CI;
+}
+
+function summaryLine(file: string, summary: ImportSummary): string {
+  return `${file}: ${summary.accepted} accepted, ${summary.duplicates} duplicates, ${summary.conflicts} conflicts, ${summary.rejected} rejected${summary.rejectsFile ? ` (see ${summary.rejectsFile})` : ''}${summary.rebuilt ? '; state rebuilt from the log (events arrived before the last applied one)' : ''}\n`;
+}
+
+function previousMonth(asOf: number, workspace: Workspace): string {
+  const { calendar } = workspace.engine;
+  return calendar.previousMonthKey(calendar.monthKey(asOf));
+}
+
+export function buildCli(): Command {
+  const cli = new Command('fanflow')
+    .description('Fan ecosystem engine: layers, levels, points ledger and community health from an event log.')
+    .option('--db <path>', 'SQLite database file', './fanflow.db')
+    .option('--as-of <instant>', 'evaluate as of this instant (RFC 3339 or epoch ms; default: now)')
+    .option('--program <file.yaml>', 'program file (default: the active program in the database, else the built-in default)')
+    .option('--lang <lang>', 'output language: en or zh-CN (default from FANFLOW_LANG / LANG)')
+    .showHelpAfterError()
+    .exitOverride();
+  const globals = (command: Command): GlobalOptions => command.optsWithGlobals() as GlobalOptions;
+
+  cli
+    .command('import')
+    .description('import NDJSON or CSV event files (idempotent; out-of-order arrival is fine)')
+    .argument('<files...>', 'event files (.ndjson/.jsonl or .csv)')
+    .option('--rejects <file>', 'where to write rejected lines (default: <file>.rejects.ndjson)')
+    .option('--json', 'print one JSON summary')
+    .action((files: string[], _opts, command: Command) => {
+      const options = globals(command) as GlobalOptions & { rejects?: string };
+      for (const file of files) if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+      const summaries = withWorkspace(options, true, (workspace) =>
+        files.map((file) => {
+          const summary = importFile(workspace, file, { progress: progressBar(showProgress(options)), rejectsPath: options.rejects ?? null });
+          if (!options.json) print(summaryLine(file, summary));
+          return summary;
+        }),
+      );
+      if (options.json) {
+        const total = summaries.reduce(
+          (sum, s) => ({ accepted: sum.accepted + s.accepted, duplicates: sum.duplicates + s.duplicates, conflicts: sum.conflicts + s.conflicts, rejected: sum.rejected + s.rejected, rejectsFile: sum.rejectsFile ?? s.rejectsFile }),
+          { accepted: 0, duplicates: 0, conflicts: 0, rejected: 0, rejectsFile: null as string | null },
+        );
+        printJson(files.length === 1 ? { ...total, rebuilt: summaries[0].rebuilt } : { ...total, files: summaries.map((s, i) => ({ file: files[i], ...s })) });
+      }
+      if (summaries.some((s) => s.rejected > 0 || s.conflicts > 0)) process.exitCode = 2;
+    });
+
+  cli
+    .command('fan')
+    .description('show one fan: level with its rule and figures, layer, points, tags, churn risk')
+    .argument('<id>', 'the fan external id')
+    .option('--json', 'print JSON')
+    .action((id: string, _opts, command: Command) => {
+      const options = globals(command);
+      const view = withWorkspace(options, false, (workspace) => queryFan(workspace, id, parseAsOf(options.asOf)));
+      if (options.json) printJson(view);
+      else print(renderFan(view, messages(resolveLang(options.lang, process.env))));
+    });
+
+  cli
+    .command('fans')
+    .description('list and export fans by layer, level and tags')
+    .addOption(new Option('--layer <layer>', 'layer').choices(['core', 'backbone', 'general', 'observation', 'unfollowed']))
+    .option('--level <n>', 'level 1–5')
+    .option('--tag <key=value...>', 'tag filter, e.g. churnRisk=high (repeatable)')
+    .option('--limit <n>', 'at most this many fans')
+    .addOption(new Option('--format <format>', 'output format').choices(['table', 'csv', 'json', 'ndjson']).default('table'))
+    .option('--json', 'same as --format json')
+    .action((_opts, command: Command) => {
+      const options = globals(command) as GlobalOptions & { layer?: string; level?: string; tag?: string[]; limit?: string; format: string };
+      const level = options.level === undefined ? undefined : Number(options.level);
+      if (level !== undefined && !(Number.isInteger(level) && level >= 1 && level <= 5)) throw new UsageError('--level must be an integer 1–5');
+      const limit = options.limit === undefined ? undefined : Number(options.limit);
+      if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new UsageError('--limit must be a positive integer');
+      const tags = (options.tag ?? []).map((tag) => {
+        const [key, ...rest] = tag.split('=');
+        return { key, value: rest.length === 0 ? 'true' : rest.join('=') };
+      });
+      const views = withWorkspace(options, false, (workspace) => queryFans(workspace, { layer: options.layer, level, tags, limit }, parseAsOf(options.asOf)));
+      const format = options.json ? 'json' : options.format;
+      if (format === 'json') printJson(views);
+      else if (format === 'ndjson') print(views.map((view) => JSON.stringify(view)).join('\n') + (views.length ? '\n' : ''));
+      else if (format === 'csv') print(renderFansCsv(views));
+      else print(renderFansTable(views, messages(resolveLang(options.lang, process.env))));
+    });
+
+  cli
+    .command('report')
+    .description('the monthly ecosystem review (PRODUCT §4)')
+    .option('--month <YYYY-MM>', 'the month (default: the last full month before --as-of)')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'md', 'json']).default('text'))
+    .option('--json', 'same as --format json')
+    .action((_opts, command: Command) => {
+      const options = globals(command) as GlobalOptions & { month?: string; format: string };
+      if (options.month !== undefined && !parseMonthKey(options.month)) throw new UsageError(`--month must be YYYY-MM, got ${options.month}`);
+      const report = withWorkspace(options, false, (workspace) => {
+        const asOf = parseAsOf(options.asOf);
+        return queryReport(workspace, options.month ?? previousMonth(asOf, workspace), asOf);
+      });
+      const format = options.json ? 'json' : options.format;
+      if (format === 'json') printJson(report);
+      else print(renderReport(report, messages(resolveLang(options.lang, process.env)), format === 'md'));
+    });
+
+  const programCommand = cli.command('program').description('the rules as configuration');
+  programCommand
+    .command('init')
+    .description('write the default program to a file to edit')
+    .argument('<file>', 'target YAML file')
+    .option('--force', 'overwrite an existing file')
+    .action((file: string, opts: { force?: boolean }) => {
+      if (existsSync(file) && !opts.force) throw new UsageError(`${file} exists (use --force to overwrite)`);
+      writeFileSync(file, DEFAULT_PROGRAM_YAML);
+      print(`wrote ${file}\n`);
+    });
+  programCommand
+    .command('validate')
+    .description('check a program file; errors name the line and path')
+    .argument('<file>', 'YAML file')
+    .option('--json', 'print JSON')
+    .action((file: string, _opts, command: Command) => {
+      const options = globals(command);
+      const loaded = (() => {
+        try {
+          return loadProgramFile(file);
+        } catch (error) {
+          if (!(error instanceof UsageError) || !existsSync(file)) throw error;
+          return null;
+        }
+      })();
+      if (loaded) {
+        if (options.json) printJson({ ok: true, version: loaded.program.version, issues: [] });
+        else print(`${file}: valid (version ${loaded.program.version})\n`);
+        return;
+      }
+      const parsed = parseProgram(readFileSync(file, 'utf8'));
+      const issues = parsed.ok ? [] : parsed.issues;
+      if (options.json) printJson({ ok: false, version: null, issues });
+      else process.stderr.write(`${formatProgramIssues(file, issues)}\n`);
+      process.exitCode = 2;
+    });
+  programCommand
+    .command('show')
+    .description('print the program in effect (YAML, or --json)')
+    .option('--json', 'print JSON')
+    .action((_opts, command: Command) => {
+      const options = globals(command);
+      const shown = existsSync(options.db) || options.program
+        ? withWorkspace(options, true, (workspace) => ({ version: workspace.program.version, yaml: workspace.yaml, program: workspace.program }))
+        : (() => {
+            const loaded = compileProgramText(DEFAULT_PROGRAM_YAML, '(built-in default)');
+            return { version: loaded.program.version, yaml: loaded.yaml, program: loaded.program };
+          })();
+      if (options.json) printJson({ version: shown.version, program: shown.program });
+      else print(`# version ${shown.version}\n${shown.yaml}`);
+    });
+
+  cli
+    .command('replay')
+    .description('rebuild all state from the event log and verify it equals the incremental state')
+    .option('--json', 'print JSON')
+    .action((_opts, command: Command) => {
+      const options = globals(command);
+      const result = withWorkspace(options, false, (workspace) => runReplay(workspace, progressBar(showProgress(options))));
+      if (options.json) printJson(result);
+      else print(`replayed ${result.events} events → ${result.fans} fans in ${result.seconds.toFixed(2)} s (${Math.round(result.eventsPerSecond)} events/s); incremental state ${result.verified ? 'verified identical' : result.compared ? `DIFFERS in ${result.differences} records (replaced by the replay)` : 'absent or under another program (replaced)'}; ledger ${result.ledgerOk ? 'balanced' : 'NOT balanced'}\n`);
+      if (result.compared && !result.verified) process.exitCode = 1;
+    });
+
+  cli
+    .command('demo')
+    .description('generate a realistic synthetic community, import it and show its health')
+    .option('--fans <n>', 'number of fans', String(DEFAULT_GENERATE.fans))
+    .option('--months <n>', 'number of months', String(DEFAULT_GENERATE.months))
+    .option('--seed <seed>', 'random seed', DEFAULT_GENERATE.seed)
+    .option('--start <instant>', 'first instant of the period', DEFAULT_GENERATE.start)
+    .option('--out <file>', 'only write the generated NDJSON here (no import)')
+    .option('--labels <file>', 'zombie ground-truth labels CSV (default: <out>.labels.csv)')
+    .option('--json', 'print the report as JSON')
+    .action((_opts, command: Command) => runDemo(globals(command) as DemoOptions));
+  return cli;
+}
+
+interface DemoOptions extends GlobalOptions {
+  fans: string;
+  months: string;
+  seed: string;
+  start: string;
+  out?: string;
+  labels?: string;
+}
+
+function runDemo(options: DemoOptions): void {
+  const fans = Number(options.fans);
+  const months = Number(options.months);
+  if (!Number.isInteger(fans) || fans < 10) throw new UsageError('--fans must be an integer ≥ 10');
+  if (!Number.isInteger(months) || months < 1 || months > 120) throw new UsageError('--months must be an integer 1–120');
+  if (typeof parseTimestamp(options.start) === 'string') throw new UsageError(`--start ${options.start}: not an RFC 3339 instant`);
+  const started = Date.now();
+  const community = generateCommunity({ ...DEFAULT_GENERATE, fans, months, seed: options.seed, start: options.start });
+  const file = options.out ?? join(dirname(resolve(options.db)), 'fanflow-demo.ndjson');
+  writeFileSync(file, community.lines.join('\n') + '\n');
+  const labels = options.labels ?? `${file}.labels.csv`;
+  writeFileSync(labels, 'fan,zombie,burst\n' + community.labels.map((l) => `${l.fan},${l.zombie},${l.burst ?? ''}`).join('\n') + '\n');
+  if (options.out) {
+    if (!options.json) process.stderr.write(`wrote ${community.lines.length} events to ${file} and labels to ${labels}\n`);
+    else printJson({ events: community.lines.length, file, labels });
+    return;
+  }
+  const asOf = options.asOf ? parseAsOf(options.asOf) : community.end;
+  const m = messages(resolveLang(options.lang, process.env));
+  const report = withWorkspace(options, true, (workspace) => {
+    const summary = importFile(workspace, file, { progress: progressBar(showProgress(options)) });
+    if (!options.json) process.stderr.write(summaryLine(file, summary));
+    const month = workspace.engine.calendar.previousMonthKey(workspace.engine.calendar.monthKey(asOf));
+    return queryReport(workspace, month, asOf);
+  });
+  if (options.json) printJson(report);
+  else {
+    print(renderReport(report, m, false));
+    print(`\n${community.lines.length} events, ${fans} fans, ${((Date.now() - started) / 1000).toFixed(1)} s · database ${options.db} · try: fanflow fan ${report.actions.closestToCore[0] ?? report.actions.eligibleForTop[0] ?? 'u000001'} --as-of ${new Date(asOf).toISOString()}\n`);
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const cli = buildCli();
+  try {
+    await cli.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.exitCode === 0) return 0;
+      return 2;
+    }
+    if (error instanceof UsageError || error instanceof NotFoundError) {
+      process.stderr.write(`fanflow: ${error.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`fanflow: ${(error as Error).stack ?? String(error)}\n`);
+    return 1;
+  }
+}

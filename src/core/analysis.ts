@@ -1,0 +1,87 @@
+/**
+ * Whole-community evaluations as of an instant: the lists of fans to act on and the monthly
+ * report assembled from month snapshots and month figures.
+ */
+import { computeChurnRisk } from './fan-view.js';
+import { countFact } from './facts.js';
+import { computeLayer, distanceTo } from './layers.js';
+import { isEligibleForTop } from './levels.js';
+import type { Engine } from './engine.js';
+import { computeReport, type ActionLists, type MonthlyReport } from './report.js';
+import { takeSnapshot } from './snapshot.js';
+import type { FanState, LayerName, Snapshot, World } from './state.js';
+
+interface Ranked {
+  id: string;
+  key: number[];
+}
+
+function top(ranked: Ranked[], limit: number): string[] {
+  ranked.sort((a, b) => {
+    for (let i = 0; i < a.key.length; i++) if (a.key[i] !== b.key[i]) return a.key[i] - b.key[i];
+    return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  });
+  return ranked.slice(0, limit).map((entry) => entry.id);
+}
+
+/** The fans an operator should act on first, as of `at` (each list sorted, most urgent first). */
+export function computeActionLists(fans: Iterable<FanState>, engine: Engine, at: number, limit = 20): ActionLists {
+  const { program } = engine;
+  const lists: Record<keyof ActionLists, Ranked[]> = {
+    eligibleForTop: [], closestToCore: [], closestToBackbone: [], coreAtRisk: [], slipping: [], observationRecent: [],
+  };
+  for (const fan of fans) {
+    const layer: LayerName = computeLayer(fan, program, at).layer;
+    const interactions = countFact(fan, 'interactions', at, program.layers.windowDays);
+    const idleDays = (at - (fan.lastActivityTs ?? fan.firstTs)) / 86_400_000;
+    if (fan.level === 4 && isEligibleForTop(fan, program, at)) lists.eligibleForTop.push({ id: fan.id, key: [-interactions] });
+    if (layer === 'backbone') lists.closestToCore.push({ id: fan.id, key: [distanceTo(fan, program, 'core', at), -interactions] });
+    if (layer === 'general') lists.closestToBackbone.push({ id: fan.id, key: [distanceTo(fan, program, 'backbone', at), -interactions] });
+    if (layer === 'core' || layer === 'backbone') {
+      const risk = computeChurnRisk(fan, program, at);
+      if (risk !== 'low') {
+        lists.slipping.push({ id: fan.id, key: [layer === 'core' ? 0 : 1, -idleDays] });
+        if (layer === 'core') lists.coreAtRisk.push({ id: fan.id, key: [-idleDays] });
+      }
+    }
+    if (layer === 'observation') lists.observationRecent.push({ id: fan.id, key: [-(fan.firstFollowTs ?? fan.firstTs)] });
+  }
+  return {
+    eligibleForTop: top(lists.eligibleForTop, limit),
+    closestToCore: top(lists.closestToCore, limit),
+    closestToBackbone: top(lists.closestToBackbone, limit),
+    coreAtRisk: top(lists.coreAtRisk, limit),
+    slipping: top(lists.slipping, limit),
+    observationRecent: top(lists.observationRecent, limit),
+  };
+}
+
+/**
+ * The report of `month` as of `asOf`. The world must already be advanced to `asOf`
+ * (engine.advanceClock), so every boundary up to it has its snapshot.
+ */
+export function evaluateMonthlyReport(world: World, engine: Engine, month: string, asOf: number): MonthlyReport {
+  const { calendar, program } = engine;
+  const monthStart = calendar.startOfMonth(month);
+  const nextKey = calendar.nextMonthKey(month);
+  const monthEnd = calendar.startOfMonth(nextKey);
+  const endAt = Math.min(monthEnd, asOf);
+  const start: Snapshot | null = monthStart <= asOf ? world.snapshots[month] ?? null : null;
+  const stored = endAt === monthEnd ? world.snapshots[nextKey] : undefined;
+  // The end snapshot is live when the month is still running at asOf (or ended after the last event).
+  const end = stored ?? takeSnapshot(world, program, calendar, endAt);
+  return computeReport({
+    month,
+    asOf: calendar.formatLocal(asOf),
+    partial: asOf < monthEnd,
+    programVersion: program.version,
+    currency: program.currency,
+    cac: program.health.cac,
+    start,
+    end,
+    stats: world.months[month],
+    previousStats: world.months[calendar.previousMonthKey(month)],
+    groupEventsSeen: world.groupEventsSeen,
+    actions: computeActionLists(world.fans.values(), engine, endAt),
+  });
+}

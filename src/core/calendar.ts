@@ -1,0 +1,167 @@
+/**
+ * Local day, ISO week and month arithmetic in the program's time zone.
+ * The engine never reads the clock: every function takes an instant (epoch ms).
+ *
+ * @example
+ * const cal = createCalendar('Asia/Shanghai');
+ * cal.dayIndex(Date.parse('2026-10-01T00:00:00+08:00')); // local day number since 1970-01-01
+ */
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;
+
+export type TimeSlot =
+  | 'weekdayMorning'
+  | 'weekdayAfternoon'
+  | 'weekdayEvening'
+  | 'weekdayNight'
+  | 'weekendDay'
+  | 'weekendNight';
+
+export const TIME_SLOTS: readonly TimeSlot[] = [
+  'weekdayMorning',
+  'weekdayAfternoon',
+  'weekdayEvening',
+  'weekdayNight',
+  'weekendDay',
+  'weekendNight',
+];
+
+export interface Calendar {
+  readonly timeZone: string;
+  offsetMs(instantMs: number): number;
+  dayIndex(instantMs: number): number;
+  weekIndex(instantMs: number): number;
+  monthKey(instantMs: number): string;
+  startOfDay(dayIndex: number): number;
+  startOfMonth(monthKey: string): number;
+  nextMonthKey(monthKey: string): string;
+  previousMonthKey(monthKey: string): string;
+  timeSlot(instantMs: number): number;
+  formatLocal(instantMs: number): string;
+}
+
+/** Days since 1970-01-01 of a proleptic Gregorian civil date. */
+export function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const monthShifted = month > 2 ? month - 3 : month + 9;
+  const dayOfYear = Math.floor((153 * monthShifted + 2) / 5) + day - 1;
+  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
+  return era * 146_097 + dayOfEra - 719_468;
+}
+
+/** Civil date of a day count since 1970-01-01. */
+export function civilFromDays(days: number): { year: number; month: number; day: number } {
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const dayOfEra = z - era * 146_097;
+  const yearOfEra = Math.floor(
+    (dayOfEra - Math.floor(dayOfEra / 1460) + Math.floor(dayOfEra / 36_524) - Math.floor(dayOfEra / 146_096)) / 365,
+  );
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
+  const monthShifted = Math.floor((5 * dayOfYear + 2) / 153);
+  const day = dayOfYear - Math.floor((153 * monthShifted + 2) / 5) + 1;
+  const month = monthShifted < 10 ? monthShifted + 3 : monthShifted - 9;
+  return { year: yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day };
+}
+
+export function isValidTimeZone(timeZone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const MONTH_KEY = /^(\d{4})-(0[1-9]|1[0-2])$/;
+
+export function parseMonthKey(monthKey: string): { year: number; month: number } | null {
+  const match = MONTH_KEY.exec(monthKey);
+  return match ? { year: Number(match[1]), month: Number(match[2]) } : null;
+}
+
+function pad2(value: number): string {
+  return value < 10 ? `0${value}` : String(value);
+}
+
+export function createCalendar(timeZone: string): Calendar {
+  const formatter = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: 'numeric',
+    minute: 'numeric',
+    second: 'numeric',
+  });
+  // Offsets change at most on the hour in every zone in use, so one lookup per hour suffices.
+  const offsetByHour = new Map<number, number>();
+  const computeOffset = (instantMs: number): number => {
+    const parts = formatter.formatToParts(new Date(instantMs));
+    const get = (type: string) => Number(parts.find((part) => part.type === type)?.value);
+    const localAsUtc = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
+    const wholeSecond = Math.floor(instantMs / 1000) * 1000;
+    return localAsUtc - wholeSecond;
+  };
+  const offsetMs = (instantMs: number): number => {
+    const hour = Math.floor(instantMs / HOUR_MS);
+    let offset = offsetByHour.get(hour);
+    if (offset === undefined) {
+      offset = computeOffset(hour * HOUR_MS);
+      offsetByHour.set(hour, offset);
+    }
+    return offset;
+  };
+  const dayIndex = (instantMs: number) => Math.floor((instantMs + offsetMs(instantMs)) / DAY_MS);
+  const startOfDay = (day: number): number => {
+    const guess = day * DAY_MS - offsetMs(day * DAY_MS);
+    return day * DAY_MS - offsetMs(guess);
+  };
+  const monthKeyOfDay = (day: number) => {
+    const civil = civilFromDays(day);
+    return `${civil.year}-${pad2(civil.month)}`;
+  };
+  const shiftMonth = (monthKey: string, delta: number): string => {
+    const parsed = parseMonthKey(monthKey);
+    if (!parsed) throw new Error(`invalid month key ${monthKey}`);
+    const index = parsed.year * 12 + parsed.month - 1 + delta;
+    return `${Math.floor(index / 12)}-${pad2((index % 12) + 1)}`;
+  };
+  return {
+    timeZone,
+    offsetMs,
+    dayIndex,
+    // 1970-01-01 was a Thursday, so day index -3 is the Monday that starts ISO week 0.
+    weekIndex: (instantMs) => Math.floor((dayIndex(instantMs) + 3) / 7),
+    monthKey: (instantMs) => monthKeyOfDay(dayIndex(instantMs)),
+    startOfDay,
+    startOfMonth: (monthKey) => {
+      const parsed = parseMonthKey(monthKey);
+      if (!parsed) throw new Error(`invalid month key ${monthKey}`);
+      return startOfDay(daysFromCivil(parsed.year, parsed.month, 1));
+    },
+    nextMonthKey: (monthKey) => shiftMonth(monthKey, 1),
+    previousMonthKey: (monthKey) => shiftMonth(monthKey, -1),
+    timeSlot: (instantMs) => {
+      const local = instantMs + offsetMs(instantMs);
+      const day = Math.floor(local / DAY_MS);
+      const hour = Math.floor((local - day * DAY_MS) / HOUR_MS);
+      const weekday = (((day + 4) % 7) + 7) % 7; // 0 = Sunday
+      if (weekday === 0 || weekday === 6) return hour >= 6 && hour < 18 ? 4 : 5;
+      if (hour < 6) return 3;
+      if (hour < 12) return 0;
+      if (hour < 18) return 1;
+      return 2;
+    },
+    formatLocal: (instantMs) => {
+      const offset = offsetMs(instantMs);
+      const local = new Date(instantMs + offset).toISOString().slice(0, 19);
+      const sign = offset < 0 ? '-' : '+';
+      const abs = Math.abs(offset) / 60_000;
+      return `${local}${sign}${pad2(Math.floor(abs / 60))}:${pad2(abs % 60)}`;
+    },
+  };
+}

@@ -1,0 +1,464 @@
+/**
+ * The engine: applies one event of the log, in (ts, id) order, to the world. Deterministic and
+ * free of I/O; time comes only from the events and from `advanceClock`'s argument.
+ *
+ * @example
+ * const engine = createEngine(program);
+ * const out = engine.newOutput();
+ * engine.apply(world, event, out); // out.postings, out.derived
+ */
+import { createCalendar, DAY_MS, type Calendar } from './calendar.js';
+import { ACTIVITY_TYPES, INTERACTION_TYPES, type FanEvent } from './events.js';
+import { countFact, pruneBefore } from './facts.js';
+import { postPoints } from './ledger.js';
+import { DEMOTABLE_FROM_LEVEL, demoteAtMidnight, isEligibleForTop, promote, type LevelChange } from './levels.js';
+import { computeLayer } from './layers.js';
+import type { Program } from './program.js';
+import { takeSnapshot } from './snapshot.js';
+import { createFan, emptyMonthStats, type FanState, type LayerName, type MonthStats, type Posting, type World } from './state.js';
+
+export type DerivedEvent =
+  | { type: 'LevelChanged'; fan: string; ts: number; eventId: string | null; from: number; to: number; kind: LevelChange['kind'] }
+  | { type: 'LayerChanged'; fan: string; ts: number; eventId: string; from: LayerName; to: LayerName }
+  | { type: 'ReferralQualified'; fan: string; referee: string; ts: number; eventId: string }
+  | { type: 'Lv5Eligible'; fan: string; ts: number; eventId: string }
+  | { type: 'Inapplicable'; fan: string | null; ts: number; eventId: string; reason: string };
+
+export interface EngineOutput {
+  postings: Posting[];
+  derived: DerivedEvent[];
+  /** Fans whose state changed: what a store must write back. */
+  touched: Set<string>;
+}
+
+export interface Engine {
+  readonly program: Program;
+  readonly calendar: Calendar;
+  newOutput(): EngineOutput;
+  apply(world: World, event: FanEvent, out: EngineOutput): void;
+  /** Runs the day boundaries (demotions, month snapshots) of every local midnight in (clock, to]. */
+  advanceClock(world: World, to: number, out: EngineOutput): void;
+  /** The same midnights for one fan only (its demotions), from `from` to `to`. */
+  advanceFan(fan: FanState, from: number, to: number): void;
+}
+
+const INTERACTION_CODES: Record<string, number> = { like: 0, collect: 1, comment: 2, share: 3 };
+export const INTERACTION_BY_CODE = ['like', 'collect', 'comment', 'share'];
+
+/** Floor of amountMinor × percent % × multiplier, in points (1 point per main currency unit). */
+function percentPoints(amountMinor: number, percent: number, multiplier: number): number {
+  const percentBps = Math.round(percent * 100);
+  const multiplierMilli = Math.round(multiplier * 1000);
+  return Math.floor((amountMinor * percentBps * multiplierMilli) / 1_000_000_000);
+}
+
+export function createEngine(program: Program): Engine {
+  const calendar = createCalendar(program.timezone);
+  const multipliers = program.levels.map((level) => level.pointsMultiplier);
+  const historyMs = program.historyDays * DAY_MS;
+  const decayPerMs = Math.log(program.tags.loyalty.monthlyDecay) / (30 * DAY_MS);
+  const monthStartCache = new Map<string, number>();
+
+  const multiplied = (fan: FanState, points: number) => Math.floor(points * multipliers[fan.level - 1] + 1e-9);
+  const monthOf = (world: World, ts: number): MonthStats => {
+    const key = calendar.monthKey(ts);
+    let stats = world.months[key];
+    if (!stats) {
+      stats = emptyMonthStats();
+      world.months[key] = stats;
+      if (world.firstMonth === null || key < world.firstMonth) world.firstMonth = key;
+    }
+    return stats;
+  };
+  const monthStart = (ts: number): number => {
+    const key = calendar.monthKey(ts);
+    let start = monthStartCache.get(key);
+    if (start === undefined) {
+      start = calendar.startOfMonth(key);
+      monthStartCache.set(key, start);
+    }
+    return start;
+  };
+
+  const award = (world: World, fan: FanState, points: number, rule: string, event: FanEvent, out: EngineOutput) => {
+    const posting = postPoints(world, fan, points, rule, event.id, event.ts, out.postings);
+    if (posting && points > 0) monthOf(world, event.ts).pointsEarned += points;
+  };
+
+  const oneTimeCounter = (fan: FanState, counter: string, at: number): number => {
+    switch (counter) {
+      case 'profileComplete':
+        return program.points.profileCompleteFields.every((field) => fan.profile[field] !== undefined) ? 1 : 0;
+      case 'interactions':
+        return fan.interactionsEver;
+      case 'purchases':
+        return countFact(fan, 'purchases', at, null);
+      case 'qualifiedReferrals':
+        return fan.qualifiedReferralTs.length;
+      case 'selectedContents':
+        return fan.selectedCount;
+      default:
+        return 0;
+    }
+  };
+  const checkOneTime = (world: World, fan: FanState, counter: string, event: FanEvent, out: EngineOutput) => {
+    for (const rule of program.points.oneTime) {
+      if (rule.counter !== counter || fan.awarded.includes(rule.id)) continue;
+      if (oneTimeCounter(fan, counter, event.ts) >= rule.reach) {
+        fan.awarded.push(rule.id);
+        award(world, fan, rule.points, `oneTime:${rule.id}`, event, out);
+      }
+    }
+  };
+  const enterWeek = (fan: FanState, ts: number) => {
+    const week = calendar.weekIndex(ts);
+    if (week !== fan.weekKey) {
+      fan.weekKey = week;
+      fan.weekInteractions = 0;
+      fan.weekAwarded = [];
+    }
+  };
+  const weeklyOnce = (world: World, fan: FanState, rule: string, points: number, event: FanEvent, out: EngineOutput) => {
+    enterWeek(fan, event.ts);
+    if (fan.weekAwarded.includes(rule)) return;
+    fan.weekAwarded.push(rule);
+    award(world, fan, multiplied(fan, points), `weekly:${rule}`, event, out);
+  };
+  const dailyPoints = (world: World, fan: FanState, event: FanEvent, out: EngineOutput) => {
+    const rule = program.points.daily[event.type as keyof typeof program.points.daily];
+    if (!rule) return;
+    const day = calendar.dayIndex(event.ts);
+    if (day !== fan.dailyKey) {
+      fan.dailyKey = day;
+      fan.dailyRewarded = {};
+    }
+    const rewarded = fan.dailyRewarded[event.type] ?? 0;
+    if (rewarded >= rule.capPerDay) return;
+    fan.dailyRewarded[event.type] = rewarded + 1;
+    award(world, fan, multiplied(fan, rule.points), `daily:${event.type}`, event, out);
+  };
+
+  const recordActivity = (world: World, fan: FanState, event: FanEvent) => {
+    if (fan.lastActivityTs === null || fan.lastActivityTs < monthStart(event.ts)) monthOf(world, event.ts).activeFans++;
+    fan.lastActivityTs = event.ts;
+    fan.activityTs.push(event.ts);
+    fan.activitySlot.push(calendar.timeSlot(event.ts));
+    pruneBefore(fan.activityTs, event.ts - historyMs, fan.activitySlot);
+    const weight = program.tags.loyalty.weights[event.type] ?? 0;
+    if (weight > 0) {
+      // ln(value × decay^(−t)): adding w at t is a log-sum-exp with ln w − t·ln(decay).
+      const term = Math.log(weight) - decayPerMs * event.ts;
+      const current = fan.loyaltyLog;
+      fan.loyaltyLog = current === Number.NEGATIVE_INFINITY
+        ? term
+        : Math.max(current, term) + Math.log1p(Math.exp(-Math.abs(current - term)));
+    }
+  };
+
+  const recordInteraction = (world: World, fan: FanState, event: FanEvent, out: EngineOutput) => {
+    fan.ixTs.push(event.ts);
+    fan.ixMeta.push(INTERACTION_CODES[event.type] * 8 + calendar.timeSlot(event.ts));
+    const category = event.props.category;
+    fan.ixCategory.push(typeof category === 'string' ? category : '');
+    pruneBefore(fan.ixTs, event.ts - historyMs, fan.ixMeta, fan.ixCategory);
+    if (event.type === 'share') {
+      fan.shareTs.push(event.ts);
+      pruneBefore(fan.shareTs, event.ts - historyMs);
+    }
+    fan.interactionsEver++;
+    dailyPoints(world, fan, event, out);
+    enterWeek(fan, event.ts);
+    fan.weekInteractions++;
+    const weekly = program.points.weekly.nthInteraction;
+    if (fan.weekInteractions === weekly.n) weeklyOnce(world, fan, 'nthInteraction', weekly.points, event, out);
+    checkOneTime(world, fan, 'interactions', event, out);
+  };
+
+  const qualifyReferral = (world: World, referee: FanState, event: FanEvent, out: EngineOutput) => {
+    referee.qualifiedTs = event.ts;
+    const referrer = world.fans.get(referee.referrer as string) as FanState;
+    out.touched.add(referrer.id);
+    referrer.qualifiedReferralTs.push(event.ts);
+    out.derived.push({ type: 'ReferralQualified', fan: referrer.id, referee: referee.id, ts: event.ts, eventId: event.id });
+    weeklyOnce(world, referrer, 'firstReferralQualified', program.points.weekly.firstReferralQualified.points, event, out);
+    checkOneTime(world, referrer, 'qualifiedReferrals', event, out);
+    afterFanChange(world, referrer, event, out);
+  };
+
+  const applyPurchase = (world: World, fan: FanState, event: FanEvent, out: EngineOutput): void => {
+    const orderId = event.props.orderId as string;
+    world.orders.set(orderId, fan.id);
+    const series = typeof event.props.series === 'string' ? event.props.series : null;
+    const order = {
+      orderId, ts: event.ts, amountMinor: event.amountMinor, refundedMinor: 0, series,
+      pointsAwarded: 0, pointsReversed: 0, referrer: null as string | null, referrerPointsAwarded: 0, referrerPointsReversed: 0,
+    };
+    const firstEver = fan.purchasesEver === 0;
+    fan.orders.push(order);
+    fan.purchasesEver++;
+    const month = monthOf(world, event.ts);
+    month.revenueMinor += event.amountMinor;
+    world.revenueToDateMinor += event.amountMinor;
+    if (firstEver) {
+      month.newBuyers++;
+      world.buyersToDate++;
+      if (fan.referrer !== null) month.referredNewBuyers++;
+    }
+    order.pointsAwarded = percentPoints(event.amountMinor, program.points.perEvent.purchasePercent, multipliers[fan.level - 1]);
+    award(world, fan, order.pointsAwarded, 'perEvent:purchase', event, out);
+    checkOneTime(world, fan, 'purchases', event, out);
+    if (fan.referrer !== null && fan.qualifiedTs === null && (fan.attributedTs as number) <= event.ts) {
+      qualifyReferral(world, fan, event, out);
+    }
+    if (fan.qualifiedTs !== null && fan.referrer !== null) {
+      const referrer = world.fans.get(fan.referrer) as FanState;
+      out.touched.add(referrer.id);
+      order.referrer = referrer.id;
+      order.referrerPointsAwarded = percentPoints(event.amountMinor, program.points.perEvent.referralPurchasePercent, multipliers[referrer.level - 1]);
+      award(world, referrer, order.referrerPointsAwarded, 'perEvent:referralPurchase', event, out);
+    }
+  };
+
+  const applyRefund = (world: World, fan: FanState, event: FanEvent, out: EngineOutput): string | null => {
+    const orderId = event.props.orderId as string;
+    const owner = world.orders.get(orderId);
+    if (owner === undefined) return `refund of unknown order ${orderId}`;
+    if (owner !== fan.id) return `order ${orderId} belongs to another fan`;
+    const order = fan.orders.find((candidate) => candidate.orderId === orderId);
+    if (!order) throw new Error(`invariant: order ${orderId} missing from its fan`);
+    const refunded = Math.min(order.amountMinor, order.refundedMinor + event.amountMinor);
+    const delta = refunded - order.refundedMinor;
+    order.refundedMinor = refunded;
+    monthOf(world, event.ts).revenueMinor -= delta;
+    world.revenueToDateMinor -= delta;
+    const reverse = (awarded: number, reversed: number) => Math.floor((awarded * refunded) / order.amountMinor) - reversed;
+    const own = reverse(order.pointsAwarded, order.pointsReversed);
+    order.pointsReversed += own;
+    award(world, fan, -own, 'reversal:purchase', event, out);
+    if (order.referrer !== null) {
+      const referrer = world.fans.get(order.referrer) as FanState;
+      out.touched.add(referrer.id);
+      const theirs = reverse(order.referrerPointsAwarded, order.referrerPointsReversed);
+      order.referrerPointsReversed += theirs;
+      award(world, referrer, -theirs, 'reversal:referralPurchase', event, out);
+    }
+    return null;
+  };
+
+  const applyFollow = (world: World, fan: FanState, event: FanEvent) => {
+    if (fan.follow === 0) {
+      fan.firstFollowTs = event.ts;
+      fan.followChannel = event.channel;
+      const month = monthOf(world, event.ts);
+      month.newFollowers++;
+      const code = (event.props.referrer ?? event.props.referralCode) as string | undefined;
+      // Referral codes are fan ids until the referral feature issues aliases.
+      if (code !== undefined && code !== fan.id && world.fans.has(code) && fan.purchasesEver === 0) {
+        fan.referrer = code;
+        fan.attributedTs = event.ts;
+        month.referredNewFollowers++;
+      }
+    }
+    fan.follow = 1;
+  };
+
+  const applySelect = (world: World, fan: FanState, event: FanEvent, out: EngineOutput) => {
+    const contentId = event.props.contentId as string;
+    if (fan.selected[contentId] !== undefined) return;
+    fan.selected[contentId] = event.ts;
+    fan.selectedCount++;
+    monthOf(world, event.ts).selectedUgc++;
+    award(world, fan, multiplied(fan, program.points.perEvent.contentFirstSelected), 'perEvent:contentFirstSelected', event, out);
+    checkOneTime(world, fan, 'selectedContents', event, out);
+  };
+
+  const applyOperator = (world: World, fan: FanState, event: FanEvent, out: EngineOutput) => {
+    const props = event.props;
+    switch (event.type) {
+      case 'op_recognize':
+        fan.recognized = true;
+        break;
+      case 'op_lock_level': {
+        const level = props.level as number | null;
+        const from = fan.level;
+        if (level === null) {
+          if (fan.lockedLevel === null) break;
+          fan.lockedLevel = null;
+          out.derived.push({ type: 'LevelChanged', fan: fan.id, ts: event.ts, eventId: event.id, from, to: from, kind: 'unlock' });
+        } else {
+          fan.lockedLevel = level;
+          fan.level = level;
+          out.derived.push({ type: 'LevelChanged', fan: fan.id, ts: event.ts, eventId: event.id, from, to: level, kind: 'lock' });
+        }
+        break;
+      }
+      case 'op_grant_badge':
+        if (!fan.badges.includes(props.badge as string)) fan.badges.push(props.badge as string);
+        break;
+      case 'op_revoke_badge':
+        fan.badges = fan.badges.filter((badge) => badge !== props.badge);
+        break;
+      case 'op_adjust_points':
+        award(world, fan, props.points as number, 'operator:adjust', event, out);
+        break;
+      case 'op_set_role':
+        fan.roles[props.groupId as string] = props.role as string;
+        break;
+    }
+  };
+
+  /** Promotion check, high-level bookkeeping, eligibility and layer after any change to a fan. */
+  function afterFanChange(world: World, fan: FanState, event: FanEvent, out: EngineOutput): void {
+    const change = promote(fan, program, event.ts);
+    if (change) {
+      out.derived.push({ type: 'LevelChanged', fan: fan.id, ts: event.ts, eventId: event.id, ...change });
+      monthOf(world, event.ts).promotions++;
+    }
+    if (fan.level >= DEMOTABLE_FROM_LEVEL && fan.lockedLevel === null) world.highLevel.add(fan.id);
+    else world.highLevel.delete(fan.id);
+    const eligible = isEligibleForTop(fan, program, event.ts);
+    if (eligible && !fan.eligibleForNext) out.derived.push({ type: 'Lv5Eligible', fan: fan.id, ts: event.ts, eventId: event.id });
+    fan.eligibleForNext = eligible;
+    const layer = computeLayer(fan, program, event.ts).layer;
+    if (layer !== fan.layer) {
+      out.derived.push({ type: 'LayerChanged', fan: fan.id, ts: event.ts, eventId: event.id, from: fan.layer, to: layer });
+      fan.layer = layer;
+    }
+  }
+
+  const advanceClock = (world: World, to: number, out: EngineOutput) => {
+    if (world.clock === Number.NEGATIVE_INFINITY) {
+      world.clock = to;
+      return;
+    }
+    if (to <= world.clock) return;
+    const lastDay = calendar.dayIndex(to);
+    for (let day = calendar.dayIndex(world.clock) + 1; day <= lastDay; day++) {
+      const boundary = calendar.startOfDay(day);
+      if (boundary > to) break;
+      // Fan-number order keeps the derived events identical between incremental runs and replays.
+      const candidates = [...world.highLevel].map((fanId) => world.fans.get(fanId) as FanState).sort((a, b) => a.no - b.no);
+      for (const fan of candidates) {
+        const change = demoteAtMidnight(fan, program, boundary);
+        if (!change) continue;
+        out.touched.add(fan.id);
+        out.derived.push({ type: 'LevelChanged', fan: fan.id, ts: boundary, eventId: null, ...change });
+        monthOf(world, boundary).demotions++;
+        if (fan.level < DEMOTABLE_FROM_LEVEL) world.highLevel.delete(fan.id);
+        fan.eligibleForNext = isEligibleForTop(fan, program, boundary);
+      }
+      const monthKey = calendar.monthKey(boundary);
+      if (calendar.startOfMonth(monthKey) === boundary && world.snapshots[monthKey] === undefined) {
+        world.snapshots[monthKey] = takeSnapshot(world, program, calendar, boundary);
+      }
+    }
+    world.clock = to;
+  };
+
+  const apply = (world: World, event: FanEvent, out: EngineOutput) => {
+    advanceClock(world, event.ts, out);
+    world.lastTs = event.ts;
+    world.lastId = event.id;
+    if (event.type === 'post') {
+      // A brand publication: workspace-level, it creates no fan even when one is named.
+      monthOf(world, event.ts).posts++;
+      return;
+    }
+    const fanId = event.fan as string;
+    let fan = world.fans.get(fanId);
+    if (!fan) {
+      fan = createFan(fanId, world.fans.size, event.ts);
+      world.fans.set(fanId, fan);
+    }
+    fan.lastEventTs = event.ts;
+    out.touched.add(fanId);
+    // Well-formed but inapplicable events create the fan and nothing else (PRODUCT §2).
+    const problem = event.type === 'purchase' ? purchaseProblem(world, event) : event.type === 'refund' ? applyRefund(world, fan, event, out) : null;
+    if (problem) {
+      out.derived.push({ type: 'Inapplicable', fan: fan.id, ts: event.ts, eventId: event.id, reason: problem });
+      return;
+    }
+    if (ACTIVITY_TYPES.has(event.type)) recordActivity(world, fan, event);
+    if (INTERACTION_TYPES.has(event.type)) recordInteraction(world, fan, event, out);
+    switch (event.type) {
+      case 'view':
+      case 'checkin':
+      case 'message':
+        dailyPoints(world, fan, event, out);
+        break;
+      case 'follow':
+        applyFollow(world, fan, event);
+        break;
+      case 'unfollow':
+        if (fan.follow === 1) monthOf(world, event.ts).unfollows++;
+        fan.follow = 2;
+        break;
+      case 'purchase':
+        applyPurchase(world, fan, event, out);
+        break;
+      case 'content_submit':
+        if (event.props.kind === 'purchase_share') weeklyOnce(world, fan, 'firstPurchaseShare', program.points.weekly.firstPurchaseShare.points, event, out);
+        break;
+      case 'content_select':
+        applySelect(world, fan, event, out);
+        break;
+      case 'group_join':
+        if (!fan.groups.includes(event.props.groupId as string)) fan.groups.push(event.props.groupId as string);
+        break;
+      case 'group_leave':
+        fan.groups = fan.groups.filter((group) => group !== event.props.groupId);
+        break;
+      case 'gift':
+        fan.giftsMinor += event.amountMinor;
+        break;
+      case 'nps': {
+        const month = monthOf(world, event.ts);
+        const score = event.props.score as number;
+        month.npsAnswers++;
+        if (score >= 9) month.npsPromoters++;
+        else if (score <= 6) month.npsDetractors++;
+        fan.lastNps = score;
+        break;
+      }
+      case 'profile':
+        applyProfile(fan, event);
+        checkOneTime(world, fan, 'profileComplete', event, out);
+        break;
+      case 'test_feedback':
+        fan.testFeedbacks++;
+        break;
+      default:
+        if (event.type.startsWith('op_')) applyOperator(world, fan, event, out);
+    }
+    if (event.type.startsWith('group_')) {
+      monthOf(world, event.ts).groupEvents++;
+      world.groupEventsSeen = true;
+    }
+    afterFanChange(world, fan, event, out);
+  };
+
+  const advanceFan = (fan: FanState, from: number, to: number) => {
+    if (fan.level < DEMOTABLE_FROM_LEVEL || fan.lockedLevel !== null || to <= from) return;
+    const lastDay = calendar.dayIndex(to);
+    for (let day = calendar.dayIndex(from) + 1; day <= lastDay && fan.level >= DEMOTABLE_FROM_LEVEL; day++) {
+      const boundary = calendar.startOfDay(day);
+      if (boundary > to) break;
+      if (demoteAtMidnight(fan, program, boundary)) fan.eligibleForNext = isEligibleForTop(fan, program, boundary);
+    }
+  };
+
+  return { program, calendar, advanceFan, newOutput: () => ({ postings: [], derived: [], touched: new Set() }), apply, advanceClock };
+}
+
+function purchaseProblem(world: World, event: FanEvent): string | null {
+  const orderId = event.props.orderId as string;
+  return world.orders.has(orderId) ? `orderId ${orderId} was already used by an earlier purchase` : null;
+}
+
+function applyProfile(fan: FanState, event: FanEvent): void {
+  for (const [key, value] of Object.entries(event.props)) {
+    if (value === null || value === '') delete fan.profile[key];
+    else if (typeof value === 'string' || typeof value === 'number') fan.profile[key] = value;
+  }
+}
+

@@ -1,0 +1,85 @@
+/**
+ * Windowed facts of one fan at an instant: "N days ending at t" holds t − N×24 h < ts ≤ t.
+ * History arrays are sorted because the engine applies events in log order.
+ */
+import { DAY_MS } from './calendar.js';
+import type { CountFact, FactSource } from './conditions.js';
+import type { FanState, Order } from './state.js';
+
+/** Index of the first element greater than `bound` in a sorted array. */
+export function firstAfter(sorted: readonly number[], bound: number): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (sorted[mid] > bound) high = mid;
+    else low = mid + 1;
+  }
+  return low;
+}
+
+/** Count of entries in (at − windowDays × 24 h, at]; all entries, when windowDays is null. */
+export function countInWindow(sorted: readonly number[], at: number, windowDays: number | null): number {
+  const end = firstAfter(sorted, at);
+  if (windowDays === null) return end;
+  return end - firstAfter(sorted, at - windowDays * DAY_MS);
+}
+
+/** Drops entries at or before `bound` from parallel sorted arrays. */
+export function pruneBefore(sorted: number[], bound: number, ...parallel: unknown[][]): void {
+  if (sorted.length === 0 || sorted[0] > bound) return;
+  const cut = firstAfter(sorted, bound);
+  sorted.splice(0, cut);
+  for (const array of parallel) array.splice(0, cut);
+}
+
+export function isCounting(order: Order): boolean {
+  return order.refundedMinor < order.amountMinor;
+}
+
+/** Purchases not fully refunded, bought in the window ending at `at`. */
+export function countPurchases(fan: FanState, at: number, windowDays: number | null): number {
+  const from = windowDays === null ? Number.NEGATIVE_INFINITY : at - windowDays * DAY_MS;
+  let count = 0;
+  for (const order of fan.orders) {
+    if (order.ts > from && order.ts <= at && isCounting(order)) count++;
+  }
+  return count;
+}
+
+export function countSelected(fan: FanState, at: number, windowDays: number | null): number {
+  if (windowDays === null) return fan.selectedCount;
+  const from = at - windowDays * DAY_MS;
+  let count = 0;
+  for (const key in fan.selected) {
+    const ts = fan.selected[key];
+    if (ts > from && ts <= at) count++;
+  }
+  return count;
+}
+
+export function countFact(fan: FanState, fact: CountFact, at: number, windowDays: number | null): number {
+  switch (fact) {
+    case 'interactions':
+      return windowDays === null ? fan.interactionsEver : countInWindow(fan.ixTs, at, windowDays);
+    case 'shares':
+      return countInWindow(fan.shareTs, at, windowDays);
+    case 'activity':
+      return countInWindow(fan.activityTs, at, windowDays);
+    case 'purchases':
+      return countPurchases(fan, at, windowDays);
+    case 'qualifiedReferrals':
+      return countInWindow(fan.qualifiedReferralTs, at, windowDays);
+    case 'selectedContents':
+      return countSelected(fan, at, windowDays);
+  }
+}
+
+/** The facts a condition may read about `fan` at instant `at`. */
+export function factsOf(fan: FanState, at: number): FactSource {
+  return {
+    count: (fact, windowDays) => countFact(fan, fact, at, windowDays),
+    recognized: () => fan.recognized,
+    profile: (name) => fan.profile[name] ?? null,
+  };
+}

@@ -1,0 +1,183 @@
+/**
+ * The program: the rules as configuration (PRODUCT §1.3). A YAML file validated by one zod schema,
+ * with every error reported at its line and path.
+ */
+import { LineCounter, parseDocument, isNode } from 'yaml';
+import { z } from 'zod';
+import { COUNT_FACTS, collectWindows, type Condition } from './conditions.js';
+import { isValidTimeZone } from './calendar.js';
+import defaultProgramText from './default-program-text.js';
+
+const countCondition = z.strictObject({
+  fact: z.enum(COUNT_FACTS as [string, ...string[]]),
+  windowDays: z.number().int().positive().max(3650).optional(),
+  gte: z.number().int().nonnegative().optional(),
+  lte: z.number().int().nonnegative().optional(),
+  eq: z.number().int().nonnegative().optional(),
+});
+const recognizedCondition = z.strictObject({ fact: z.literal('recognized'), eq: z.boolean() });
+const profileCondition = z.strictObject({
+  profile: z.string().min(1),
+  gte: z.number().optional(),
+  lte: z.number().optional(),
+  eq: z.union([z.string(), z.number()]).optional(),
+  in: z.array(z.union([z.string(), z.number()])).optional(),
+});
+export const conditionSchema: z.ZodType<Condition> = z.lazy(() =>
+  z.union([
+    z.strictObject({ all: z.array(conditionSchema).min(1) }),
+    z.strictObject({ any: z.array(conditionSchema).min(1) }),
+    z.strictObject({ not: conditionSchema }),
+    recognizedCondition,
+    countCondition,
+    profileCondition,
+  ]),
+) as z.ZodType<Condition>;
+
+const levelSchema = z.strictObject({
+  level: z.number().int().min(1).max(5),
+  name: z.string().min(1),
+  pointsMultiplier: z.number().positive().max(100),
+  benefits: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+  entry: conditionSchema.optional(),
+  maintain: conditionSchema.optional(),
+});
+
+const dailySchema = z.strictObject({ points: z.number().int().nonnegative(), capPerDay: z.number().int().nonnegative() });
+const DAILY_TYPES = ['checkin', 'view', 'like', 'collect', 'comment', 'share', 'message'] as const;
+const ONE_TIME_COUNTERS = ['profileComplete', 'interactions', 'purchases', 'qualifiedReferrals', 'selectedContents'] as const;
+
+export const programSchema = z
+  .strictObject({
+    name: z.string().min(1).default('custom'),
+    timezone: z
+      .string()
+      .default('Asia/Shanghai')
+      .refine(isValidTimeZone, { message: 'unknown IANA time zone' }),
+    currency: z.string().min(1).default('CNY'),
+    levels: z.array(levelSchema).length(5),
+    demotion: z.strictObject({ graceDays: z.number().int().nonnegative() }),
+    points: z.strictObject({
+      daily: z.partialRecord(z.enum(DAILY_TYPES), dailySchema),
+      weekly: z.strictObject({
+        nthInteraction: z.strictObject({ n: z.number().int().positive(), points: z.number().int().nonnegative() }),
+        firstPurchaseShare: z.strictObject({ points: z.number().int().nonnegative() }),
+        firstReferralQualified: z.strictObject({ points: z.number().int().nonnegative() }),
+      }),
+      perEvent: z.strictObject({
+        purchasePercent: z.number().nonnegative().max(100),
+        referralPurchasePercent: z.number().nonnegative().max(100),
+        contentFirstSelected: z.number().int().nonnegative(),
+      }),
+      oneTime: z.array(
+        z.strictObject({
+          id: z.string().min(1),
+          counter: z.enum(ONE_TIME_COUNTERS),
+          reach: z.number().int().positive(),
+          points: z.number().int().nonnegative(),
+        }),
+      ),
+      profileCompleteFields: z.array(z.string().min(1)).min(1),
+      catalog: z.array(z.strictObject({ id: z.string().min(1), points: z.number().int().positive(), title: z.string() })),
+    }),
+    layers: z.strictObject({
+      windowDays: z.number().int().positive(),
+      core: conditionSchema,
+      backbone: conditionSchema,
+      general: conditionSchema,
+    }),
+    tags: z.strictObject({
+      interactionFrequency: z.strictObject({ windowDays: z.number().int().positive(), highGte: z.number().int(), mediumGte: z.number().int() }),
+      consumptionLevel: z.strictObject({ windowDays: z.number().int().positive(), highGte: z.number(), mediumGte: z.number() }),
+      churnRisk: z.strictObject({ mediumAfterDays: z.number().int().positive(), highAfterDays: z.number().int().positive() }),
+      loyalty: z.strictObject({
+        monthlyDecay: z.number().gt(0).lt(1),
+        weights: z.record(z.string(), z.number().nonnegative()),
+      }),
+      koc: z.strictObject({ reachGt: z.number().nonnegative() }),
+      portraits: z.array(z.strictObject({ id: z.string().min(1), name: z.string(), when: conditionSchema })),
+    }),
+    health: z.strictObject({ cac: z.number().nonnegative().nullable().default(null) }),
+  })
+  .superRefine((program, ctx) => {
+    program.levels.forEach((level, index) => {
+      if (level.level !== index + 1) {
+        ctx.addIssue({ code: 'custom', path: ['levels', index, 'level'], message: `levels must be listed 1 to 5; expected ${index + 1}` });
+      }
+      if (index > 0 && !level.entry) {
+        ctx.addIssue({ code: 'custom', path: ['levels', index, 'entry'], message: 'levels 2–5 need an entry condition' });
+      }
+    });
+    if (program.tags.churnRisk.highAfterDays <= program.tags.churnRisk.mediumAfterDays) {
+      ctx.addIssue({ code: 'custom', path: ['tags', 'churnRisk', 'highAfterDays'], message: 'must be greater than mediumAfterDays' });
+    }
+  });
+
+export type ProgramSpec = z.infer<typeof programSchema>;
+
+/** A validated program with its version (a content hash computed at the edge) and derived limits. */
+export interface Program extends ProgramSpec {
+  readonly version: string;
+  /** The longest count window any rule reads: how much per-fan history the engine keeps. */
+  readonly historyDays: number;
+}
+
+export interface ProgramIssue {
+  readonly path: string;
+  readonly line: number | null;
+  readonly message: string;
+}
+
+export type ProgramParseResult =
+  | { readonly ok: true; readonly spec: ProgramSpec }
+  | { readonly ok: false; readonly issues: ProgramIssue[] };
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '');
+}
+
+/** Parses and validates program YAML; every problem carries its line (1-based) and path. */
+export function parseProgram(text: string): ProgramParseResult {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      issues: doc.errors.map((error) => ({
+        path: '(yaml)',
+        line: error.linePos?.[0]?.line ?? null,
+        message: error.message.split('\n')[0],
+      })),
+    };
+  }
+  const result = programSchema.safeParse(doc.toJS() ?? {});
+  if (result.success) return { ok: true, spec: result.data };
+  const lineOf = (path: readonly PropertyKey[]): number | null => {
+    for (let length = path.length; length >= 0; length--) {
+      const node = doc.getIn(path.slice(0, length) as unknown[], true);
+      if (isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line;
+    }
+    return null;
+  };
+  return {
+    ok: false,
+    issues: result.error.issues.map((issue) => ({
+      path: formatPath(issue.path) || '(root)',
+      line: lineOf(issue.path),
+      message: issue.message,
+    })),
+  };
+}
+
+/** Completes a validated spec with its version and derived limits. */
+export function compileProgram(spec: ProgramSpec, version: string): Program {
+  const windows = new Set<number>([spec.layers.windowDays, spec.tags.interactionFrequency.windowDays]);
+  for (const level of spec.levels) {
+    if (level.entry) collectWindows(level.entry, windows);
+    if (level.maintain) collectWindows(level.maintain, windows);
+  }
+  for (const cond of [spec.layers.core, spec.layers.backbone, spec.layers.general]) collectWindows(cond, windows);
+  return { ...spec, version, historyDays: Math.max(...windows) };
+}
+
+export const DEFAULT_PROGRAM_YAML: string = defaultProgramText;

@@ -1,0 +1,238 @@
+/**
+ * The derived state: plain, serialisable objects. The engine evolves them in place (copying a
+ * hundred thousand fans per event would be the bottleneck); determinism comes from the engine
+ * taking every input, time included, as an argument.
+ */
+export type FollowState = 0 | 1 | 2; // 0 never followed, 1 following, 2 unfollowed
+export type LayerName = 'core' | 'backbone' | 'general' | 'observation' | 'unfollowed';
+export const LAYER_NAMES: readonly LayerName[] = ['core', 'backbone', 'general', 'observation', 'unfollowed'];
+export const LAYER_CODES = 'CBGOU';
+
+export interface Order {
+  orderId: string;
+  ts: number;
+  amountMinor: number;
+  refundedMinor: number;
+  series: string | null;
+  pointsAwarded: number;
+  pointsReversed: number;
+  referrer: string | null;
+  referrerPointsAwarded: number;
+  referrerPointsReversed: number;
+}
+
+export interface Posting {
+  readonly seq: number;
+  readonly eventId: string;
+  readonly ts: number;
+  readonly asset: 'points';
+  readonly source: string;
+  readonly target: string;
+  readonly amount: number;
+  readonly rule: string;
+  readonly fan: string;
+  readonly programVersion: string;
+}
+
+export interface RecentPosting {
+  readonly ts: number;
+  readonly points: number;
+  readonly rule: string;
+  readonly eventId: string;
+}
+
+export interface FanState {
+  id: string;
+  no: number;
+  firstTs: number;
+  lastEventTs: number;
+  lastActivityTs: number | null;
+  level: number;
+  lockedLevel: number | null;
+  lastPromotionTs: number | null;
+  recognized: boolean;
+  eligibleForNext: boolean;
+  follow: FollowState;
+  firstFollowTs: number | null;
+  followChannel: string | null;
+  referrer: string | null;
+  attributedTs: number | null;
+  qualifiedTs: number | null;
+  /** Interaction instants (sorted) and, per entry, type code × 8 + time slot; category alongside. */
+  ixTs: number[];
+  ixMeta: number[];
+  ixCategory: string[];
+  shareTs: number[];
+  activityTs: number[];
+  activitySlot: number[];
+  interactionsEver: number;
+  purchasesEver: number;
+  orders: Order[];
+  qualifiedReferralTs: number[];
+  selected: Record<string, number>;
+  selectedCount: number;
+  dailyKey: number;
+  dailyRewarded: Record<string, number>;
+  weekKey: number;
+  weekInteractions: number;
+  weekAwarded: string[];
+  awarded: string[];
+  profile: Record<string, string | number>;
+  badges: string[];
+  roles: Record<string, string>;
+  groups: string[];
+  giftsMinor: number;
+  testFeedbacks: number;
+  lastNps: number | null;
+  pointsBalance: number;
+  recentPostings: RecentPosting[];
+  /** ln of the decayed activity value normalised to epoch 0: ranks are the same at any later instant. */
+  loyaltyLog: number;
+  layer: LayerName;
+}
+
+export interface MonthStats {
+  newFollowers: number;
+  referredNewFollowers: number;
+  unfollows: number;
+  newBuyers: number;
+  referredNewBuyers: number;
+  revenueMinor: number;
+  posts: number;
+  selectedUgc: number;
+  npsPromoters: number;
+  npsDetractors: number;
+  npsAnswers: number;
+  groupEvents: number;
+  pointsEarned: number;
+  activeFans: number;
+  promotions: number;
+  demotions: number;
+}
+
+/** Per-fan figures at a month boundary, indexed by fan number (one character each). */
+export interface Snapshot {
+  readonly at: number;
+  readonly layers: string;
+  readonly levels: string;
+  /** '1' when the fan had activity in the month that ended at `at`. */
+  readonly active: string;
+  /** Purchases in the trailing 365 days, capped at 2. */
+  readonly purchases365: string;
+  readonly revenueToDateMinor: number;
+  readonly buyersToDate: number;
+}
+
+export interface World {
+  programVersion: string;
+  clock: number;
+  /** The last applied event in log order: later arrivals before it need a rebuild. */
+  lastTs: number;
+  lastId: string;
+  fans: Map<string, FanState>;
+  orders: Map<string, string>;
+  /** Fans at Lv4 or Lv5 without a lock: the only ones a midnight can demote. */
+  highLevel: Set<string>;
+  months: Record<string, MonthStats>;
+  snapshots: Record<string, Snapshot>;
+  firstMonth: string | null;
+  postingSeq: number;
+  revenueToDateMinor: number;
+  buyersToDate: number;
+  groupEventsSeen: boolean;
+}
+
+export function createWorld(programVersion: string): World {
+  return {
+    programVersion,
+    clock: Number.NEGATIVE_INFINITY,
+    lastTs: Number.NEGATIVE_INFINITY,
+    lastId: '',
+    fans: new Map(),
+    orders: new Map(),
+    highLevel: new Set(),
+    months: {},
+    snapshots: {},
+    firstMonth: null,
+    postingSeq: 0,
+    revenueToDateMinor: 0,
+    buyersToDate: 0,
+    groupEventsSeen: false,
+  };
+}
+
+export function createFan(id: string, no: number, ts: number): FanState {
+  return {
+    id,
+    no,
+    firstTs: ts,
+    lastEventTs: ts,
+    lastActivityTs: null,
+    level: 1,
+    lockedLevel: null,
+    lastPromotionTs: null,
+    recognized: false,
+    eligibleForNext: false,
+    follow: 0,
+    firstFollowTs: null,
+    followChannel: null,
+    referrer: null,
+    attributedTs: null,
+    qualifiedTs: null,
+    ixTs: [],
+    ixMeta: [],
+    ixCategory: [],
+    shareTs: [],
+    activityTs: [],
+    activitySlot: [],
+    interactionsEver: 0,
+    purchasesEver: 0,
+    orders: [],
+    qualifiedReferralTs: [],
+    selected: {},
+    selectedCount: 0,
+    dailyKey: Number.NaN,
+    dailyRewarded: {},
+    weekKey: Number.NaN,
+    weekInteractions: 0,
+    weekAwarded: [],
+    awarded: [],
+    profile: {},
+    badges: [],
+    roles: {},
+    groups: [],
+    giftsMinor: 0,
+    testFeedbacks: 0,
+    lastNps: null,
+    pointsBalance: 0,
+    recentPostings: [],
+    loyaltyLog: Number.NEGATIVE_INFINITY,
+    layer: 'observation',
+  };
+}
+
+export function emptyMonthStats(): MonthStats {
+  return {
+    newFollowers: 0,
+    referredNewFollowers: 0,
+    unfollows: 0,
+    newBuyers: 0,
+    referredNewBuyers: 0,
+    revenueMinor: 0,
+    posts: 0,
+    selectedUgc: 0,
+    npsPromoters: 0,
+    npsDetractors: 0,
+    npsAnswers: 0,
+    groupEvents: 0,
+    pointsEarned: 0,
+    activeFans: 0,
+    promotions: 0,
+    demotions: 0,
+  };
+}
+
+/** Deep copy of one fan, for evaluations that must not touch stored state. */
+export function cloneFan(fan: FanState): FanState {
+  return structuredClone(fan);
+}

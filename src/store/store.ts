@@ -1,0 +1,82 @@
+/**
+ * The storage port: the event log (the truth), the derived state written back after the engine
+ * runs, and the programs. One adapter per dialect; the same contract tests run against each.
+ */
+import type { Posting } from '../core/state.js';
+import type { DerivedEvent } from '../core/engine.js';
+
+export interface LogEntry {
+  readonly id: string;
+  readonly ts: number;
+  readonly fan: string | null;
+  readonly type: string;
+  /** Canonical JSON of the whole event object: the payload compared for idempotency. */
+  readonly body: string;
+  readonly source: string | null;
+  readonly line: number | null;
+}
+
+export type AppendStatus = 'accepted' | 'duplicate' | 'conflict';
+
+export interface RejectRecord {
+  readonly source: string | null;
+  readonly line: number | null;
+  readonly field: string;
+  readonly reason: string;
+  readonly raw: string;
+}
+
+export interface StoredLogEvent {
+  readonly seq: number;
+  readonly body: string;
+}
+
+/** Everything the engine derived, written back atomically with the log position it covers. */
+export interface StateWrite {
+  readonly programVersion: string;
+  readonly appliedSeq: number;
+  readonly rebuild: boolean;
+  readonly fans: { id: string; no: number; level: number; layer: string; loyaltyLog: number | null; state: string }[];
+  readonly postings: readonly Posting[];
+  readonly derived: readonly DerivedEvent[];
+  readonly snapshots: { month: string; data: string }[];
+  readonly world: string;
+}
+
+export interface StoredState {
+  readonly programVersion: string;
+  readonly appliedSeq: number;
+  readonly world: string;
+  readonly fans: { id: string; state: string }[];
+  readonly snapshots: { month: string; data: string }[];
+}
+
+export interface StoredProgram {
+  readonly version: string;
+  readonly yaml: string;
+  readonly activatedAt: string;
+}
+
+export interface Store {
+  readonly kind: 'sqlite';
+  /** Appends entries to the log durably; one status per entry, in order. */
+  append(entries: readonly LogEntry[]): AppendStatus[];
+  recordRejects(rejects: readonly RejectRecord[]): void;
+  maxSeq(): number;
+  /** Log entries with seq > afterSeq, in seq order. */
+  readAfter(afterSeq: number): Iterable<StoredLogEvent>;
+  /** The whole log in (ts, id) order; ts ≤ until when given. */
+  readOrdered(until?: number): Iterable<StoredLogEvent>;
+  countEvents(): number;
+  loadState(): StoredState | null;
+  loadFan(id: string): { state: string; programVersion: string } | null;
+  saveState(write: StateWrite): void;
+  /** Fans whose loyalty rank value is below `value` and above −∞, and all ranked fans. */
+  loyaltyRank(value: number): { below: number; total: number };
+  readPostings(): Iterable<Posting>;
+  readDerived(fan: string, limit: number): DerivedEvent[];
+  activeProgram(): StoredProgram | null;
+  activateProgram(version: string, yaml: string, at: string): void;
+  programHistory(): StoredProgram[];
+  close(): void;
+}
