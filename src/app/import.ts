@@ -93,6 +93,11 @@ export function csvRecordToObject(record: Record<string, string>): Record<string
   return event;
 }
 
+/** Same id with a different text: the payloads are compared canonically (keys sorted, numbers by value). */
+export function samePayload(storedBody: string, entry: LogEntry): boolean {
+  return canonicalJson(JSON.parse(storedBody)) === canonicalJson(JSON.parse(entry.body));
+}
+
 /**
  * Imports one file. Every accepted event is committed before the summary is returned; the
  * derived state is then updated (incrementally, or by a rebuild for late arrivals).
@@ -108,7 +113,7 @@ export function importFile(workspace: Workspace, path: string, options: { progre
   let events: FanEvent[] = [];
   const flush = () => {
     if (entries.length === 0) return;
-    const statuses = store.append(entries);
+    const statuses = store.append(entries, samePayload);
     for (let i = 0; i < statuses.length; i++) {
       if (statuses[i] === 'accepted') {
         summary.accepted++;
@@ -126,7 +131,7 @@ export function importFile(workspace: Workspace, path: string, options: { progre
       return;
     }
     const event = result.event;
-    entries.push({ id: event.id, ts: event.ts, fan: event.fan, type: event.type, body: canonicalJson(value), source: path, line });
+    entries.push({ id: event.id, ts: event.ts, fan: event.fan, type: event.type, body: raw, source: path, line });
     events.push(event);
     if (entries.length >= CHUNK_EVENTS) flush();
   };
@@ -137,7 +142,8 @@ export function importFile(workspace: Workspace, path: string, options: { progre
     const records = parseCsv(text, { columns: true, info: true, skip_empty_lines: true, relax_column_count: true }) as { record: Record<string, string>; info: { lines: number } }[];
     for (const { record, info } of records) {
       summary.lines++;
-      handle(csvRecordToObject(record), JSON.stringify(record), info.lines);
+      const object = csvRecordToObject(record);
+      handle(object, JSON.stringify(object), info.lines);
     }
     progress.update(totalBytes);
   } else {

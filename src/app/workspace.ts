@@ -67,7 +67,8 @@ function persist(workspace: Workspace, world: World, out: EngineOutput, appliedS
       state: serializeFan(fan),
     })),
     postings: out.postings,
-    derived: out.derived,
+    // Layer changes follow from the log and the clock; they are emitted, not stored.
+    derived: out.derived.filter((event) => event.type !== 'LayerChanged'),
     snapshots: Object.entries(world.snapshots).map(([month, snapshot]) => ({ month, data: JSON.stringify(snapshot) })),
     world: serializeWorldMeta(world),
   });
@@ -78,18 +79,25 @@ export function saveRebuild(workspace: Workspace, world: World, out: EngineOutpu
   persist(workspace, world, out, workspace.store.maxSeq(), true);
 }
 
+/** Reads the log (up to `until`) and sorts it into (ts, id) order. */
+function readLogInOrder(store: Store, until?: number): FanEvent[] {
+  const events: FanEvent[] = [];
+  for (const row of store.readAll(until)) events.push(parseStored(row));
+  return events.sort(compareEvents);
+}
+
 /** Applies the whole log from scratch in (ts, id) order, up to `until` when given. */
 export function rebuildWorld(workspace: Workspace, progress: Progress = silentProgress, until?: number): { world: World; out: EngineOutput } {
   const { engine, store, program } = workspace;
   const world = createWorld(program.version);
   const out = engine.newOutput();
-  progress.start(store.countEvents(), 'replay');
-  let done = 0;
-  for (const row of store.readOrdered(until)) {
-    engine.apply(world, parseStored(row), out);
-    if (++done % 20_000 === 0) progress.update(done);
+  const events = readLogInOrder(store, until);
+  progress.start(events.length, 'replay');
+  for (let i = 0; i < events.length; i++) {
+    engine.apply(world, events[i], out);
+    if (i % 20_000 === 0) progress.update(i);
   }
-  progress.update(done);
+  progress.update(events.length);
   progress.stop();
   return { world, out };
 }

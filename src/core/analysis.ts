@@ -4,7 +4,7 @@
  */
 import { computeChurnRisk } from './fan-view.js';
 import { countFact } from './facts.js';
-import { computeLayer, distanceTo } from './layers.js';
+import { classifyLayer, distanceTo } from './layers.js';
 import { isEligibleForTop } from './levels.js';
 import type { Engine } from './engine.js';
 import { computeReport, type ActionLists, type MonthlyReport } from './report.js';
@@ -31,7 +31,7 @@ export function computeActionLists(fans: Iterable<FanState>, engine: Engine, at:
     eligibleForTop: [], closestToCore: [], closestToBackbone: [], coreAtRisk: [], slipping: [], observationRecent: [],
   };
   for (const fan of fans) {
-    const layer: LayerName = computeLayer(fan, program, at).layer;
+    const layer: LayerName = classifyLayer(fan, program, at);
     const interactions = countFact(fan, 'interactions', at, program.layers.windowDays);
     const idleDays = (at - (fan.lastActivityTs ?? fan.firstTs)) / 86_400_000;
     if (fan.level === 4 && isEligibleForTop(fan, program, at)) lists.eligibleForTop.push({ id: fan.id, key: [-interactions] });

@@ -106,14 +106,26 @@ export function createCalendar(timeZone: string): Calendar {
     const wholeSecond = Math.floor(instantMs / 1000) * 1000;
     return localAsUtc - wholeSecond;
   };
-  const offsetMs = (instantMs: number): number => {
-    const hour = Math.floor(instantMs / HOUR_MS);
+  // Per UTC day: when the offsets at its start and end agree, the whole day has that offset
+  // (no zone changes its offset twice within a day); otherwise look up the hour.
+  const offsetByDay = new Map<number, number>();
+  const offsetOfHour = (hour: number): number => {
     let offset = offsetByHour.get(hour);
     if (offset === undefined) {
       offset = computeOffset(hour * HOUR_MS);
       offsetByHour.set(hour, offset);
     }
     return offset;
+  };
+  const offsetMs = (instantMs: number): number => {
+    const day = Math.floor(instantMs / DAY_MS);
+    let offset = offsetByDay.get(day);
+    if (offset === undefined) {
+      const first = computeOffset(day * DAY_MS);
+      offset = first === computeOffset(day * DAY_MS + DAY_MS - 1000) ? first : Number.NaN;
+      offsetByDay.set(day, offset);
+    }
+    return Number.isNaN(offset) ? offsetOfHour(Math.floor(instantMs / HOUR_MS)) : offset;
   };
   const dayIndex = (instantMs: number) => Math.floor((instantMs + offsetMs(instantMs)) / DAY_MS);
   const startOfDay = (day: number): number => {

@@ -12,7 +12,7 @@ import { ACTIVITY_TYPES, INTERACTION_TYPES, type FanEvent } from './events.js';
 import { countFact, pruneBefore } from './facts.js';
 import { postPoints } from './ledger.js';
 import { DEMOTABLE_FROM_LEVEL, demoteAtMidnight, isEligibleForTop, promote, type LevelChange } from './levels.js';
-import { computeLayer } from './layers.js';
+import { classifyLayer } from './layers.js';
 import type { Program } from './program.js';
 import { takeSnapshot } from './snapshot.js';
 import { createFan, emptyMonthStats, type FanState, type LayerName, type MonthStats, type Posting, type World } from './state.js';
@@ -60,8 +60,18 @@ export function createEngine(program: Program): Engine {
   const monthStartCache = new Map<string, number>();
 
   const multiplied = (fan: FanState, points: number) => Math.floor(points * multipliers[fan.level - 1] + 1e-9);
+  const monthKeyByDay = new Map<number, string>();
+  const monthKeyOf = (ts: number): string => {
+    const day = calendar.dayIndex(ts);
+    let key = monthKeyByDay.get(day);
+    if (key === undefined) {
+      key = calendar.monthKey(ts);
+      monthKeyByDay.set(day, key);
+    }
+    return key;
+  };
   const monthOf = (world: World, ts: number): MonthStats => {
-    const key = calendar.monthKey(ts);
+    const key = monthKeyOf(ts);
     let stats = world.months[key];
     if (!stats) {
       stats = emptyMonthStats();
@@ -71,7 +81,7 @@ export function createEngine(program: Program): Engine {
     return stats;
   };
   const monthStart = (ts: number): number => {
-    const key = calendar.monthKey(ts);
+    const key = monthKeyOf(ts);
     let start = monthStartCache.get(key);
     if (start === undefined) {
       start = calendar.startOfMonth(key);
@@ -319,7 +329,7 @@ export function createEngine(program: Program): Engine {
     const eligible = isEligibleForTop(fan, program, event.ts);
     if (eligible && !fan.eligibleForNext) out.derived.push({ type: 'Lv5Eligible', fan: fan.id, ts: event.ts, eventId: event.id });
     fan.eligibleForNext = eligible;
-    const layer = computeLayer(fan, program, event.ts).layer;
+    const layer = classifyLayer(fan, program, event.ts);
     if (layer !== fan.layer) {
       out.derived.push({ type: 'LayerChanged', fan: fan.id, ts: event.ts, eventId: event.id, from: fan.layer, to: layer });
       fan.layer = layer;

@@ -1,7 +1,7 @@
 /**
  * Layers (PRODUCT §3.3): as of an instant, over the program's window, tested in order.
  */
-import { evaluateCondition } from './conditions.js';
+import { evaluateCondition, testCondition } from './conditions.js';
 import { factsOf } from './facts.js';
 import type { Program } from './program.js';
 import type { FanState, LayerName } from './state.js';
@@ -25,6 +25,16 @@ export function computeLayer(fan: FanState, program: Program, at: number): Layer
   const general = evaluateCondition(program.layers.general, facts);
   if (general.ok) return { layer: 'general', reasons: general.reasons };
   return { layer: 'observation', reasons: [`no activity in ${program.layers.windowDays} d (${general.reasons.join(', ')})`] };
+}
+
+/** The layer alone, without reasons: the engine's hot path. */
+export function classifyLayer(fan: FanState, program: Program, at: number): LayerName {
+  if (fan.follow === 2) return 'unfollowed';
+  const facts = factsOf(fan, at);
+  if (testCondition(program.layers.core, facts)) return 'core';
+  if (testCondition(program.layers.backbone, facts)) return 'backbone';
+  if (testCondition(program.layers.general, facts)) return 'general';
+  return 'observation';
 }
 
 /** How far a fan is from a layer's condition: the sum of missing counts (0 = meets it). */

@@ -2,7 +2,7 @@
  * Levels (PRODUCT §3.1): promotion cascade, Lv5 eligibility, midnight demotion with grace, locks.
  */
 import { DAY_MS } from './calendar.js';
-import { evaluateCondition, type Condition, type Verdict } from './conditions.js';
+import { evaluateCondition, testCondition, type Condition, type Verdict } from './conditions.js';
 import { factsOf } from './facts.js';
 import type { Program } from './program.js';
 import type { FanState } from './state.js';
@@ -38,14 +38,19 @@ export function isEligibleForTop(fan: FanState, program: Program, at: number): b
   const entry = program.levels[TOP_LEVEL - 1].entry;
   if (!entry) return false;
   const rest = withoutRecognition(entry);
-  return rest === null || evaluateCondition(rest, factsOf(fan, at)).ok;
+  return rest === null || testCondition(rest, factsOf(fan, at));
 }
 
 /** Climbs one level at a time while each next entry condition holds; returns the change or null. */
 export function promote(fan: FanState, program: Program, at: number): LevelChange | null {
   if (fan.lockedLevel !== null) return null;
   const from = fan.level;
-  while (fan.level < TOP_LEVEL && entryVerdict(fan, fan.level + 1, program, at).ok) fan.level++;
+  const facts = factsOf(fan, at);
+  while (fan.level < TOP_LEVEL) {
+    const entry = program.levels[fan.level].entry;
+    if (entry && !testCondition(entry, facts)) break;
+    fan.level++;
+  }
   if (fan.level === from) return null;
   fan.lastPromotionTs = at;
   return { from, to: fan.level, kind: 'promotion' };
@@ -59,7 +64,7 @@ export function demoteAtMidnight(fan: FanState, program: Program, boundary: numb
   if (fan.lockedLevel !== null || fan.level < DEMOTABLE_FROM_LEVEL || boundary <= fan.firstTs) return null;
   if (fan.lastPromotionTs !== null && boundary - fan.lastPromotionTs < program.demotion.graceDays * DAY_MS) return null;
   const maintain = program.levels[fan.level - 1].maintain;
-  if (!maintain || evaluateCondition(maintain, factsOf(fan, boundary)).ok) return null;
+  if (!maintain || testCondition(maintain, factsOf(fan, boundary))) return null;
   const from = fan.level;
   fan.level--;
   return { from, to: fan.level, kind: 'demotion' };

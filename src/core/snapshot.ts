@@ -4,12 +4,12 @@
  */
 import type { Calendar } from './calendar.js';
 import { countPurchases } from './facts.js';
-import { computeLayer } from './layers.js';
+import { classifyLayer } from './layers.js';
 import type { Program } from './program.js';
 import { LAYER_CODES, LAYER_NAMES, type FanState, type Snapshot, type World } from './state.js';
 
 export function layerCode(fan: FanState, program: Program, at: number): string {
-  return LAYER_CODES[LAYER_NAMES.indexOf(computeLayer(fan, program, at).layer)];
+  return LAYER_CODES[LAYER_NAMES.indexOf(classifyLayer(fan, program, at))];
 }
 
 /** Figures at instant `at` for the month containing `at − 1 ms` (the month that just ended). */

@@ -161,8 +161,9 @@ export function generateCommunity(options: GenerateOptions): GeneratedCommunity 
     let purchases: { id: string; ts: number; amount: number }[] = [];
     let answeredNps = false;
     for (let session = 0; session < 400; session++) {
-      ts = atHour(ts + random.exponential(rate) * DAY_MS);
-      if (ts >= end) break;
+      const gap = random.exponential(rate) * DAY_MS;
+      if (!(ts + gap < end)) break;
+      ts = atHour(ts + gap);
       const post = recentPost(ts);
       const contentProps = post ? { contentId: post.id, category: post.category } : null;
       let t = ts;

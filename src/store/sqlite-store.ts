@@ -7,17 +7,15 @@ import type { DerivedEvent } from '../core/engine.js';
 import type { Posting } from '../core/state.js';
 import type { AppendStatus, LogEntry, RejectRecord, StateWrite, Store, StoredLogEvent, StoredProgram, StoredState } from './store.js';
 
+// The log is keyed by event id (WITHOUT ROWID): the id check and the append are one B-tree,
+// with no secondary index on the hot path. Postings are stored in blocks of consecutive seqs.
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE events (
-     seq INTEGER PRIMARY KEY,
-     id TEXT NOT NULL UNIQUE,
+     id TEXT PRIMARY KEY,
+     seq INTEGER NOT NULL,
      ts REAL NOT NULL,
-     fan TEXT,
-     type TEXT NOT NULL,
-     body TEXT NOT NULL,
-     source TEXT,
-     line INTEGER
-   );
+     body TEXT NOT NULL
+   ) WITHOUT ROWID;
    CREATE TABLE conflicts (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, body TEXT NOT NULL, source TEXT, line INTEGER);
    CREATE TABLE rejects (seq INTEGER PRIMARY KEY, source TEXT, line INTEGER, field TEXT NOT NULL, reason TEXT NOT NULL, raw TEXT NOT NULL);
    CREATE TABLE programs (version TEXT PRIMARY KEY, yaml TEXT NOT NULL, activated_at TEXT NOT NULL, seq INTEGER NOT NULL);
@@ -31,23 +29,20 @@ const MIGRATIONS: readonly string[] = [
      program_version TEXT NOT NULL
    );
    CREATE INDEX fans_loyalty ON fans (loyalty);
-   CREATE TABLE postings (
-     seq INTEGER PRIMARY KEY,
-     event_id TEXT NOT NULL,
-     ts REAL NOT NULL,
-     asset TEXT NOT NULL,
-     source TEXT NOT NULL,
-     target TEXT NOT NULL,
-     amount INTEGER NOT NULL CHECK (amount > 0),
-     rule TEXT NOT NULL,
-     fan TEXT NOT NULL,
-     program_version TEXT NOT NULL
+   CREATE TABLE posting_blocks (
+     first_seq INTEGER PRIMARY KEY,
+     last_seq INTEGER NOT NULL,
+     program_version TEXT NOT NULL,
+     postings TEXT NOT NULL
    );
    CREATE TABLE derived (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, fan TEXT, ts REAL NOT NULL, event_id TEXT, data TEXT NOT NULL, program_version TEXT NOT NULL);
    CREATE INDEX derived_fan ON derived (fan, seq);
    CREATE TABLE snapshots (month TEXT PRIMARY KEY, data TEXT NOT NULL, program_version TEXT NOT NULL);
    CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
 ];
+
+const BATCH_ROWS = 200;
+const POSTINGS_PER_BLOCK = 10_000;
 
 export function openSqliteStore(path: string): Store {
   const db = new Database(path);
@@ -57,34 +52,61 @@ export function openSqliteStore(path: string): Store {
   db.pragma('cache_size = -131072');
   migrate(db);
 
-  const insertEvent = db.prepare('INSERT OR IGNORE INTO events (id, ts, fan, type, body, source, line) VALUES (?, ?, ?, ?, ?, ?, ?)');
-  const bodyById = db.prepare('SELECT body FROM events WHERE id = ?').pluck();
+  const insertEvents = new Map<number, Database.Statement>();
+  const insertMany = (count: number) => {
+    let statement = insertEvents.get(count);
+    if (!statement) {
+      statement = db.prepare(`INSERT INTO events (id, seq, ts, body) VALUES ${Array(count).fill('(?, ?, ?, ?)').join(', ')}`);
+      insertEvents.set(count, statement);
+    }
+    return statement;
+  };
+  const existing = new Map<number, Database.Statement>();
+  const findExisting = (count: number) => {
+    let statement = existing.get(count);
+    if (!statement) {
+      statement = db.prepare(`SELECT id, body FROM events WHERE id IN (${Array(count).fill('?').join(', ')})`);
+      existing.set(count, statement);
+    }
+    return statement;
+  };
   const insertConflict = db.prepare('INSERT INTO conflicts (id, body, source, line) VALUES (?, ?, ?, ?)');
   const insertReject = db.prepare('INSERT INTO rejects (source, line, field, reason, raw) VALUES (?, ?, ?, ?, ?)');
   const getState = db.prepare('SELECT value FROM state WHERE key = ?').pluck();
   const putState = db.prepare('INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
+  let logSeq = Number(getState.get('logSeq') ?? 0);
 
-  const appendAll = db.transaction((entries: readonly LogEntry[]): AppendStatus[] => {
+  const appendAll = db.transaction((entries: readonly LogEntry[], samePayload: (stored: string, entry: LogEntry) => boolean): AppendStatus[] => {
     const statuses: AppendStatus[] = new Array(entries.length);
-    for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i];
-      const result = insertEvent.run(entry.id, entry.ts, entry.fan, entry.type, entry.body, entry.source, entry.line);
-      if (result.changes === 1) {
-        statuses[i] = 'accepted';
-        continue;
-      }
-      if (bodyById.get(entry.id) === entry.body) statuses[i] = 'duplicate';
-      else {
-        statuses[i] = 'conflict';
-        insertConflict.run(entry.id, entry.body, entry.source, entry.line);
-      }
+    const seenInBatch = new Map<string, string>();
+    for (let from = 0; from < entries.length; from += BATCH_ROWS) {
+      const slice = entries.slice(from, from + BATCH_ROWS);
+      const found = new Map<string, string>();
+      for (const row of findExisting(slice.length).all(...slice.map((entry) => entry.id)) as { id: string; body: string }[]) found.set(row.id, row.body);
+      const values: unknown[] = [];
+      let fresh = 0;
+      slice.forEach((entry, offset) => {
+        const stored = found.get(entry.id) ?? seenInBatch.get(entry.id);
+        if (stored === undefined) {
+          seenInBatch.set(entry.id, entry.body);
+          values.push(entry.id, ++logSeq, entry.ts, entry.body);
+          fresh++;
+          statuses[from + offset] = 'accepted';
+        } else if (stored === entry.body || samePayload(stored, entry)) statuses[from + offset] = 'duplicate';
+        else {
+          statuses[from + offset] = 'conflict';
+          insertConflict.run(entry.id, entry.body, entry.source, entry.line);
+        }
+      });
+      if (fresh > 0) insertMany(fresh).run(...values);
     }
+    putState.run('logSeq', String(logSeq));
     return statuses;
   });
 
   const writeState = db.transaction((write: StateWrite) => {
     if (write.rebuild) {
-      db.exec('DELETE FROM fans; DELETE FROM postings; DELETE FROM derived; DELETE FROM snapshots;');
+      db.exec('DELETE FROM fans; DELETE FROM posting_blocks; DELETE FROM derived; DELETE FROM snapshots;');
     }
     const upsertFan = db.prepare(
       `INSERT INTO fans (id, no, level, layer, loyalty, state, program_version) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -92,10 +114,13 @@ export function openSqliteStore(path: string): Store {
          loyalty = excluded.loyalty, state = excluded.state, program_version = excluded.program_version`,
     );
     for (const fan of write.fans) upsertFan.run(fan.id, fan.no, fan.level, fan.layer, fan.loyaltyLog, fan.state, write.programVersion);
-    const insertPosting = db.prepare(
-      'INSERT INTO postings (seq, event_id, ts, asset, source, target, amount, rule, fan, program_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    );
-    for (const p of write.postings) insertPosting.run(p.seq, p.eventId, p.ts, p.asset, p.source, p.target, p.amount, p.rule, p.fan, p.programVersion);
+    const insertBlock = db.prepare('INSERT INTO posting_blocks (first_seq, last_seq, program_version, postings) VALUES (?, ?, ?, ?)');
+    for (let from = 0; from < write.postings.length; from += POSTINGS_PER_BLOCK) {
+      const block = write.postings.slice(from, from + POSTINGS_PER_BLOCK);
+      // Compact rows: the fan account is the target of a positive amount and the source of a negative one.
+      const rows = block.map((p) => [p.seq, p.eventId, p.ts, p.asset, p.fan, p.target === `fan:${p.fan}` ? p.amount : -p.amount, p.rule, p.source === `fan:${p.fan}` ? p.target : p.source]);
+      insertBlock.run(block[0].seq, block[block.length - 1].seq, write.programVersion, JSON.stringify(rows));
+    }
     const insertDerived = db.prepare('INSERT INTO derived (type, fan, ts, event_id, data, program_version) VALUES (?, ?, ?, ?, ?, ?)');
     for (const d of write.derived) insertDerived.run(d.type, d.fan, d.ts, 'eventId' in d ? d.eventId : null, JSON.stringify(d), write.programVersion);
     const upsertSnapshot = db.prepare(
@@ -109,16 +134,17 @@ export function openSqliteStore(path: string): Store {
 
   return {
     kind: 'sqlite',
-    append: (entries) => appendAll(entries),
+    append: (entries, samePayload) => appendAll(entries, samePayload),
     recordRejects: db.transaction((rejects: readonly RejectRecord[]) => {
       for (const r of rejects) insertReject.run(r.source, r.line, r.field, r.reason, r.raw);
     }),
-    maxSeq: () => (db.prepare('SELECT COALESCE(MAX(seq), 0) FROM events').pluck().get() as number),
+    maxSeq: () => logSeq,
+    // Both reads scan the log: they serve crash recovery and replays, not the hot path.
     readAfter: (afterSeq) => db.prepare('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq').iterate(afterSeq) as Iterable<StoredLogEvent>,
-    readOrdered: (until) =>
+    readAll: (until) =>
       (until === undefined
-        ? db.prepare('SELECT seq, body FROM events ORDER BY ts, id').iterate()
-        : db.prepare('SELECT seq, body FROM events WHERE ts <= ? ORDER BY ts, id').iterate(until)) as Iterable<StoredLogEvent>,
+        ? db.prepare('SELECT seq, ts, id, body FROM events').iterate()
+        : db.prepare('SELECT seq, ts, id, body FROM events WHERE ts <= ?').iterate(until)) as Iterable<StoredLogEvent & { ts: number; id: string }>,
     countEvents: () => db.prepare('SELECT COUNT(*) FROM events').pluck().get() as number,
     loadState: (): StoredState | null => {
       const world = getState.get('world') as string | undefined;
@@ -141,11 +167,17 @@ export function openSqliteStore(path: string): Store {
       const total = db.prepare('SELECT COUNT(*) FROM fans').pluck().get() as number;
       return { below, total };
     },
-    readPostings: () => {
-      const rows = db
-        .prepare('SELECT seq, event_id AS eventId, ts, asset, source, target, amount, rule, fan, program_version AS programVersion FROM postings ORDER BY seq')
-        .iterate() as Iterable<Posting>;
-      return rows;
+    readPostings: function* () {
+      const blocks = db.prepare('SELECT program_version AS programVersion, postings FROM posting_blocks ORDER BY first_seq').iterate() as Iterable<{ programVersion: string; postings: string }>;
+      for (const block of blocks) {
+        for (const row of JSON.parse(block.postings) as [number, string, number, 'points', string, number, string, string][]) {
+          const [seq, eventId, ts, asset, fan, signed, rule, counterparty] = row;
+          const account = `fan:${fan}`;
+          const source = signed > 0 ? counterparty : account;
+          const target = signed > 0 ? account : counterparty;
+          yield { seq, eventId, ts, asset, source, target, amount: Math.abs(signed), rule, fan, programVersion: block.programVersion };
+        }
+      }
     },
     readDerived: (fan, limit) =>
       (db.prepare('SELECT data FROM derived WHERE fan = ? ORDER BY seq DESC LIMIT ?').pluck().all(fan, limit) as string[]).map(

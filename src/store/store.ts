@@ -10,7 +10,7 @@ export interface LogEntry {
   readonly ts: number;
   readonly fan: string | null;
   readonly type: string;
-  /** Canonical JSON of the whole event object: the payload compared for idempotency. */
+  /** The event object as JSON text; payloads are compared canonically when the texts differ. */
   readonly body: string;
   readonly source: string | null;
   readonly line: number | null;
@@ -59,14 +59,17 @@ export interface StoredProgram {
 
 export interface Store {
   readonly kind: 'sqlite';
-  /** Appends entries to the log durably; one status per entry, in order. */
-  append(entries: readonly LogEntry[]): AppendStatus[];
+  /**
+   * Appends entries to the log durably; one status per entry, in order. An id already stored
+   * with the same body, or a body that `samePayload` finds equal, is a duplicate; otherwise a conflict.
+   */
+  append(entries: readonly LogEntry[], samePayload: (storedBody: string, entry: LogEntry) => boolean): AppendStatus[];
   recordRejects(rejects: readonly RejectRecord[]): void;
   maxSeq(): number;
   /** Log entries with seq > afterSeq, in seq order. */
   readAfter(afterSeq: number): Iterable<StoredLogEvent>;
-  /** The whole log in (ts, id) order; ts ≤ until when given. */
-  readOrdered(until?: number): Iterable<StoredLogEvent>;
+  /** The whole log (ts ≤ until when given) in no particular order. */
+  readAll(until?: number): Iterable<StoredLogEvent & { ts: number; id: string }>;
   countEvents(): number;
   loadState(): StoredState | null;
   loadFan(id: string): { state: string; programVersion: string } | null;
