@@ -145,7 +145,7 @@ export function parseProgram(text: string): ProgramParseResult {
       ok: false,
       issues: doc.errors.map((error) => ({
         path: '(yaml)',
-        line: error.linePos?.[0]?.line ?? null,
+        line: lineCounter.linePos(error.pos[0]).line,
         message: error.message.split('\n')[0],
       })),
     };
