@@ -310,7 +310,7 @@ function runDemo(options: DemoOptions): void {
   if (options.json) printJson(report);
   else {
     print(renderReport(report, m, false));
-    print(`\n${community.lines.length} events, ${fans} fans, ${((Date.now() - started) / 1000).toFixed(1)} s · database ${options.db} · try: fanflow fan ${report.actions.closestToCore[0] ?? report.actions.eligibleForTop[0] ?? 'u000001'} --as-of ${new Date(asOf).toISOString()}\n`);
+    print(`\n${community.lines.length} events, ${fans} fans, ${((Date.now() - started) / 1000).toFixed(1)} s · database ${options.db} · try: fanflow fan ${report.actions.closestToCore[0] ?? report.actions.eligibleForTop[0] ?? 'u000001'} --as-of ${report.asOf}\n`);
   }
 }
 

@@ -24,7 +24,7 @@ export const DEFAULT_GENERATE: GenerateOptions = {
   seed: 'fanflow',
   start: '2025-11-01T00:00:00+08:00',
   timeZone: 'Asia/Shanghai',
-  zombieShare: 0.2,
+  zombieShare: 0.18,
 };
 
 interface RawEvent {
@@ -134,7 +134,10 @@ export function generateCommunity(options: GenerateOptions): GeneratedCommunity 
     const arrival = arrivalTimes[i];
     labels.push({ fan: id, zombie: false, burst: null });
     const channel = random.weighted(CHANNELS, CHANNEL_WEIGHTS);
-    const propensity = random.gamma(0.35, 1);
+    // Three segments, each heterogeneous: a few superfans, some engaged fans, most casual.
+    const segment = random.weighted(['super', 'engaged', 'casual'], [3, 14, 83]);
+    // Referral propensity: heavy-tailed, and higher for fans who love the brand.
+    const propensity = random.gamma(0.35, 1) * (segment === 'super' ? 6 : segment === 'engaged' ? 2 : 1);
     const followProps: Record<string, unknown> = {};
     if (arrivals.length > 10 && random.chance(0.32)) {
       // A referral: an earlier fan chosen by referral propensity (heavy-tailed, so chains branch unevenly).
@@ -150,11 +153,12 @@ export function generateCommunity(options: GenerateOptions): GeneratedCommunity 
     arrivals.push({ ts: arrival, propensity, id });
     if (random.chance(0.6)) emit(arrival + random.int(3600) * 1000, 'profile', id, channel, profileOf(random));
 
-    const rate = random.gamma(0.55, 0.32); // visits a day
-    const dropout = random.beta(1.1, 5);
-    const buyProbability = random.beta(1.2, 9);
+    const rate = segment === 'super' ? random.gamma(4, 0.15) : segment === 'engaged' ? random.gamma(2, 0.12) : random.gamma(0.5, 0.04); // visits a day
+    const dropout = segment === 'super' ? random.beta(1, 120) : segment === 'engaged' ? random.beta(1, 40) : random.beta(1, 2);
+    const engaged = segment !== 'casual';
+    const buyProbability = segment === 'super' ? random.beta(2, 10) : random.beta(1.2, 9);
     const meanSpend = random.gamma(3, 70);
-    const shareProbability = random.beta(1, 12);
+    const shareProbability = segment === 'super' ? random.beta(2, 10) : random.beta(1, 12);
     const joinsGroup = random.chance(0.25);
     const gifter = random.chance(0.08);
     let ts = arrival;
@@ -168,8 +172,8 @@ export function generateCommunity(options: GenerateOptions): GeneratedCommunity 
       const contentProps = post ? { contentId: post.id, category: post.category } : null;
       let t = ts;
       const step = () => (t += (30 + random.int(600)) * 1000);
-      emit(step(), 'view', id, channel, contentProps);
-      if (random.chance(0.5)) emit(step(), 'view', id, channel, contentProps);
+      if (random.chance(0.6)) emit(step(), 'view', id, channel, contentProps);
+      if (random.chance(0.15)) emit(step(), 'view', id, channel, contentProps);
       if (random.chance(0.55)) emit(step(), 'like', id, channel, contentProps);
       if (random.chance(0.25)) emit(step(), 'collect', id, channel, contentProps);
       if (random.chance(0.22)) emit(step(), 'comment', id, channel, contentProps);

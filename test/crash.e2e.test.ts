@@ -1,0 +1,48 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BIN, fanflow } from './cli-helpers.js';
+import { dumpState, tempDir } from './store-helpers.js';
+
+function importKilledAfter(db: string, files: string[], delayMs: number): Promise<{ killed: boolean; code: number | null }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, '--db', db, 'import', ...files, '--json'], { stdio: 'ignore' });
+    const timer = setTimeout(() => child.kill('SIGKILL'), delayMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ killed: signal === 'SIGKILL', code });
+    });
+  });
+}
+
+describe('crash safety', () => {
+  it('SIGKILL at any moment of an import, then importing again, gives the state of an uninterrupted run', async () => {
+    const dir = tempDir('fanflow-crash-');
+    const first = join(dir, 'a.ndjson');
+    const second = join(dir, 'b.ndjson');
+    expect(fanflow(['demo', '--fans', '2500', '--months', '4', '--seed', 'crash', '--start', '2026-01-01T00:00:00+08:00', '--out', first]).code).toBe(0);
+    expect(fanflow(['demo', '--fans', '800', '--months', '4', '--seed', 'crash-2', '--start', '2026-01-01T00:00:00+08:00', '--out', second]).code).toBe(0);
+    const clean = join(dir, 'clean.db');
+    const started = Date.now();
+    expect(fanflow(['--db', clean, 'import', first, second, '--json']).code).toBe(0);
+    const duration = Date.now() - started;
+    const expected = dumpState(clean);
+    expect(expected.events).toBeGreaterThan(30_000);
+
+    let killedMidway = 0;
+    // Kill points spread over the whole import, including before the first commit and during state writes.
+    const fractions = [0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95];
+    for (const [round, fraction] of fractions.entries()) {
+      const db = join(dir, `crash-${round}.db`);
+      const outcome = await importKilledAfter(db, [first, second], Math.round(duration * fraction));
+      if (outcome.killed) killedMidway++;
+      // A second interrupted attempt, then a complete one.
+      await importKilledAfter(db, [second, first], Math.round(duration * fraction * 0.5));
+      const done = fanflow(['--db', db, 'import', first, second, '--json']);
+      expect(done.code).toBe(0);
+      expect(dumpState(db)).toEqual(expected);
+    }
+    console.log(`SIGKILL test: ${killedMidway}/${fractions.length} first attempts killed mid-import (import takes ~${duration} ms)`);
+    expect(killedMidway).toBeGreaterThanOrEqual(4);
+  });
+});
