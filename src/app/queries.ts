@@ -6,8 +6,8 @@ import { evaluateMonthlyReport } from '../core/analysis.js';
 import type { MonthlyReport } from '../core/report.js';
 import type { FanState, World } from '../core/state.js';
 import { NotFoundError, UsageError } from './errors.js';
-import { catchUp, worldAt, type Workspace } from './workspace.js';
-import { deserializeFan } from './serialize.js';
+import { catchUp, isCurrent, worldAt, type Workspace } from './workspace.js';
+import { deserializeFan, restoreWorld } from './serialize.js';
 
 function percentile(below: number, total: number): number {
   return total <= 1 ? 100 : Math.round((100 * below) / (total - 1));
@@ -40,19 +40,20 @@ export function loyaltyScores(world: World): Map<string, number> {
  */
 export function queryFan(workspace: Workspace, id: string, asOf: number): FanView {
   const { engine, store, program } = workspace;
-  const current = catchUp(workspace);
-  const world = current.world;
+  if (!isCurrent(workspace)) catchUp(workspace);
+  const meta = store.loadStateMeta();
+  const clock = meta ? restoreWorld(meta.world, [], []).clock : Number.NEGATIVE_INFINITY;
   let fan: FanState | undefined;
   let loyalty: number | null;
-  if (asOf >= world.clock) {
+  if (asOf >= clock) {
     const row = store.loadFan(id);
     if (!row) throw new NotFoundError(`unknown fan ${JSON.stringify(id)}`);
     fan = deserializeFan(row.state);
-    engine.advanceFan(fan, world.clock, asOf);
+    engine.advanceFan(fan, clock, asOf);
     const rank = Number.isFinite(fan.loyaltyLog) ? store.loyaltyRank(fan.loyaltyLog) : null;
     loyalty = rank === null ? 0 : percentile(rank.below, rank.total);
   } else {
-    const past = worldAt(workspace, asOf, world);
+    const past = worldAt(workspace, asOf);
     fan = past.fans.get(id);
     if (!fan) throw new NotFoundError(`fan ${JSON.stringify(id)} did not exist at ${new Date(asOf).toISOString()}`);
     loyalty = loyaltyScores(past).get(id) ?? 0;

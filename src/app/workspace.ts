@@ -74,6 +74,12 @@ function persist(workspace: Workspace, world: World, out: EngineOutput, appliedS
   });
 }
 
+/** True when the stored state covers the whole log under the workspace's program. */
+export function isCurrent(workspace: Workspace): boolean {
+  const meta = workspace.store.loadStateMeta();
+  return meta !== null && meta.programVersion === workspace.program.version && meta.appliedSeq === workspace.store.maxSeq();
+}
+
 /** Stores a full rebuild as the state, covering the whole log. */
 export function saveRebuild(workspace: Workspace, world: World, out: EngineOutput): void {
   persist(workspace, world, out, workspace.store.maxSeq(), true);

@@ -314,7 +314,23 @@ function runDemo(options: DemoOptions): void {
   }
 }
 
+/** With FANFLOW_STATS=1, the time spent inside the process and the peak RSS go to stderr as JSON. */
+function reportStats(started: bigint): void {
+  if (process.env.FANFLOW_STATS !== '1') return;
+  const workMs = Number(process.hrtime.bigint() - started) / 1e6;
+  process.stderr.write(`FANFLOW_STATS ${JSON.stringify({ workMs, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
+}
+
 export async function main(argv: string[]): Promise<number> {
+  const started = process.hrtime.bigint();
+  try {
+    return await run(argv);
+  } finally {
+    reportStats(started);
+  }
+}
+
+async function run(argv: string[]): Promise<number> {
   const cli = buildCli();
   try {
     await cli.parseAsync(argv);

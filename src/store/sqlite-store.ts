@@ -157,6 +157,11 @@ export function openSqliteStore(path: string): Store {
         snapshots: db.prepare('SELECT month, data FROM snapshots ORDER BY month').all() as { month: string; data: string }[],
       };
     },
+    loadStateMeta: () => {
+      const world = getState.get('world') as string | undefined;
+      if (world === undefined) return null;
+      return { world, programVersion: getState.get('programVersion') as string, appliedSeq: Number(getState.get('appliedSeq')) };
+    },
     loadFan: (id) => {
       const row = db.prepare('SELECT state, program_version AS programVersion FROM fans WHERE id = ?').get(id) as { state: string; programVersion: string } | undefined;
       return row ?? null;

@@ -72,6 +72,8 @@ export interface Store {
   readAll(until?: number): Iterable<StoredLogEvent & { ts: number; id: string }>;
   countEvents(): number;
   loadState(): StoredState | null;
+  /** The state's position and program without loading any fan. */
+  loadStateMeta(): { programVersion: string; appliedSeq: number; world: string } | null;
   loadFan(id: string): { state: string; programVersion: string } | null;
   saveState(write: StateWrite): void;
   /** Fans whose loyalty rank value is below `value` and above −∞, and all ranked fans. */

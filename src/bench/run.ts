@@ -1,0 +1,109 @@
+/**
+ * `npm run bench`: the performance figures of the engine issue, each beside its baseline from the
+ * same run (a bare read-and-JSON.parse loop over the same file), as a ratio. Not a timed test:
+ * these 2-core machines are shared and noisy, so ratios matter more than absolute numbers.
+ */
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Table from 'cli-table3';
+
+const BIN = fileURLToPath(new URL('../../bin/fanflow.js', import.meta.url));
+const FANS = Number(process.env.BENCH_FANS ?? 100_000);
+const MONTHS = 12;
+
+interface Run {
+  wallMs: number;
+  workMs: number;
+  maxRssMb: number;
+  stdout: string;
+}
+
+function fanflow(args: string[]): Run {
+  const started = process.hrtime.bigint();
+  const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, FANFLOW_STATS: '1', CI: '1' }, maxBuffer: 1 << 30 });
+  const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
+  if (result.status !== 0) throw new Error(`fanflow ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
+  const statsLine = result.stderr.split('\n').find((line) => line.startsWith('FANFLOW_STATS '));
+  const stats = statsLine ? (JSON.parse(statsLine.slice('FANFLOW_STATS '.length)) as { workMs: number; maxRssMb: number }) : { workMs: Number.NaN, maxRssMb: Number.NaN };
+  return { wallMs, ...stats, stdout: result.stdout };
+}
+
+/** The baseline: read the file in blocks, split lines, JSON.parse each; nothing else. */
+function parseBaseline(path: string): { lines: number; ms: number } {
+  const started = process.hrtime.bigint();
+  const fd = openSync(path, 'r');
+  const buffer = Buffer.allocUnsafe(4 << 20);
+  const decoder = new TextDecoder();
+  let carry = '';
+  let lines = 0;
+  for (;;) {
+    const read = readSync(fd, buffer, 0, buffer.length, null);
+    if (read === 0) break;
+    const text = carry + decoder.decode(buffer.subarray(0, read), { stream: true });
+    let start = 0;
+    for (let index = text.indexOf('\n'); index !== -1; index = text.indexOf('\n', start)) {
+      JSON.parse(text.slice(start, index));
+      lines++;
+      start = index + 1;
+    }
+    carry = text.slice(start);
+  }
+  closeSync(fd);
+  return { lines, ms: Number(process.hrtime.bigint() - started) / 1e6 };
+}
+
+const fmt = (value: number, digits = 0) => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+function main(): void {
+  const dir = mkdtempSync(join(tmpdir(), 'fanflow-bench-'));
+  const file = join(dir, 'bench.ndjson');
+  const db = join(dir, 'bench.db');
+  process.stderr.write(`generating ${FANS} fans over ${MONTHS} months…\n`);
+  const generate = fanflow(['demo', '--fans', String(FANS), '--months', String(MONTHS), '--seed', 'bench', '--out', file]);
+  const sizeMb = statSync(file).size / 1e6;
+  process.stderr.write('baseline: read + JSON.parse…\n');
+  const baseline = parseBaseline(file);
+  const events = baseline.lines;
+  const baselineRate = events / (baseline.ms / 1000);
+  process.stderr.write('import…\n');
+  const importRun = fanflow(['--db', db, 'import', file, '--json']);
+  const importRate = events / (importRun.wallMs / 1000);
+  process.stderr.write('re-import (all duplicates)…\n');
+  const reimport = fanflow(['--db', db, 'import', file, '--json']);
+  process.stderr.write('replay…\n');
+  const replay = fanflow(['--db', db, 'replay', '--json']);
+  const replayResult = JSON.parse(replay.stdout) as { eventsPerSecond: number; seconds: number; verified: boolean };
+  const asOf = '2026-11-01T00:00:00+08:00';
+  process.stderr.write('report, fan…\n');
+  const report = fanflow(['--db', db, '--as-of', asOf, 'report', '--month', '2026-10', '--json']);
+  const someFan = (JSON.parse(report.stdout) as { actions: { closestToCore: string[] } }).actions.closestToCore[0] ?? 'u000001';
+  const fan = fanflow(['--db', db, '--as-of', asOf, 'fan', someFan, '--json']);
+  const fanNow = fanflow(['--db', db, 'fan', someFan, '--json']);
+  process.stderr.write('default demo…\n');
+  const demoDb = join(dir, 'demo.db');
+  const demo = fanflow(['--db', demoDb, 'demo']);
+  const maxRss = Math.max(importRun.maxRssMb, reimport.maxRssMb, replay.maxRssMb, report.maxRssMb, fan.maxRssMb, demo.maxRssMb);
+
+  const rows: (string | number)[][] = [
+    ['events in the file', fmt(events), `${fmt(sizeMb, 1)} MB, ${FANS} fans`, '', '≈ 1,000,000', ''],
+    ['read + JSON.parse (baseline)', `${fmt(baselineRate)} lines/s`, `${fmt(baseline.ms)} ms`, '1.00×', '', ''],
+    ['import (end to end, synchronous=FULL)', `${fmt(importRate)} events/s`, `${fmt(importRun.wallMs)} ms`, `${fmt(importRun.wallMs / baseline.ms, 2)}× baseline`, '≥ 120,000/s and ≤ 4×', importRate >= 120_000 && importRun.wallMs / baseline.ms <= 4 ? 'ok' : 'MISSED'],
+    ['re-import (all duplicates)', `${fmt(events / (reimport.wallMs / 1000))} events/s`, `${fmt(reimport.wallMs)} ms`, `${fmt(reimport.wallMs / baseline.ms, 2)}× baseline`, '', ''],
+    ['replay (rebuild from the log)', `${fmt(replayResult.eventsPerSecond)} events/s`, `${fmt(replayResult.seconds * 1000)} ms (command ${fmt(replay.wallMs)} ms)`, `${fmt((replayResult.seconds * 1000) / baseline.ms, 2)}× baseline`, '≥ 200,000/s', replayResult.eventsPerSecond >= 200_000 ? 'ok' : 'MISSED'],
+    ['report --month (work in process)', `${fmt(report.workMs)} ms`, `command ${fmt(report.wallMs)} ms`, '', '< 1,000 ms', report.workMs < 1000 ? 'ok' : 'MISSED'],
+    ['fan (work in process, past as-of)', `${fmt(fan.workMs)} ms`, `command ${fmt(fan.wallMs)} ms`, '', '', ''],
+    ['fan (work in process, as of now)', `${fmt(fanNow.workMs)} ms`, `command ${fmt(fanNow.wallMs)} ms`, '', '< 50 ms', fanNow.workMs < 50 ? 'ok' : 'MISSED'],
+    ['peak RSS (largest command)', `${fmt(maxRss)} MB`, `import ${fmt(importRun.maxRssMb)} MB`, '', '< 1,536 MB', maxRss < 1536 ? 'ok' : 'MISSED'],
+    ['default demo (20,000 fans, generation included)', `${fmt(demo.wallMs / 1000, 1)} s`, `generation of the bench file ${fmt(generate.wallMs / 1000, 1)} s`, '', '< 60 s', demo.wallMs < 60_000 ? 'ok' : 'MISSED'],
+  ];
+  const table = new Table({ head: ['figure', 'value', 'detail', 'ratio', 'target', ''], style: { head: [], border: [] } });
+  table.push(...rows.map((row) => row.map(String)));
+  process.stdout.write(`${table.toString()}\nreplay verified the incremental state: ${replayResult.verified}\n`);
+  writeFileSync(join(process.cwd(), 'bench-results.json'), JSON.stringify({ events, fans: FANS, baselineLinesPerSecond: baselineRate, importEventsPerSecond: importRate, importVsBaseline: importRun.wallMs / baseline.ms, replayEventsPerSecond: replayResult.eventsPerSecond, reportWorkMs: report.workMs, reportWallMs: report.wallMs, fanWorkMs: fanNow.workMs, fanWallMs: fanNow.wallMs, maxRssMb: maxRss, demoSeconds: demo.wallMs / 1000 }, null, 2) + '\n');
+  rmSync(dir, { recursive: true, force: true });
+}
+
+main();
