@@ -108,6 +108,21 @@ export const programSchema = z
         ctx.addIssue({ code: 'custom', path: ['levels', index, 'entry'], message: 'levels 2–5 need an entry condition' });
       }
     });
+    // History is kept for the longest window only; "ever" counts exist for these facts.
+    const everCounts = new Set(['interactions', 'purchases', 'qualifiedReferrals', 'selectedContents']);
+    const checkEver = (cond: Condition, path: (string | number)[]): void => {
+      if ('all' in cond) cond.all.forEach((child, i) => checkEver(child, [...path, 'all', i]));
+      else if ('any' in cond) cond.any.forEach((child, i) => checkEver(child, [...path, 'any', i]));
+      else if ('not' in cond) checkEver(cond.not, [...path, 'not']);
+      else if ('fact' in cond && cond.fact !== 'recognized' && cond.windowDays === undefined && !everCounts.has(cond.fact)) {
+        ctx.addIssue({ code: 'custom', path: [...path, 'windowDays'], message: `${cond.fact} needs windowDays (no count "ever" is kept)` });
+      }
+    };
+    program.levels.forEach((level, i) => {
+      if (level.entry) checkEver(level.entry, ['levels', i, 'entry']);
+      if (level.maintain) checkEver(level.maintain, ['levels', i, 'maintain']);
+    });
+    for (const layer of ['core', 'backbone', 'general'] as const) checkEver(program.layers[layer], ['layers', layer]);
     if (program.tags.churnRisk.highAfterDays <= program.tags.churnRisk.mediumAfterDays) {
       ctx.addIssue({ code: 'custom', path: ['tags', 'churnRisk', 'highAfterDays'], message: 'must be greater than mediumAfterDays' });
     }
