@@ -6,7 +6,8 @@ import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync } 
 import { parse as parseCsv } from 'csv-parse/sync';
 import { canonicalJson, EVENT_TYPES, validateEvent, type FanEvent, type PropSpec } from '../core/events.js';
 import type { LogEntry, RejectRecord } from '../store/store.js';
-import { catchUp, silentProgress, type Progress, type Workspace } from './workspace.js';
+import { PhaseTimer } from './phase-timer.js';
+import { catchUp, isCurrent, silentProgress, type Progress, type Workspace } from './workspace.js';
 
 export interface ImportSummary {
   accepted: number;
@@ -105,7 +106,10 @@ export function samePayload(storedBody: string, entry: LogEntry): boolean {
 export function importFile(workspace: Workspace, path: string, options: { progress?: Progress; rejectsPath?: string | null } = {}): ImportSummary {
   const progress = options.progress ?? silentProgress;
   const { store } = workspace;
-  catchUp(workspace, progress);
+  const phases = new PhaseTimer();
+  // Settles events a crashed run appended but did not apply.
+  if (!isCurrent(workspace)) catchUp(workspace, progress);
+  phases.lap('settle');
   const summary: ImportSummary = { accepted: 0, duplicates: 0, conflicts: 0, rejected: 0, rejectsFile: null, rebuilt: false, lines: 0 };
   const rejects: RejectLine[] = [];
   const accepted: FanEvent[] = [];
@@ -166,6 +170,7 @@ export function importFile(workspace: Workspace, path: string, options: { progre
   }
   flush();
   progress.stop();
+  phases.lap('parse+append');
   summary.rejected = rejects.length;
   if (rejects.length > 0) {
     store.recordRejects(rejects.map((r): RejectRecord => ({ source: path, line: r.line, field: r.field, reason: r.reason, raw: r.raw })));
@@ -173,7 +178,8 @@ export function importFile(workspace: Workspace, path: string, options: { progre
     writeFileSync(rejectsPath, rejects.map((r) => JSON.stringify(r)).join('\n') + '\n');
     summary.rejectsFile = rejectsPath;
   }
-  const result = catchUp(workspace, progress, accepted);
-  summary.rebuilt = result.rebuilt;
+  if (accepted.length > 0 || !isCurrent(workspace)) summary.rebuilt = catchUp(workspace, progress, accepted).rebuilt;
+  phases.lap('apply+save');
+  phases.report('import');
   return summary;
 }

@@ -9,6 +9,7 @@ import { createWorld, type FanState, type World } from '../core/state.js';
 import { LAYER_CODES, LAYER_NAMES } from '../core/state.js';
 import type { Store, StoredLogEvent } from '../store/store.js';
 import { compileProgramText, defaultProgram, type LoadedProgram } from './program-source.js';
+import { PhaseTimer } from './phase-timer.js';
 import { restoreWorld, serializeFan, serializeWorldMeta } from './serialize.js';
 
 export interface Progress {
@@ -87,9 +88,9 @@ export function saveRebuild(workspace: Workspace, world: World, out: EngineOutpu
 
 /** Reads the log (up to `until`) and sorts it into (ts, id) order. */
 function readLogInOrder(store: Store, until?: number): FanEvent[] {
-  const events: FanEvent[] = [];
-  for (const row of store.readAll(until)) events.push(parseStored(row));
-  return events.sort(compareEvents);
+  // Sort the small rows first, then parse: the parsed events are allocated in log order.
+  const rows = [...store.readAll(until)].sort(compareEvents);
+  return rows.map(parseStored);
 }
 
 /** Applies the whole log from scratch in (ts, id) order, up to `until` when given. */
@@ -97,7 +98,9 @@ export function rebuildWorld(workspace: Workspace, progress: Progress = silentPr
   const { engine, store, program } = workspace;
   const world = createWorld(program.version);
   const out = engine.newOutput();
+  const phases = new PhaseTimer();
   const events = readLogInOrder(store, until);
+  phases.lap('read+sort');
   progress.start(events.length, 'replay');
   for (let i = 0; i < events.length; i++) {
     engine.apply(world, events[i], out);
@@ -105,6 +108,8 @@ export function rebuildWorld(workspace: Workspace, progress: Progress = silentPr
   }
   progress.update(events.length);
   progress.stop();
+  phases.lap('engine');
+  phases.report('rebuild');
   return { world, out };
 }
 
@@ -134,6 +139,7 @@ export function catchUp(workspace: Workspace, progress: Progress = silentProgres
     persist(workspace, rebuilt.world, rebuilt.out, maxSeq, true);
     return { applied: maxSeq - (loaded?.appliedSeq ?? 0), rebuilt: true, world: rebuilt.world };
   }
+  const phases = new PhaseTimer();
   const out = engine.newOutput();
   progress.start(events.length, 'apply');
   for (let i = 0; i < events.length; i++) {
@@ -142,7 +148,10 @@ export function catchUp(workspace: Workspace, progress: Progress = silentProgres
   }
   progress.update(events.length);
   progress.stop();
+  phases.lap('engine');
   persist(workspace, world, out, maxSeq, false);
+  phases.lap('save');
+  phases.report('apply');
   return { applied: events.length, rebuilt: false, world };
 }
 

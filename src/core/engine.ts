@@ -336,33 +336,49 @@ export function createEngine(program: Program): Engine {
     }
   }
 
+  // The next local midnight after each world's clock: most events need no day boundary work.
+  const nextBoundary = new WeakMap<World, number>();
   const advanceClock = (world: World, to: number, out: EngineOutput) => {
     if (world.clock === Number.NEGATIVE_INFINITY) {
       world.clock = to;
       return;
     }
     if (to <= world.clock) return;
+    const boundaryAhead = nextBoundary.get(world);
+    if (boundaryAhead !== undefined && to < boundaryAhead) {
+      world.clock = to;
+      return;
+    }
     const lastDay = calendar.dayIndex(to);
     for (let day = calendar.dayIndex(world.clock) + 1; day <= lastDay; day++) {
       const boundary = calendar.startOfDay(day);
       if (boundary > to) break;
-      // Fan-number order keeps the derived events identical between incremental runs and replays.
-      const candidates = [...world.highLevel].map((fanId) => world.fans.get(fanId) as FanState).sort((a, b) => a.no - b.no);
-      for (const fan of candidates) {
-        const change = demoteAtMidnight(fan, program, boundary);
-        if (!change) continue;
-        out.touched.add(fan.id);
-        out.derived.push({ type: 'LevelChanged', fan: fan.id, ts: boundary, eventId: null, ...change });
-        monthOf(world, boundary).demotions++;
-        if (fan.level < DEMOTABLE_FROM_LEVEL) world.highLevel.delete(fan.id);
-        fan.eligibleForNext = isEligibleForTop(fan, program, boundary);
-      }
-      const monthKey = calendar.monthKey(boundary);
-      if (calendar.startOfMonth(monthKey) === boundary && world.snapshots[monthKey] === undefined) {
-        world.snapshots[monthKey] = takeSnapshot(world, program, calendar, boundary);
-      }
+      runMidnight(world, boundary, out);
     }
     world.clock = to;
+    nextBoundary.set(world, calendar.startOfDay(lastDay + 1));
+  };
+
+  /** Demotions first (decided per fan, reported in fan-number order), then the month snapshot. */
+  const runMidnight = (world: World, boundary: number, out: EngineOutput) => {
+    const demoted: { fan: FanState; change: LevelChange }[] = [];
+    for (const fanId of world.highLevel) {
+      const fan = world.fans.get(fanId) as FanState;
+      const change = demoteAtMidnight(fan, program, boundary);
+      if (change) demoted.push({ fan, change });
+    }
+    demoted.sort((a, b) => a.fan.no - b.fan.no);
+    for (const { fan, change } of demoted) {
+      out.touched.add(fan.id);
+      out.derived.push({ type: 'LevelChanged', fan: fan.id, ts: boundary, eventId: null, ...change });
+      monthOf(world, boundary).demotions++;
+      if (fan.level < DEMOTABLE_FROM_LEVEL) world.highLevel.delete(fan.id);
+      fan.eligibleForNext = isEligibleForTop(fan, program, boundary);
+    }
+    const monthKey = calendar.monthKey(boundary);
+    if (calendar.startOfMonth(monthKey) === boundary && world.snapshots[monthKey] === undefined) {
+      world.snapshots[monthKey] = takeSnapshot(world, program, calendar, boundary);
+    }
   };
 
   const apply = (world: World, event: FanEvent, out: EngineOutput) => {

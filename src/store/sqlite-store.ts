@@ -143,8 +143,8 @@ export function openSqliteStore(path: string): Store {
     readAfter: (afterSeq) => db.prepare('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq').iterate(afterSeq) as Iterable<StoredLogEvent>,
     readAll: (until) =>
       (until === undefined
-        ? db.prepare('SELECT seq, ts, id, body FROM events').iterate()
-        : db.prepare('SELECT seq, ts, id, body FROM events WHERE ts <= ?').iterate(until)) as Iterable<StoredLogEvent & { ts: number; id: string }>,
+        ? db.prepare('SELECT seq, ts, id, body FROM events').all()
+        : db.prepare('SELECT seq, ts, id, body FROM events WHERE ts <= ?').all(until)) as Iterable<StoredLogEvent & { ts: number; id: string }>,
     countEvents: () => db.prepare('SELECT COUNT(*) FROM events').pluck().get() as number,
     loadState: (): StoredState | null => {
       const world = getState.get('world') as string | undefined;
