@@ -15,7 +15,34 @@ function importKilledAfter(db: string, files: string[], delayMs: number): Promis
   });
 }
 
+function importAsync(db: string, files: string[]): Promise<number | null> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, '--db', db, 'import', ...files, '--json'], { stdio: 'ignore' });
+    child.on('exit', (code) => resolve(code));
+  });
+}
+
 describe('crash safety', () => {
+  it('two imports running at once into one database lose nothing and apply nothing twice', async () => {
+    const dir = tempDir('fanflow-concurrent-');
+    const files = ['a', 'b', 'c'].map((name, i) => {
+      const file = join(dir, `${name}.ndjson`);
+      expect(fanflow(['demo', '--fans', String(400 + i * 100), '--months', '3', '--seed', `c${i}`, '--start', '2026-01-01T00:00:00+08:00', '--out', file]).code).toBe(0);
+      return file;
+    });
+    // Different seeds reuse event ids (e-001…); give each file its own ids.
+    for (const [i, file] of files.entries()) {
+      const { readFileSync, writeFileSync } = await import('node:fs');
+      writeFileSync(file, readFileSync(file, 'utf8').replace(/"id":"e-/g, `"id":"f${i}-`).replace(/"fan":"u/g, `"fan":"f${i}u`).replace(/"(referrer|referralCode)":"u/g, `"$1":"f${i}u`));
+    }
+    const sequential = join(dir, 'sequential.db');
+    expect(fanflow(['--db', sequential, 'import', ...files, '--json']).code).toBe(0);
+    const concurrent = join(dir, 'concurrent.db');
+    const codes = await Promise.all([importAsync(concurrent, [files[0], files[2]]), importAsync(concurrent, [files[1], files[0]]), importAsync(concurrent, [files[2]])]);
+    expect(codes).toEqual([0, 0, 0]);
+    expect(dumpState(concurrent)).toEqual(dumpState(sequential));
+  });
+
   it('SIGKILL at any moment of an import, then importing again, gives the state of an uninterrupted run', async () => {
     const dir = tempDir('fanflow-crash-');
     const first = join(dir, 'a.ndjson');

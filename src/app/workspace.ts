@@ -125,12 +125,18 @@ export interface CatchUpResult {
  * from the log. `pending` may pass the already-parsed events of seq > appliedSeq.
  */
 export function catchUp(workspace: Workspace, progress: Progress = silentProgress, pending?: FanEvent[]): CatchUpResult {
+  return workspace.store.exclusive(() => catchUpLocked(workspace, progress, pending));
+}
+
+function catchUpLocked(workspace: Workspace, progress: Progress, pending?: FanEvent[]): CatchUpResult {
   const { store, engine, program } = workspace;
   const maxSeq = store.maxSeq();
   const loaded = loadStoredWorld(workspace);
   const stale = !loaded || loaded.world.programVersion !== program.version;
   if (!stale && loaded.appliedSeq === maxSeq) return { applied: 0, rebuilt: false, world: loaded.world };
-  let events = stale ? [] : pending ?? [...store.readAfter(loaded.appliedSeq)].map(parseStored);
+  // `pending` is usable only when it is exactly the unapplied tail (no other writer in between).
+  const usable = pending !== undefined && loaded !== null && loaded.appliedSeq + pending.length === maxSeq;
+  let events = stale ? [] : usable ? (pending as FanEvent[]) : [...store.readAfter(loaded.appliedSeq)].map(parseStored);
   if (!stale) events = [...events].sort(compareEvents);
   const world = loaded?.world;
   const inOrder = !stale && world !== undefined && (events.length === 0 || compareEvents(events[0], { ts: world.lastTs, id: world.lastId }) > 0);

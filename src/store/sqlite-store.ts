@@ -48,7 +48,8 @@ export function openSqliteStore(path: string): Store {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
-  db.pragma('busy_timeout = 10000');
+  // Writers queue behind the one holding the write lock (a long rebuild holds it for a while).
+  db.pragma('busy_timeout = 600000');
   db.pragma('cache_size = -131072');
   migrate(db);
 
@@ -74,9 +75,11 @@ export function openSqliteStore(path: string): Store {
   const insertReject = db.prepare('INSERT INTO rejects (source, line, field, reason, raw) VALUES (?, ?, ?, ?, ?)');
   const getState = db.prepare('SELECT value FROM state WHERE key = ?').pluck();
   const putState = db.prepare('INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
-  let logSeq = Number(getState.get('logSeq') ?? 0);
+  const readLogSeq = () => Number(getState.get('logSeq') ?? 0);
 
   const appendAll = db.transaction((entries: readonly LogEntry[], samePayload: (stored: string, entry: LogEntry) => boolean): AppendStatus[] => {
+    // Read inside the write transaction: another process may have appended since we opened.
+    let logSeq = readLogSeq();
     const statuses: AppendStatus[] = new Array(entries.length);
     const seenInBatch = new Map<string, string>();
     for (let from = 0; from < entries.length; from += BATCH_ROWS) {
@@ -134,11 +137,12 @@ export function openSqliteStore(path: string): Store {
 
   return {
     kind: 'sqlite',
-    append: (entries, samePayload) => appendAll(entries, samePayload),
+    append: (entries, samePayload) => appendAll.immediate(entries, samePayload),
+    exclusive: <T>(run: () => T): T => db.transaction(run).immediate(),
     recordRejects: db.transaction((rejects: readonly RejectRecord[]) => {
       for (const r of rejects) insertReject.run(r.source, r.line, r.field, r.reason, r.raw);
     }),
-    maxSeq: () => logSeq,
+    maxSeq: () => readLogSeq(),
     // Both reads scan the log: they serve crash recovery and replays, not the hot path.
     readAfter: (afterSeq) => db.prepare('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq').iterate(afterSeq) as Iterable<StoredLogEvent>,
     readAll: (until) =>

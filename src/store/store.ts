@@ -65,6 +65,8 @@ export interface Store {
    */
   append(entries: readonly LogEntry[], samePayload: (storedBody: string, entry: LogEntry) => boolean): AppendStatus[];
   recordRejects(rejects: readonly RejectRecord[]): void;
+  /** Runs `run` holding the store's write lock, atomically: one writer derives state at a time. */
+  exclusive<T>(run: () => T): T;
   maxSeq(): number;
   /** Log entries with seq > afterSeq, in seq order. */
   readAfter(afterSeq: number): Iterable<StoredLogEvent>;
