@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { runReplay } from '../src/app/replay.js';
@@ -106,5 +107,18 @@ describe('import into the SQLite store', () => {
     importInto(db, writeNdjson(join(dir, 'b.ndjson'), sample.slice(3)));
     const result = withStore(db, (workspace) => runReplay(workspace, silentProgress));
     expect(result).toMatchObject({ events: 5, fans: 2, compared: true, verified: true, differences: 0, ledgerOk: true });
+  });
+
+  it('replay notices a derived state that does not follow from the log, and replaces it', () => {
+    const dir = tempDir();
+    const db = join(dir, 'f.db');
+    importInto(db, writeNdjson(join(dir, 'a.ndjson'), sample));
+    const tampered = new Database(db);
+    tampered.prepare(`UPDATE fans SET state = json_set(state, '$.pointsBalance', 999999) WHERE id = 'a'`).run();
+    tampered.close();
+    const first = withStore(db, (workspace) => runReplay(workspace, silentProgress));
+    expect(first).toMatchObject({ compared: true, verified: false, differences: 1 });
+    const second = withStore(db, (workspace) => runReplay(workspace, silentProgress));
+    expect(second).toMatchObject({ verified: true, differences: 0 });
   });
 });

@@ -7,7 +7,7 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { canonicalJson, EVENT_TYPES, validateEvent, type FanEvent, type PropSpec } from '../core/events.js';
 import type { LogEntry, RejectRecord } from '../store/store.js';
 import { PhaseTimer } from './phase-timer.js';
-import { catchUp, isCurrent, silentProgress, type Progress, type Workspace } from './workspace.js';
+import { catchUp, isCurrent, silentProgress, startStreamingApply, type Progress, type Workspace } from './workspace.js';
 
 export interface ImportSummary {
   accepted: number;
@@ -112,12 +112,13 @@ export function importFile(workspace: Workspace, path: string, options: { progre
   phases.lap('settle');
   const summary: ImportSummary = { accepted: 0, duplicates: 0, conflicts: 0, rejected: 0, rejectsFile: null, rebuilt: false, lines: 0 };
   const rejects: RejectLine[] = [];
-  const accepted: FanEvent[] = [];
+  const applier = startStreamingApply(workspace);
   let entries: LogEntry[] = [];
   let events: FanEvent[] = [];
   const flush = () => {
     if (entries.length === 0) return;
     const statuses = store.append(entries, samePayload);
+    const accepted: FanEvent[] = [];
     for (let i = 0; i < statuses.length; i++) {
       if (statuses[i] === 'accepted') {
         summary.accepted++;
@@ -127,6 +128,7 @@ export function importFile(workspace: Workspace, path: string, options: { progre
     }
     entries = [];
     events = [];
+    applier.offer(accepted);
   };
   const handle = (value: unknown, raw: string, line: number) => {
     const result = validateEvent(value);
@@ -178,8 +180,8 @@ export function importFile(workspace: Workspace, path: string, options: { progre
     writeFileSync(rejectsPath, rejects.map((r) => JSON.stringify(r)).join('\n') + '\n');
     summary.rejectsFile = rejectsPath;
   }
-  if (accepted.length > 0 || !isCurrent(workspace)) summary.rebuilt = catchUp(workspace, progress, accepted).rebuilt;
-  phases.lap('apply+save');
+  summary.rebuilt = applier.finish(progress)?.rebuilt ?? false;
+  phases.lap('save');
   phases.report('import');
   return summary;
 }

@@ -3,8 +3,8 @@
  * the ledger, and store the rebuild.
  */
 import { verifyLedger } from '../core/ledger.js';
-import { fingerprintWorld } from './serialize.js';
-import { loadStoredWorld, rebuildWorld, saveRebuild, type Progress, type Workspace } from './workspace.js';
+import { serializeFan, serializeWorldMeta } from './serialize.js';
+import { rebuildWorld, saveRebuild, type Progress, type Workspace } from './workspace.js';
 
 export interface ReplayResult {
   events: number;
@@ -20,21 +20,36 @@ export interface ReplayResult {
 
 /** Rebuilds from the log, compares with the stored incremental state, then stores the rebuild. */
 export function runReplay(workspace: Workspace, progress: Progress): ReplayResult {
-  const stored = loadStoredWorld(workspace);
+  const { store, program } = workspace;
+  const meta = store.loadStateMeta();
   const started = process.hrtime.bigint();
   const rebuilt = rebuildWorld(workspace, progress);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const events = workspace.store.countEvents();
-  const compared = stored !== null && stored.world.programVersion === workspace.program.version && stored.appliedSeq === workspace.store.maxSeq();
+  const events = store.countEvents();
+  const compared = meta !== null && meta.programVersion === program.version && meta.appliedSeq === store.maxSeq();
+  // Compared record by record as text, streaming the stored side, so memory holds one world.
   let differences = 0;
   if (compared) {
-    const before = fingerprintWorld(stored.world);
-    const after = fingerprintWorld(rebuilt.world);
-    const length = Math.max(before.length, after.length);
-    for (let i = 0; i < length; i++) if (before[i] !== after[i]) differences++;
-    const postingsBefore = [...workspace.store.readPostings()].map((p) => `${p.seq}|${p.eventId}|${p.source}|${p.target}|${p.amount}|${p.rule}`);
-    const postingsAfter = rebuilt.out.postings.map((p) => `${p.seq}|${p.eventId}|${p.source}|${p.target}|${p.amount}|${p.rule}`);
-    for (let i = 0; i < Math.max(postingsBefore.length, postingsAfter.length); i++) if (postingsBefore[i] !== postingsAfter[i]) differences++;
+    if (meta.world !== serializeWorldMeta(rebuilt.world)) differences++;
+    const fans = [...rebuilt.world.fans.values()];
+    let index = 0;
+    for (const row of store.iterateFans()) {
+      const fan = fans[index++];
+      if (!fan || fan.id !== row.id || serializeFan(fan) !== row.state) differences++;
+    }
+    differences += Math.abs(fans.length - index);
+    const snapshots = store.readSnapshots();
+    const months = Object.keys(rebuilt.world.snapshots).sort();
+    if (snapshots.length !== months.length) differences++;
+    snapshots.forEach((row, i) => {
+      if (row.month !== months[i] || row.data !== JSON.stringify(rebuilt.world.snapshots[row.month])) differences++;
+    });
+    let seq = 0;
+    for (const stored of store.readPostings()) {
+      const fresh = rebuilt.out.postings[seq++];
+      if (!fresh || fresh.seq !== stored.seq || fresh.eventId !== stored.eventId || fresh.source !== stored.source || fresh.target !== stored.target || fresh.amount !== stored.amount || fresh.rule !== stored.rule) differences++;
+    }
+    differences += Math.abs(rebuilt.out.postings.length - seq);
   }
   const ledger = verifyLedger(rebuilt.out.postings, rebuilt.world.fans.values());
   // The replay becomes the stored state (this is also how a changed program reaches history).
@@ -48,6 +63,6 @@ export function runReplay(workspace: Workspace, progress: Progress): ReplayResul
     verified: compared && differences === 0,
     differences,
     ledgerOk: ledger.ok,
-    programVersion: workspace.program.version,
+    programVersion: program.version,
   };
 }

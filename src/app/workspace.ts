@@ -86,29 +86,23 @@ export function saveRebuild(workspace: Workspace, world: World, out: EngineOutpu
   persist(workspace, world, out, workspace.store.maxSeq(), true);
 }
 
-/** Reads the log (up to `until`) and sorts it into (ts, id) order. */
-function readLogInOrder(store: Store, until?: number): FanEvent[] {
-  // Sort the small rows first, then parse: the parsed events are allocated in log order.
-  const rows = [...store.readAll(until)].sort(compareEvents);
-  return rows.map(parseStored);
-}
-
 /** Applies the whole log from scratch in (ts, id) order, up to `until` when given. */
 export function rebuildWorld(workspace: Workspace, progress: Progress = silentProgress, until?: number): { world: World; out: EngineOutput } {
   const { engine, store, program } = workspace;
   const world = createWorld(program.version);
   const out = engine.newOutput();
   const phases = new PhaseTimer();
-  const events = readLogInOrder(store, until);
+  // Sort the small rows, then parse each event just before applying it: only the rows stay in memory.
+  const rows = [...store.readAll(until)].sort(compareEvents);
   phases.lap('read+sort');
-  progress.start(events.length, 'replay');
-  for (let i = 0; i < events.length; i++) {
-    engine.apply(world, events[i], out);
+  progress.start(rows.length, 'replay');
+  for (let i = 0; i < rows.length; i++) {
+    engine.apply(world, parseStored(rows[i]), out);
     if (i % 20_000 === 0) progress.update(i);
   }
-  progress.update(events.length);
+  progress.update(rows.length);
   progress.stop();
-  phases.lap('engine');
+  phases.lap('parse+engine');
   phases.report('rebuild');
   return { world, out };
 }
@@ -122,21 +116,19 @@ export interface CatchUpResult {
 /**
  * Brings the stored state up to the end of the log. New events all after the last applied one
  * are applied incrementally; an earlier arrival, a program change or a missing state rebuild
- * from the log. `pending` may pass the already-parsed events of seq > appliedSeq.
+ * from the log.
  */
-export function catchUp(workspace: Workspace, progress: Progress = silentProgress, pending?: FanEvent[]): CatchUpResult {
-  return workspace.store.exclusive(() => catchUpLocked(workspace, progress, pending));
+export function catchUp(workspace: Workspace, progress: Progress = silentProgress): CatchUpResult {
+  return workspace.store.exclusive(() => catchUpLocked(workspace, progress));
 }
 
-function catchUpLocked(workspace: Workspace, progress: Progress, pending?: FanEvent[]): CatchUpResult {
+function catchUpLocked(workspace: Workspace, progress: Progress): CatchUpResult {
   const { store, engine, program } = workspace;
   const maxSeq = store.maxSeq();
   const loaded = loadStoredWorld(workspace);
   const stale = !loaded || loaded.world.programVersion !== program.version;
   if (!stale && loaded.appliedSeq === maxSeq) return { applied: 0, rebuilt: false, world: loaded.world };
-  // `pending` is usable only when it is exactly the unapplied tail (no other writer in between).
-  const usable = pending !== undefined && loaded !== null && loaded.appliedSeq + pending.length === maxSeq;
-  let events = stale ? [] : usable ? (pending as FanEvent[]) : [...store.readAfter(loaded.appliedSeq)].map(parseStored);
+  let events = stale ? [] : [...store.readAfter(loaded.appliedSeq)].map(parseStored);
   if (!stale) events = [...events].sort(compareEvents);
   const world = loaded?.world;
   const inOrder = !stale && world !== undefined && (events.length === 0 || compareEvents(events[0], { ts: world.lastTs, id: world.lastId }) > 0);
@@ -159,6 +151,54 @@ function catchUpLocked(workspace: Workspace, progress: Progress, pending?: FanEv
   phases.lap('save');
   phases.report('apply');
   return { applied: events.length, rebuilt: false, world };
+}
+
+export interface StreamingApply {
+  /** The accepted events of one appended chunk: applied now while they continue the log in order. */
+  offer(events: FanEvent[]): void;
+  /** Stores what was applied, or, if the log moved otherwise, catches up from it. */
+  finish(progress: Progress): CatchUpResult | null;
+}
+
+/**
+ * Applies an import chunk by chunk while its events keep coming after the last applied one (a
+ * file in ts order), so the import never holds the whole file. Out-of-order arrival or another
+ * writer switches to catching up from the log at the end.
+ */
+export function startStreamingApply(workspace: Workspace): StreamingApply {
+  const { store, engine } = workspace;
+  const startSeq = store.maxSeq();
+  const loaded = isCurrent(workspace) ? loadStoredWorld(workspace) : null;
+  let world: World | null = loaded ? loaded.world : startSeq === 0 ? createWorld(workspace.program.version) : null;
+  const out = engine.newOutput();
+  let applied = 0;
+  let offered = 0;
+  return {
+    offer(events) {
+      offered += events.length;
+      if (!world || events.length === 0) return;
+      const sorted = [...events].sort(compareEvents);
+      if (compareEvents(sorted[0], { ts: world.lastTs, id: world.lastId }) <= 0) {
+        world = null; // arrived before the last applied event: the end rebuilds from the log
+        return;
+      }
+      for (const event of sorted) engine.apply(world, event, out);
+      applied += sorted.length;
+    },
+    finish(progress) {
+      if (offered === 0 && isCurrent(workspace)) return null;
+      return store.exclusive(() => {
+        const meta = store.loadStateMeta();
+        const untouched = (meta?.appliedSeq ?? 0) === (loaded?.appliedSeq ?? 0) && store.maxSeq() === startSeq + applied;
+        if (world && untouched) {
+          persist(workspace, world, out, startSeq + applied, false);
+          return { applied, rebuilt: false, world };
+        }
+        world = null;
+        return catchUpLocked(workspace, progress);
+      });
+    },
+  };
 }
 
 /**

@@ -161,6 +161,8 @@ export function openSqliteStore(path: string): Store {
         snapshots: db.prepare('SELECT month, data FROM snapshots ORDER BY month').all() as { month: string; data: string }[],
       };
     },
+    iterateFans: () => db.prepare('SELECT id, state FROM fans ORDER BY no').iterate() as Iterable<{ id: string; state: string }>,
+    readSnapshots: () => db.prepare('SELECT month, data FROM snapshots ORDER BY month').all() as { month: string; data: string }[],
     loadStateMeta: () => {
       const world = getState.get('world') as string | undefined;
       if (world === undefined) return null;

@@ -77,6 +77,9 @@ export interface Store {
   /** The state's position and program without loading any fan. */
   loadStateMeta(): { programVersion: string; appliedSeq: number; world: string } | null;
   loadFan(id: string): { state: string; programVersion: string } | null;
+  /** Every stored fan state, in fan-number order, one at a time. */
+  iterateFans(): Iterable<{ id: string; state: string }>;
+  readSnapshots(): { month: string; data: string }[];
   saveState(write: StateWrite): void;
   /** Fans whose loyalty rank value is below `value` and above −∞, and all ranked fans. */
   loyaltyRank(value: number): { below: number; total: number };
