@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { runReplay } from '../src/app/replay.js';
+import { createFan } from '../src/core/state.js';
 import { silentProgress } from '../src/app/workspace.js';
 import { rawEvents } from './arbitrary.js';
 import { dumpState, importInto, tempDir, withStore, writeNdjson } from './store-helpers.js';
@@ -114,7 +115,8 @@ describe('import into the SQLite store', () => {
     const db = join(dir, 'f.db');
     importInto(db, writeNdjson(join(dir, 'a.ndjson'), sample));
     const tampered = new Database(db);
-    tampered.prepare(`UPDATE fans SET state = json_set(state, '$.pointsBalance', 999999) WHERE id = 'a'`).run();
+    const position = Object.keys(createFan('', 0, 0)).indexOf('pointsBalance') + 1;
+    tampered.prepare(`UPDATE fans SET state = json_set(state, '$[${position}]', 999999) WHERE id = 'a'`).run();
     tampered.close();
     const first = withStore(db, (workspace) => runReplay(workspace, silentProgress));
     expect(first).toMatchObject({ compared: true, verified: false, differences: 1 });

@@ -120,9 +120,7 @@ export function openSqliteStore(path: string): Store {
     const insertBlock = db.prepare('INSERT INTO posting_blocks (first_seq, last_seq, program_version, postings) VALUES (?, ?, ?, ?)');
     for (let from = 0; from < write.postings.length; from += POSTINGS_PER_BLOCK) {
       const block = write.postings.slice(from, from + POSTINGS_PER_BLOCK);
-      // Compact rows: the fan account is the target of a positive amount and the source of a negative one.
-      const rows = block.map((p) => [p.seq, p.eventId, p.ts, p.asset, p.fan, p.target === `fan:${p.fan}` ? p.amount : -p.amount, p.rule, p.source === `fan:${p.fan}` ? p.target : p.source]);
-      insertBlock.run(block[0].seq, block[block.length - 1].seq, write.programVersion, JSON.stringify(rows));
+      insertBlock.run(block[0].seq, block[block.length - 1].seq, write.programVersion, encodePostings(block));
     }
     const insertDerived = db.prepare('INSERT INTO derived (type, fan, ts, event_id, data, program_version) VALUES (?, ?, ?, ?, ?, ?)');
     for (const d of write.derived) insertDerived.run(d.type, d.fan, d.ts, 'eventId' in d ? d.eventId : null, JSON.stringify(d), write.programVersion);
@@ -181,13 +179,7 @@ export function openSqliteStore(path: string): Store {
     readPostings: function* () {
       const blocks = db.prepare('SELECT program_version AS programVersion, postings FROM posting_blocks ORDER BY first_seq').iterate() as Iterable<{ programVersion: string; postings: string }>;
       for (const block of blocks) {
-        for (const row of JSON.parse(block.postings) as [number, string, number, 'points', string, number, string, string][]) {
-          const [seq, eventId, ts, asset, fan, signed, rule, counterparty] = row;
-          const account = `fan:${fan}`;
-          const source = signed > 0 ? counterparty : account;
-          const target = signed > 0 ? account : counterparty;
-          yield { seq, eventId, ts, asset, source, target, amount: Math.abs(signed), rule, fan, programVersion: block.programVersion };
-        }
+        yield* decodePostings(block.postings, block.programVersion);
       }
     },
     readDerived: (fan, limit) =>
@@ -205,6 +197,39 @@ export function openSqliteStore(path: string): Store {
     programHistory: () => db.prepare('SELECT version, yaml, activated_at AS activatedAt FROM programs ORDER BY seq DESC').all() as StoredProgram[],
     close: () => db.close(),
   };
+}
+
+/**
+ * A block of postings as compact JSON: repeated strings (assets, rules, counterpart accounts) in
+ * dictionaries, and per posting [seq, eventId, ts, asset#, fan, signed amount, rule#, counterpart#]
+ * where the fan's account is the target of a positive amount and the source of a negative one.
+ */
+function encodePostings(block: readonly Posting[]): string {
+  const dictionaries = { assets: [] as string[], rules: [] as string[], counterparts: [] as string[] };
+  const indexOf = (list: string[], value: string) => {
+    let index = list.indexOf(value);
+    if (index === -1) index = list.push(value) - 1;
+    return index;
+  };
+  const rows = block.map((p) => {
+    const account = `fan:${p.fan}`;
+    const incoming = p.target === account;
+    return [p.seq, p.eventId, p.ts, indexOf(dictionaries.assets, p.asset), p.fan, incoming ? p.amount : -p.amount, indexOf(dictionaries.rules, p.rule), indexOf(dictionaries.counterparts, incoming ? p.source : p.target)];
+  });
+  return JSON.stringify({ ...dictionaries, rows });
+}
+
+function* decodePostings(text: string, programVersion: string): Generator<Posting> {
+  const block = JSON.parse(text) as { assets: string[]; rules: string[]; counterparts: string[]; rows: [number, string, number, number, string, number, number, number][] };
+  for (const [seq, eventId, ts, asset, fan, signed, rule, counterpart] of block.rows) {
+    const account = `fan:${fan}`;
+    const other = block.counterparts[counterpart];
+    yield {
+      seq, eventId, ts, asset: block.assets[asset] as Posting['asset'], fan, amount: Math.abs(signed), rule: block.rules[rule], programVersion,
+      source: signed > 0 ? other : account,
+      target: signed > 0 ? account : other,
+    };
+  }
 }
 
 function migrate(db: Database.Database): void {
