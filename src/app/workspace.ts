@@ -4,7 +4,7 @@
  */
 import { createEngine, type Engine, type EngineOutput } from '../core/engine.js';
 import { compareEvents, validateEvent, type FanEvent } from '../core/events.js';
-import type { Program } from '../core/program.js';
+import { compileProgram, type Program, type ProgramSpec } from '../core/program.js';
 import { createWorld, type FanState, type World } from '../core/state.js';
 import { LAYER_CODES, LAYER_NAMES } from '../core/state.js';
 import type { Store, StoredLogEvent } from '../store/store.js';
@@ -32,9 +32,24 @@ export interface Workspace {
  * built-in default. `activate` makes a given program the store's active one.
  */
 export function openWorkspace(store: Store, given: LoadedProgram | null): Workspace {
-  const active = store.activeProgram();
-  const loaded = given ?? (active ? compileProgramText(active.yaml, `active program ${active.version}`) : defaultProgram());
+  const loaded = given ?? activeProgramOf(store) ?? defaultProgram();
   return { store, program: loaded.program, yaml: loaded.yaml, engine: createEngine(loaded.program) };
+}
+
+/** The store's active program; its spec was validated when it was activated. */
+function activeProgramOf(store: Store): LoadedProgram | null {
+  const active = store.activeProgram();
+  if (!active) return null;
+  if (active.spec === null) return compileProgramText(active.yaml, `active program ${active.version}`);
+  return { program: compileProgram(JSON.parse(active.spec) as ProgramSpec, active.version), yaml: active.yaml };
+}
+
+/** Records a program as the store's active one (if it is not already). */
+export function activate(store: Store, loaded: LoadedProgram, at: string): void {
+  const active = store.activeProgram();
+  if (active && active.version === loaded.program.version && active.spec !== null) return;
+  const { version: _version, historyDays: _history, ...spec } = loaded.program;
+  store.activateProgram(loaded.program.version, loaded.yaml, JSON.stringify(spec), at);
 }
 
 function parseStored(row: StoredLogEvent): FanEvent {

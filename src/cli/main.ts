@@ -13,7 +13,7 @@ import { NotFoundError, UsageError } from '../app/errors.js';
 import { importFile, type ImportSummary } from '../app/import.js';
 import { compileProgramText, formatProgramIssues, loadProgramFile, type LoadedProgram } from '../app/program-source.js';
 import { queryFan, queryFans, queryReport } from '../app/queries.js';
-import { openWorkspace, type Progress, type Workspace } from '../app/workspace.js';
+import { activate, openWorkspace, type Progress, type Workspace } from '../app/workspace.js';
 import { runReplay } from '../app/replay.js';
 import { DEFAULT_GENERATE, generateCommunity } from '../demo/generate.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
@@ -69,13 +69,11 @@ function open(options: GlobalOptions, create = true): Workspace {
   if (!create && !existsSync(options.db)) throw new UsageError(`no database at ${options.db} (import events first, or pass --db)`);
   if (dirname(resolve(options.db)) && !existsSync(dirname(resolve(options.db)))) mkdirSync(dirname(resolve(options.db)), { recursive: true });
   const store = openSqliteStore(options.db);
-  let given: LoadedProgram | null = null;
-  if (options.program) {
-    given = loadProgramFile(options.program);
-    const active = store.activeProgram();
-    if (!active || active.version !== given.program.version) store.activateProgram(given.program.version, given.yaml, new Date().toISOString());
-  }
-  return openWorkspace(store, given);
+  const given: LoadedProgram | null = options.program ? loadProgramFile(options.program) : null;
+  const workspace = openWorkspace(store, given);
+  // The program in use becomes the active one, so later commands read it without re-validating.
+  if (given || (create && !store.activeProgram())) activate(store, { program: workspace.program, yaml: workspace.yaml }, new Date().toISOString());
+  return workspace;
 }
 
 function withWorkspace<T>(options: GlobalOptions, create: boolean, run: (workspace: Workspace) => T): T {

@@ -39,6 +39,8 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX derived_fan ON derived (fan, seq);
    CREATE TABLE snapshots (month TEXT PRIMARY KEY, data TEXT NOT NULL, program_version TEXT NOT NULL);
    CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // The validated program as JSON, so that reading commands skip YAML parsing and validation.
+  `ALTER TABLE programs ADD COLUMN spec TEXT;`,
 ];
 
 const BATCH_ROWS = 200;
@@ -187,14 +189,14 @@ export function openSqliteStore(path: string): Store {
         (data) => JSON.parse(data) as DerivedEvent,
       ),
     activeProgram: () =>
-      (db.prepare('SELECT version, yaml, activated_at AS activatedAt FROM programs ORDER BY seq DESC LIMIT 1').get() as StoredProgram | undefined) ?? null,
-    activateProgram: (version, yaml, at) => {
+      (db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs ORDER BY seq DESC LIMIT 1').get() as StoredProgram | undefined) ?? null,
+    activateProgram: (version, yaml, spec, at) => {
       const next = (db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 FROM programs').pluck().get() as number);
       db.prepare(
-        'INSERT INTO programs (version, yaml, activated_at, seq) VALUES (?, ?, ?, ?) ON CONFLICT (version) DO UPDATE SET activated_at = excluded.activated_at, seq = excluded.seq',
-      ).run(version, yaml, at, next);
+        'INSERT INTO programs (version, yaml, spec, activated_at, seq) VALUES (?, ?, ?, ?, ?) ON CONFLICT (version) DO UPDATE SET activated_at = excluded.activated_at, seq = excluded.seq, spec = excluded.spec',
+      ).run(version, yaml, spec, at, next);
     },
-    programHistory: () => db.prepare('SELECT version, yaml, activated_at AS activatedAt FROM programs ORDER BY seq DESC').all() as StoredProgram[],
+    programHistory: () => db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs ORDER BY seq DESC').all() as StoredProgram[],
     close: () => db.close(),
   };
 }

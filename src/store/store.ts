@@ -54,6 +54,8 @@ export interface StoredState {
 export interface StoredProgram {
   readonly version: string;
   readonly yaml: string;
+  /** The validated program as JSON (null for programs stored before it was kept). */
+  readonly spec: string | null;
   readonly activatedAt: string;
 }
 
@@ -86,7 +88,7 @@ export interface Store {
   readPostings(): Iterable<Posting>;
   readDerived(fan: string, limit: number): DerivedEvent[];
   activeProgram(): StoredProgram | null;
-  activateProgram(version: string, yaml: string, at: string): void;
+  activateProgram(version: string, yaml: string, spec: string, at: string): void;
   programHistory(): StoredProgram[];
   close(): void;
 }
