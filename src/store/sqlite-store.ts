@@ -55,25 +55,19 @@ export function openSqliteStore(path: string): Store {
   db.pragma('cache_size = -131072');
   migrate(db);
 
+  // One statement per batch: the rows it inserted come back; the others already existed.
   const insertEvents = new Map<number, Database.Statement>();
   const insertMany = (count: number) => {
     let statement = insertEvents.get(count);
     if (!statement) {
-      statement = db.prepare(`INSERT INTO events (id, seq, ts, body) VALUES ${Array(count).fill('(?, ?, ?, ?)').join(', ')}`);
+      statement = db.prepare(`INSERT OR IGNORE INTO events (id, seq, ts, body) VALUES ${Array(count).fill('(?, ?, ?, ?)').join(', ')} RETURNING seq`).pluck();
       insertEvents.set(count, statement);
     }
     return statement;
   };
-  const existing = new Map<number, Database.Statement>();
-  const findExisting = (count: number) => {
-    let statement = existing.get(count);
-    if (!statement) {
-      statement = db.prepare(`SELECT id, body FROM events WHERE id IN (${Array(count).fill('?').join(', ')})`);
-      existing.set(count, statement);
-    }
-    return statement;
-  };
+  const bodyById = db.prepare('SELECT body FROM events WHERE id = ?').pluck();
   const insertConflict = db.prepare('INSERT INTO conflicts (id, body, source, line) VALUES (?, ?, ?, ?)');
+  const renumber = db.prepare('UPDATE events SET seq = ? WHERE id = ?');
   const insertReject = db.prepare('INSERT INTO rejects (source, line, field, reason, raw) VALUES (?, ?, ?, ?, ?)');
   const getState = db.prepare('SELECT value FROM state WHERE key = ?').pluck();
   const putState = db.prepare('INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
@@ -83,27 +77,30 @@ export function openSqliteStore(path: string): Store {
     // Read inside the write transaction: another process may have appended since we opened.
     let logSeq = readLogSeq();
     const statuses: AppendStatus[] = new Array(entries.length);
-    const seenInBatch = new Map<string, string>();
     for (let from = 0; from < entries.length; from += BATCH_ROWS) {
       const slice = entries.slice(from, from + BATCH_ROWS);
-      const found = new Map<string, string>();
-      for (const row of findExisting(slice.length).all(...slice.map((entry) => entry.id)) as { id: string; body: string }[]) found.set(row.id, row.body);
       const values: unknown[] = [];
-      let fresh = 0;
+      const firstSeq = logSeq + 1;
+      for (const entry of slice) values.push(entry.id, ++logSeq, entry.ts, entry.body);
+      const inserted = new Set(insertMany(slice.length).all(...values) as number[]);
+      // Seqs stay dense: renumber the inserted rows when some were ignored.
+      let next = firstSeq;
       slice.forEach((entry, offset) => {
-        const stored = found.get(entry.id) ?? seenInBatch.get(entry.id);
-        if (stored === undefined) {
-          seenInBatch.set(entry.id, entry.body);
-          values.push(entry.id, ++logSeq, entry.ts, entry.body);
-          fresh++;
+        const seq = firstSeq + offset;
+        if (inserted.has(seq)) {
           statuses[from + offset] = 'accepted';
-        } else if (stored === entry.body || samePayload(stored, entry)) statuses[from + offset] = 'duplicate';
+          if (seq !== next) renumber.run(next, entry.id);
+          next++;
+          return;
+        }
+        const stored = bodyById.get(entry.id) as string;
+        if (stored === entry.body || samePayload(stored, entry)) statuses[from + offset] = 'duplicate';
         else {
           statuses[from + offset] = 'conflict';
           insertConflict.run(entry.id, entry.body, entry.source, entry.line);
         }
       });
-      if (fresh > 0) insertMany(fresh).run(...values);
+      logSeq = next - 1;
     }
     putState.run('logSeq', String(logSeq));
     return statuses;
