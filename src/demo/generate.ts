@@ -154,7 +154,7 @@ export function generateCommunity(options: GenerateOptions): GeneratedCommunity 
     if (random.chance(0.6)) emit(arrival + random.int(3600) * 1000, 'profile', id, channel, profileOf(random));
 
     const rate = segment === 'super' ? random.gamma(4, 0.15) : segment === 'engaged' ? random.gamma(2, 0.12) : random.gamma(0.5, 0.04); // visits a day
-    const dropout = segment === 'super' ? random.beta(1, 120) : segment === 'engaged' ? random.beta(1, 40) : random.beta(1, 2);
+    const dropout = segment === 'super' ? random.beta(1, 120) : segment === 'engaged' ? random.beta(1, 30) : random.beta(1, 2);
     const engaged = segment !== 'casual';
     const buyProbability = segment === 'super' ? random.beta(2, 10) : random.beta(1.2, 9);
     const meanSpend = random.gamma(3, 70);
@@ -172,13 +172,13 @@ export function generateCommunity(options: GenerateOptions): GeneratedCommunity 
       const contentProps = post ? { contentId: post.id, category: post.category } : null;
       let t = ts;
       const step = () => (t += (30 + random.int(600)) * 1000);
-      if (random.chance(0.6)) emit(step(), 'view', id, channel, contentProps);
-      if (random.chance(0.15)) emit(step(), 'view', id, channel, contentProps);
+      if (random.chance(0.45)) emit(step(), 'view', id, channel, contentProps);
+      if (random.chance(0.1)) emit(step(), 'view', id, channel, contentProps);
       if (random.chance(0.55)) emit(step(), 'like', id, channel, contentProps);
       if (random.chance(0.25)) emit(step(), 'collect', id, channel, contentProps);
       if (random.chance(0.22)) emit(step(), 'comment', id, channel, contentProps);
       if (random.chance(shareProbability)) emit(step(), 'share', id, channel, contentProps);
-      if (random.chance(0.12)) emit(step(), 'checkin', id, channel, null);
+      if (random.chance(0.08)) emit(step(), 'checkin', id, channel, null);
       if (random.chance(0.04)) emit(step(), 'message', id, channel, null);
       if (joinsGroup && session === 1) emit(step(), 'group_join', id, 'wechat', { groupId: random.pick(GROUPS) });
       if (joinsGroup && session > 1 && random.chance(0.3)) emit(step(), 'group_message', id, 'wechat', { groupId: random.pick(GROUPS) });
