@@ -124,3 +124,24 @@ describe('import into the SQLite store', () => {
     expect(second).toMatchObject({ verified: true, differences: 0 });
   });
 });
+
+describe('the monthly report', () => {
+  it('from stored snapshots and candidate fans equals the report over every fan', async () => {
+    const { generateCommunity, DEFAULT_GENERATE } = await import('../src/demo/generate.js');
+    const { queryReport } = await import('../src/app/queries.js');
+    const { evaluateMonthlyReport } = await import('../src/core/analysis.js');
+    const { worldAt } = await import('../src/app/workspace.js');
+    const dir = tempDir();
+    const file = join(dir, 'community.ndjson');
+    const community = generateCommunity({ ...DEFAULT_GENERATE, fans: 1500, months: 6, seed: 'report', start: '2026-04-01T00:00:00+08:00' });
+    writeFileSync(file, community.lines.join('\n') + '\n');
+    const db = join(dir, 'f.db');
+    importInto(db, file);
+    for (const [month, asOf] of [['2026-09', community.end], ['2026-08', community.end + 20 * 86_400_000], ['2026-07', community.end]] as const) {
+      const fast = withStore(db, (workspace) => queryReport(workspace, month, asOf));
+      const slow = withStore(db, (workspace) => evaluateMonthlyReport(worldAt(workspace, asOf), workspace.engine, month, asOf));
+      expect(fast).toEqual(slow);
+      expect(fast.actions.closestToCore.length + fast.actions.closestToBackbone.length).toBeGreaterThan(0);
+    }
+  });
+});

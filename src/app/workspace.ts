@@ -5,7 +5,8 @@
 import { createEngine, type Engine, type EngineOutput } from '../core/engine.js';
 import { compareEvents, validateEvent, type FanEvent } from '../core/events.js';
 import { compileProgram, type Program, type ProgramSpec } from '../core/program.js';
-import { createWorld, type FanState, type World } from '../core/state.js';
+import { cloneFan, createWorld, type FanState, type World } from '../core/state.js';
+import { takeSnapshot } from '../core/snapshot.js';
 import { LAYER_CODES, LAYER_NAMES } from '../core/state.js';
 import type { Store, StoredLogEvent } from '../store/store.js';
 import { compileProgramText, defaultProgram, type LoadedProgram } from './program-source.js';
@@ -80,12 +81,15 @@ function persist(workspace: Workspace, world: World, out: EngineOutput, appliedS
       level: fan.level,
       layer: LAYER_CODES[LAYER_NAMES.indexOf(fan.layer)],
       loyaltyLog: Number.isFinite(fan.loyaltyLog) ? fan.loyaltyLog : null,
+      lastActivity: fan.lastActivityTs,
+      recency: fan.firstFollowTs ?? fan.firstTs,
       state: serializeFan(fan),
     })),
     postings: out.postings,
     // Layer changes follow from the log and the clock; they are emitted, not stored.
     derived: out.derived.filter((event) => event.type !== 'LayerChanged'),
     snapshots: Object.entries(world.snapshots).map(([month, snapshot]) => ({ month, data: JSON.stringify(snapshot) })),
+    provisional: provisionalSnapshot(workspace, world),
     world: serializeWorldMeta(world),
   });
 }
@@ -99,6 +103,30 @@ export function isCurrent(workspace: Workspace): boolean {
 /** Stores a full rebuild as the state, covering the whole log. */
 export function saveRebuild(workspace: Workspace, world: World, out: EngineOutput): void {
   persist(workspace, world, out, workspace.store.maxSeq(), true);
+}
+
+/**
+ * The snapshot at the month start after the clock, as it will be if no event arrives before it:
+ * the stored state plus the demotions of the midnights in between. Lets a report of the month
+ * that just ended read stored figures instead of evaluating every fan.
+ */
+function provisionalSnapshot(workspace: Workspace, world: World): { month: string; data: string } | null {
+  if (!Number.isFinite(world.clock)) return null;
+  const { engine } = workspace;
+  const month = engine.calendar.nextMonthKey(engine.calendar.monthKey(world.clock));
+  const boundary = engine.calendar.startOfMonth(month);
+  const advanced = (function* () {
+    for (const fan of world.fans.values()) {
+      if (!world.highLevel.has(fan.id)) {
+        yield fan;
+        continue;
+      }
+      const copy = cloneFan(fan);
+      engine.advanceFan(copy, world.clock, boundary);
+      yield copy;
+    }
+  })();
+  return { month, data: JSON.stringify(takeSnapshot(world, workspace.program, engine.calendar, boundary, advanced)) };
 }
 
 /** Applies the whole log from scratch in (ts, id) order, up to `until` when given. */

@@ -85,7 +85,7 @@ function withWorkspace<T>(options: GlobalOptions, create: boolean, run: (workspa
   }
 }
 
-function showProgress(options: GlobalOptions): boolean {
+function showProgress(): boolean {
   return Boolean(process.stderr.isTTY) && !process.env.CI;
 }
 
@@ -120,7 +120,7 @@ export function buildCli(): Command {
       for (const file of files) if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
       const summaries = withWorkspace(options, true, (workspace) =>
         files.map((file) => {
-          const summary = importFile(workspace, file, { progress: progressBar(showProgress(options)), rejectsPath: options.rejects ?? null });
+          const summary = importFile(workspace, file, { progress: progressBar(showProgress()), rejectsPath: options.rejects ?? null });
           if (!options.json) print(summaryLine(file, summary));
           return summary;
         }),
@@ -251,7 +251,7 @@ export function buildCli(): Command {
     .option('--json', 'print JSON')
     .action((_opts, command: Command) => {
       const options = globals(command);
-      const result = withWorkspace(options, false, (workspace) => runReplay(workspace, progressBar(showProgress(options))));
+      const result = withWorkspace(options, false, (workspace) => runReplay(workspace, progressBar(showProgress())));
       if (options.json) printJson(result);
       else print(`replayed ${result.events} events → ${result.fans} fans in ${result.seconds.toFixed(2)} s (${Math.round(result.eventsPerSecond)} events/s); incremental state ${result.verified ? 'verified identical' : result.compared ? `DIFFERS in ${result.differences} records (replaced by the replay)` : 'absent or under another program (replaced)'}; ledger ${result.ledgerOk ? 'balanced' : 'NOT balanced'}\n`);
       if (result.compared && !result.verified) process.exitCode = 1;
@@ -300,7 +300,7 @@ function runDemo(options: DemoOptions): void {
   const asOf = options.asOf ? parseAsOf(options.asOf) : community.end;
   const m = messages(resolveLang(options.lang, process.env));
   const report = withWorkspace(options, true, (workspace) => {
-    const summary = importFile(workspace, file, { progress: progressBar(showProgress(options)) });
+    const summary = importFile(workspace, file, { progress: progressBar(showProgress()) });
     if (!options.json) process.stderr.write(summaryLine(file, summary));
     const month = workspace.engine.calendar.previousMonthKey(workspace.engine.calendar.monthKey(asOf));
     return queryReport(workspace, month, asOf);

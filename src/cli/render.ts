@@ -71,7 +71,7 @@ export function renderReport(report: MonthlyReport, m: Messages, markdown: boole
   out.push(heading(`3. ${m.t('problems')}`, markdown));
   if (report.signals.length === 0) out.push(m.t('noSignals'));
   for (const signal of report.signals) {
-    out.push(`- [${signal.severity}] ${signal.message} (${formatValue({ id: signal.id.startsWith('nps') ? 'nps' : 'x', value: signal.value })}, target ${signal.target})`);
+    out.push(`- [${signal.severity}] ${signal.message} (${formatValue({ id: signal.indicator, value: signal.value })}, target ${signal.target})`);
   }
   out.push(heading(`4. ${m.t('directions')}`, markdown));
   for (const signal of report.signals) {

@@ -10,6 +10,7 @@ import type { Engine } from './engine.js';
 import { computeReport, type ActionLists, type MonthlyReport } from './report.js';
 import { takeSnapshot } from './snapshot.js';
 import type { FanState, LayerName, Snapshot, World } from './state.js';
+import type { Condition } from './conditions.js';
 
 interface Ranked {
   id: string;
@@ -57,10 +58,27 @@ export function computeActionLists(fans: Iterable<FanState>, engine: Engine, at:
 }
 
 /**
+ * True when every layer condition only asks for minimum counts: without new events a fan's
+ * layer can then only fall as windows slide, so stored layers bound the candidates of each list.
+ */
+export function hasMonotoneLayers(program: Engine['program']): boolean {
+  const monotone = (cond: Condition): boolean => {
+    if ('all' in cond) return cond.all.every(monotone);
+    if ('any' in cond) return cond.any.every(monotone);
+    if ('not' in cond || 'profile' in cond) return false;
+    if (cond.fact === 'recognized') return false;
+    return cond.lte === undefined && cond.eq === undefined;
+  };
+  const general = program.layers.general;
+  const activityOnly = 'fact' in general && general.fact === 'activity' && general.windowDays === program.layers.windowDays && general.gte === 1;
+  return activityOnly && monotone(program.layers.core) && monotone(program.layers.backbone);
+}
+
+/**
  * The report of `month` as of `asOf`. The world must already be advanced to `asOf`
  * (engine.advanceClock), so every boundary up to it has its snapshot.
  */
-export function evaluateMonthlyReport(world: World, engine: Engine, month: string, asOf: number): MonthlyReport {
+export function evaluateMonthlyReport(world: World, engine: Engine, month: string, asOf: number, actionFans: Iterable<FanState> = world.fans.values()): MonthlyReport {
   const { calendar, program } = engine;
   const monthStart = calendar.startOfMonth(month);
   const nextKey = calendar.nextMonthKey(month);
@@ -82,6 +100,7 @@ export function evaluateMonthlyReport(world: World, engine: Engine, month: strin
     stats: world.months[month],
     previousStats: world.months[calendar.previousMonthKey(month)],
     groupEventsSeen: world.groupEventsSeen,
-    actions: computeActionLists(world.fans.values(), engine, endAt),
+    // Whom to act on is a question about now: the lists are as of asOf, whatever the month.
+    actions: computeActionLists(actionFans, engine, asOf),
   });
 }

@@ -27,6 +27,8 @@ export interface Criterion {
 
 export interface Signal {
   id: string;
+  /** The indicator that raised it. */
+  indicator: string;
   severity: 'warning' | 'critical';
   message: string;
   value: number | null;
@@ -301,7 +303,7 @@ function computeSignals(indicators: Indicator[], actions: ActionLists): Signal[]
   const get = (id: string) => indicators.find((item) => item.id === id) as Indicator;
   const signals: Signal[] = [];
   const add = (id: string, source: Indicator, severity: Signal['severity'], message: string, directions: string[], fans: string[], fansLabel: string) =>
-    signals.push({ id, severity, message, value: source.value, target: source.target, directions, fans, fansLabel });
+    signals.push({ id, indicator: source.id, severity, message, value: source.value, target: source.target, directions, fans, fansLabel });
   const core = get('layer_core_share');
   if (core.value !== null && core.value < 0.01) add('core_too_small', core, 'critical', 'Core layer < 1 %: lack of in-depth users', DIRECTIONS.coreTooSmall, actions.closestToCore, 'Backbone fans closest to Core');
   const backbone = get('layer_backbone_share');

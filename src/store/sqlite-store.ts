@@ -41,6 +41,11 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
   // The validated program as JSON, so that reading commands skip YAML parsing and validation.
   `ALTER TABLE programs ADD COLUMN spec TEXT;`,
+  // What the report's lists of fans to act on select by, without loading every fan.
+  `ALTER TABLE fans ADD COLUMN last_activity REAL;
+   ALTER TABLE fans ADD COLUMN recency REAL;
+   CREATE INDEX fans_layer ON fans (layer, last_activity);
+   CREATE INDEX fans_recency ON fans (recency);`,
 ];
 
 const BATCH_ROWS = 200;
@@ -111,11 +116,12 @@ export function openSqliteStore(path: string): Store {
       db.exec('DELETE FROM fans; DELETE FROM posting_blocks; DELETE FROM derived; DELETE FROM snapshots;');
     }
     const upsertFan = db.prepare(
-      `INSERT INTO fans (id, no, level, layer, loyalty, state, program_version) VALUES (?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO fans (id, no, level, layer, loyalty, state, program_version, last_activity, recency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET no = excluded.no, level = excluded.level, layer = excluded.layer,
-         loyalty = excluded.loyalty, state = excluded.state, program_version = excluded.program_version`,
+         loyalty = excluded.loyalty, state = excluded.state, program_version = excluded.program_version,
+         last_activity = excluded.last_activity, recency = excluded.recency`,
     );
-    for (const fan of write.fans) upsertFan.run(fan.id, fan.no, fan.level, fan.layer, fan.loyaltyLog, fan.state, write.programVersion);
+    for (const fan of write.fans) upsertFan.run(fan.id, fan.no, fan.level, fan.layer, fan.loyaltyLog, fan.state, write.programVersion, fan.lastActivity, fan.recency);
     const insertBlock = db.prepare('INSERT INTO posting_blocks (first_seq, last_seq, program_version, postings) VALUES (?, ?, ?, ?)');
     for (let from = 0; from < write.postings.length; from += POSTINGS_PER_BLOCK) {
       const block = write.postings.slice(from, from + POSTINGS_PER_BLOCK);
@@ -128,6 +134,7 @@ export function openSqliteStore(path: string): Store {
     );
     for (const snapshot of write.snapshots) upsertSnapshot.run(snapshot.month, snapshot.data, write.programVersion);
     putState.run('world', write.world);
+    putState.run('provisionalSnapshot', JSON.stringify(write.provisional));
     putState.run('appliedSeq', String(write.appliedSeq));
     putState.run('programVersion', write.programVersion);
   });
@@ -160,10 +167,21 @@ export function openSqliteStore(path: string): Store {
     },
     iterateFans: () => db.prepare('SELECT id, state FROM fans ORDER BY no').iterate() as Iterable<{ id: string; state: string }>,
     readSnapshots: () => db.prepare('SELECT month, data FROM snapshots ORDER BY month').all() as { month: string; data: string }[],
+    findFanStates: (query) => {
+      const layers = query.layers.map((layer) => `'${layer.replace(/[^A-Z]/g, '')}'`).join(', ');
+      const sql = `SELECT state FROM fans WHERE (layer IN (${layers}) AND last_activity > ?) OR level = ? ORDER BY no`;
+      return db.prepare(sql).pluck().all(query.activeAfter, query.level) as string[];
+    },
+    findInactiveRecent: (activeAtOrBefore, limit) =>
+      db
+        .prepare(`SELECT state FROM fans WHERE layer <> 'U' AND (layer = 'O' OR last_activity IS NULL OR last_activity <= ?) ORDER BY recency DESC, no LIMIT ?`)
+        .pluck()
+        .all(activeAtOrBefore, limit) as string[],
     loadStateMeta: () => {
       const world = getState.get('world') as string | undefined;
       if (world === undefined) return null;
-      return { world, programVersion: getState.get('programVersion') as string, appliedSeq: Number(getState.get('appliedSeq')) };
+      const provisional = JSON.parse((getState.get('provisionalSnapshot') as string | undefined) ?? 'null') as { month: string; data: string } | null;
+      return { world, programVersion: getState.get('programVersion') as string, appliedSeq: Number(getState.get('appliedSeq')), provisional };
     },
     loadFan: (id) => {
       const row = db.prepare('SELECT state, program_version AS programVersion FROM fans WHERE id = ?').get(id) as { state: string; programVersion: string } | undefined;

@@ -36,10 +36,12 @@ export interface StateWrite {
   readonly programVersion: string;
   readonly appliedSeq: number;
   readonly rebuild: boolean;
-  readonly fans: { id: string; no: number; level: number; layer: string; loyaltyLog: number | null; state: string }[];
+  readonly fans: { id: string; no: number; level: number; layer: string; loyaltyLog: number | null; lastActivity: number | null; recency: number; state: string }[];
   readonly postings: readonly Posting[];
   readonly derived: readonly DerivedEvent[];
   readonly snapshots: { month: string; data: string }[];
+  /** The snapshot of the next month start, if no event arrives before it (for reports). */
+  readonly provisional: { month: string; data: string } | null;
   readonly world: string;
 }
 
@@ -77,11 +79,15 @@ export interface Store {
   countEvents(): number;
   loadState(): StoredState | null;
   /** The state's position and program without loading any fan. */
-  loadStateMeta(): { programVersion: string; appliedSeq: number; world: string } | null;
+  loadStateMeta(): { programVersion: string; appliedSeq: number; world: string; provisional: { month: string; data: string } | null } | null;
   loadFan(id: string): { state: string; programVersion: string } | null;
   /** Every stored fan state, in fan-number order, one at a time. */
   iterateFans(): Iterable<{ id: string; state: string }>;
   readSnapshots(): { month: string; data: string }[];
+  /** States of fans whose stored layer is one of `layers` with activity after `activeAfter`, or at `level`. */
+  findFanStates(query: { layers: string[]; activeAfter: number; level: number }): string[];
+  /** States of followers with no activity after the instant (or stored Observation), most recently followed first. */
+  findInactiveRecent(activeAtOrBefore: number, limit: number): string[];
   saveState(write: StateWrite): void;
   /** Fans whose loyalty rank value is below `value` and above −∞, and all ranked fans. */
   loyaltyRank(value: number): { below: number; total: number };
