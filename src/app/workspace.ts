@@ -135,17 +135,15 @@ export function rebuildWorld(workspace: Workspace, progress: Progress = silentPr
   const world = createWorld(program.version);
   const out = engine.newOutput();
   const phases = new PhaseTimer();
-  // Sort the small rows, then parse each event just before applying it: only the rows stay in memory.
-  const rows = [...store.readAll(until)].sort(compareEvents);
-  phases.lap('read+sort');
-  progress.start(rows.length, 'replay');
-  for (let i = 0; i < rows.length; i++) {
-    engine.apply(world, parseStored(rows[i]), out);
-    if (i % 20_000 === 0) progress.update(i);
+  progress.start(store.maxSeq(), 'replay');
+  let done = 0;
+  for (const row of store.readOrdered(until)) {
+    engine.apply(world, parseStored(row), out);
+    if (++done % 20_000 === 0) progress.update(done);
   }
-  progress.update(rows.length);
+  progress.update(done);
   progress.stop();
-  phases.lap('parse+engine');
+  phases.lap('read+parse+engine');
   phases.report('rebuild');
   return { world, out };
 }

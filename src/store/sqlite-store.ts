@@ -149,10 +149,12 @@ export function openSqliteStore(path: string): Store {
     maxSeq: () => readLogSeq(),
     // Both reads scan the log: they serve crash recovery and replays, not the hot path.
     readAfter: (afterSeq) => db.prepare('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq').iterate(afterSeq) as Iterable<StoredLogEvent>,
-    readAll: (until) =>
+    // SQLite sorts with bounded memory (spilling to temporary files), BINARY collation orders ids
+    // by UTF-8 bytes, which is code point order: the log order, streamed.
+    readOrdered: (until) =>
       (until === undefined
-        ? db.prepare('SELECT seq, ts, id, body FROM events').all()
-        : db.prepare('SELECT seq, ts, id, body FROM events WHERE ts <= ?').all(until)) as Iterable<StoredLogEvent & { ts: number; id: string }>,
+        ? db.prepare('SELECT seq, body FROM events ORDER BY ts, id').iterate()
+        : db.prepare('SELECT seq, body FROM events WHERE ts <= ? ORDER BY ts, id').iterate(until)) as Iterable<StoredLogEvent>,
     countEvents: () => db.prepare('SELECT COUNT(*) FROM events').pluck().get() as number,
     loadState: (): StoredState | null => {
       const world = getState.get('world') as string | undefined;

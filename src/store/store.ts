@@ -74,8 +74,8 @@ export interface Store {
   maxSeq(): number;
   /** Log entries with seq > afterSeq, in seq order. */
   readAfter(afterSeq: number): Iterable<StoredLogEvent>;
-  /** The whole log (ts ≤ until when given) in no particular order. */
-  readAll(until?: number): Iterable<StoredLogEvent & { ts: number; id: string }>;
+  /** The whole log (ts ≤ until when given) in (ts, id) order, streamed. */
+  readOrdered(until?: number): Iterable<StoredLogEvent>;
   countEvents(): number;
   loadState(): StoredState | null;
   /** The state's position and program without loading any fan. */
