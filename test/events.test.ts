@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, compareCodePoints, compareEvents, parseAmountMinor, parseTimestamp, validateEvent } from '../src/core/events.js';
 
@@ -25,6 +26,21 @@ describe('event contract (PRODUCT §2)', () => {
     for (const bad of ['2026-10-01', '2026-10-01T12:00+08:00', '2026-10-01T12:00:00', '2026-02-30T00:00:00Z', '2026-10-01T24:00:00Z', 1.5, '1759291200000', null]) {
       expect(typeof parseTimestamp(bad)).toBe('string');
     }
+  });
+
+  it('timestamps in any offset parse to the instant Date.parse gives (fast path and regex path agree)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 4_102_444_800 }), fc.integer({ min: -14 * 60, max: 14 * 60 }), fc.boolean(), (seconds, offsetMinutes, fraction) => {
+        const local = new Date(seconds * 1000 + offsetMinutes * 60_000).toISOString().slice(0, 19);
+        const sign = offsetMinutes < 0 ? '-' : '+';
+        const abs = Math.abs(offsetMinutes);
+        const offset = offsetMinutes === 0 && fraction ? 'Z' : `${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+        const text = `${local}${fraction ? '.250' : ''}${offset}`;
+        expect(parseTimestamp(text)).toBe(Date.parse(text));
+        expect(parseTimestamp(text.replace('T', 't'))).toBe(Date.parse(text));
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('amounts: decimal ≥ 0 with at most 2 decimals, exact in minor units', () => {

@@ -134,13 +134,15 @@ export function createEngine(program: Program): Engine {
     fan.weekAwarded.push(rule);
     award(world, fan, multiplied(fan, points), `weekly:${rule}`, event, out);
   };
+  const dailyZero: Record<string, number> = Object.fromEntries(Object.keys(program.points.daily).map((type) => [type, 0]));
   const dailyPoints = (world: World, fan: FanState, event: FanEvent, out: EngineOutput) => {
     const rule = program.points.daily[event.type as keyof typeof program.points.daily];
     if (!rule) return;
     const day = calendar.dayIndex(event.ts);
     if (day !== fan.dailyKey) {
       fan.dailyKey = day;
-      fan.dailyRewarded = {};
+      // Every rewarded type present from the start: one object shape for all fans.
+      fan.dailyRewarded = { ...dailyZero };
     }
     const rewarded = fan.dailyRewarded[event.type] ?? 0;
     if (rewarded >= rule.capPerDay) return;

@@ -98,12 +98,48 @@ const RFC3339 =
   /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|([+-])(\d{2}):(\d{2}))$/;
 const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
+function twoDigits(text: string, at: number): number {
+  const high = text.charCodeAt(at) - 48;
+  const low = text.charCodeAt(at + 1) - 48;
+  return high >= 0 && high <= 9 && low >= 0 && low <= 9 ? high * 10 + low : -1;
+}
+
+/** The common shape, `YYYY-MM-DDTHH:MM:SS±HH:MM` or `…Z`, without a regex; null for anything else. */
+function parseCommonTimestamp(text: string): number | null {
+  const length = text.length;
+  if ((length !== 25 && length !== 20) || text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || text.charCodeAt(10) !== 84 || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58) return null;
+  const century = twoDigits(text, 0);
+  const yy = twoDigits(text, 2);
+  const month = twoDigits(text, 5);
+  const day = twoDigits(text, 8);
+  const hour = twoDigits(text, 11);
+  const minute = twoDigits(text, 14);
+  const second = twoDigits(text, 17);
+  if (century < 0 || yy < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return null;
+  const year = century * 100 + yy;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (day > DAYS_IN_MONTH[month - 1] || (month === 2 && day === 29 && !leap)) return null;
+  let offsetMinutes = 0;
+  if (length === 20) {
+    if (text.charCodeAt(19) !== 90) return null;
+  } else {
+    const sign = text.charCodeAt(19);
+    const offsetHours = twoDigits(text, 20);
+    const offsetMins = twoDigits(text, 23);
+    if ((sign !== 43 && sign !== 45) || text.charCodeAt(22) !== 58 || offsetHours < 0 || offsetHours > 23 || offsetMins < 0 || offsetMins > 59) return null;
+    offsetMinutes = (sign === 45 ? -1 : 1) * (offsetHours * 60 + offsetMins);
+  }
+  return Date.UTC(year, month - 1, day, hour, minute, second) - offsetMinutes * 60_000;
+}
+
 /** Parses an RFC 3339 timestamp with seconds and an offset, or epoch milliseconds. */
 export function parseTimestamp(value: unknown): number | string {
   if (typeof value === 'number') {
     return Number.isSafeInteger(value) ? value : 'epoch milliseconds must be an integer';
   }
   if (typeof value !== 'string') return 'must be an RFC 3339 string or integer epoch milliseconds';
+  const common = parseCommonTimestamp(value);
+  if (common !== null) return common;
   const m = RFC3339.exec(value);
   if (!m) return 'must be RFC 3339 with seconds and an offset, e.g. 2026-10-01T12:00:00+08:00';
   const year = Number(m[1]);

@@ -3,7 +3,7 @@
  * History arrays are sorted because the engine applies events in log order.
  */
 import { DAY_MS } from './calendar.js';
-import type { CountFact, FactSource } from './conditions.js';
+import { evaluateCondition, type Condition, type CountFact, type FactSource } from './conditions.js';
 import type { FanState, Order } from './state.js';
 
 /** Index of the first element greater than `bound` in a sorted array. */
@@ -81,5 +81,54 @@ export function factsOf(fan: FanState, at: number): FactSource {
     count: (fact, windowDays) => countFact(fan, fact, at, windowDays),
     recognized: () => fan.recognized,
     profile: (name) => fan.profile[name] ?? null,
+  };
+}
+
+export type FanPredicate = (fan: FanState, at: number) => boolean;
+
+const compiled = new WeakMap<Condition, FanPredicate>();
+
+/**
+ * A condition compiled once into a predicate over a fan at an instant: the engine's hot path.
+ * Same semantics as evaluateCondition (which explains its verdicts); tests pin both.
+ */
+export function fanPredicate(cond: Condition): FanPredicate {
+  let predicate = compiled.get(cond);
+  if (!predicate) {
+    predicate = buildPredicate(cond);
+    compiled.set(cond, predicate);
+  }
+  return predicate;
+}
+
+function buildPredicate(cond: Condition): FanPredicate {
+  if ('all' in cond) {
+    const parts = cond.all.map(fanPredicate);
+    return (fan, at) => {
+      for (const part of parts) if (!part(fan, at)) return false;
+      return true;
+    };
+  }
+  if ('any' in cond) {
+    const parts = cond.any.map(fanPredicate);
+    return (fan, at) => {
+      for (const part of parts) if (part(fan, at)) return true;
+      return false;
+    };
+  }
+  if ('not' in cond) {
+    const inner = fanPredicate(cond.not);
+    return (fan, at) => !inner(fan, at);
+  }
+  if ('profile' in cond) return (fan, at) => evaluateCondition(cond, factsOf(fan, at)).ok;
+  if (cond.fact === 'recognized') {
+    const expected = cond.eq;
+    return (fan) => fan.recognized === expected;
+  }
+  const { fact, gte, lte, eq } = cond;
+  const windowDays = cond.windowDays ?? null;
+  return (fan, at) => {
+    const value = countFact(fan, fact, at, windowDays);
+    return (gte === undefined || value >= gte) && (lte === undefined || value <= lte) && (eq === undefined || value === eq);
   };
 }

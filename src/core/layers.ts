@@ -1,8 +1,8 @@
 /**
  * Layers (PRODUCT §3.3): as of an instant, over the program's window, tested in order.
  */
-import { evaluateCondition, testCondition } from './conditions.js';
-import { factsOf } from './facts.js';
+import { evaluateCondition } from './conditions.js';
+import { factsOf, fanPredicate } from './facts.js';
 import type { Program } from './program.js';
 import type { FanState, LayerName } from './state.js';
 
@@ -30,10 +30,9 @@ export function computeLayer(fan: FanState, program: Program, at: number): Layer
 /** The layer alone, without reasons: the engine's hot path. */
 export function classifyLayer(fan: FanState, program: Program, at: number): LayerName {
   if (fan.follow === 2) return 'unfollowed';
-  const facts = factsOf(fan, at);
-  if (testCondition(program.layers.core, facts)) return 'core';
-  if (testCondition(program.layers.backbone, facts)) return 'backbone';
-  if (testCondition(program.layers.general, facts)) return 'general';
+  if (fanPredicate(program.layers.core)(fan, at)) return 'core';
+  if (fanPredicate(program.layers.backbone)(fan, at)) return 'backbone';
+  if (fanPredicate(program.layers.general)(fan, at)) return 'general';
   return 'observation';
 }
 

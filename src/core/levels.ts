@@ -2,8 +2,8 @@
  * Levels (PRODUCT §3.1): promotion cascade, Lv5 eligibility, midnight demotion with grace, locks.
  */
 import { DAY_MS } from './calendar.js';
-import { evaluateCondition, testCondition, type Condition, type Verdict } from './conditions.js';
-import { factsOf } from './facts.js';
+import { evaluateCondition, type Condition, type Verdict } from './conditions.js';
+import { factsOf, fanPredicate } from './facts.js';
 import type { Program } from './program.js';
 import type { FanState } from './state.js';
 
@@ -32,23 +32,28 @@ function withoutRecognition(cond: Condition): Condition | null {
   return cond;
 }
 
+const restOfTopEntry = new WeakMap<Condition, Condition | null>();
+
 /** True for a Lv4 fan who meets every Lv5 condition except brand recognition. */
 export function isEligibleForTop(fan: FanState, program: Program, at: number): boolean {
   if (fan.level !== TOP_LEVEL - 1 || fan.recognized) return false;
   const entry = program.levels[TOP_LEVEL - 1].entry;
   if (!entry) return false;
-  const rest = withoutRecognition(entry);
-  return rest === null || testCondition(rest, factsOf(fan, at));
+  let rest = restOfTopEntry.get(entry);
+  if (rest === undefined) {
+    rest = withoutRecognition(entry);
+    restOfTopEntry.set(entry, rest);
+  }
+  return rest === null || fanPredicate(rest)(fan, at);
 }
 
 /** Climbs one level at a time while each next entry condition holds; returns the change or null. */
 export function promote(fan: FanState, program: Program, at: number): LevelChange | null {
   if (fan.lockedLevel !== null) return null;
   const from = fan.level;
-  const facts = factsOf(fan, at);
   while (fan.level < TOP_LEVEL) {
     const entry = program.levels[fan.level].entry;
-    if (entry && !testCondition(entry, facts)) break;
+    if (entry && !fanPredicate(entry)(fan, at)) break;
     fan.level++;
   }
   if (fan.level === from) return null;
@@ -64,7 +69,7 @@ export function demoteAtMidnight(fan: FanState, program: Program, boundary: numb
   if (fan.lockedLevel !== null || fan.level < DEMOTABLE_FROM_LEVEL || boundary <= fan.firstTs) return null;
   if (fan.lastPromotionTs !== null && boundary - fan.lastPromotionTs < program.demotion.graceDays * DAY_MS) return null;
   const maintain = program.levels[fan.level - 1].maintain;
-  if (!maintain || testCondition(maintain, factsOf(fan, boundary))) return null;
+  if (!maintain || fanPredicate(maintain)(fan, boundary)) return null;
   const from = fan.level;
   fan.level--;
   return { from, to: fan.level, kind: 'demotion' };
