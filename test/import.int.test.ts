@@ -125,6 +125,21 @@ describe('import into the SQLite store', () => {
   });
 });
 
+describe('engine upgrades', () => {
+  it('a state written by another engine version is rebuilt from the log, not reused', async () => {
+    const { catchUp } = await import('../src/app/workspace.js');
+    const dir = tempDir();
+    const db = join(dir, 'f.db');
+    importInto(db, writeNdjson(join(dir, 'a.ndjson'), sample));
+    const expected = dumpState(db);
+    const old = new Database(db);
+    old.prepare(`UPDATE state SET value = json_set(value, '$.engineVersion', 1) WHERE key = 'world'`).run();
+    old.close();
+    expect(withStore(db, (workspace) => catchUp(workspace).rebuilt)).toBe(true);
+    expect(dumpState(db)).toEqual(expected);
+  });
+});
+
 describe('the monthly report', () => {
   it('from stored snapshots and candidate fans equals the report over every fan', async () => {
     const { generateCommunity, DEFAULT_GENERATE } = await import('../src/demo/generate.js');

@@ -4,7 +4,8 @@
  */
 import { verifyLedger } from '../core/ledger.js';
 import { serializeFan, serializeWorldMeta } from './serialize.js';
-import { rebuildWorld, saveRebuild, type Progress, type Workspace } from './workspace.js';
+import { ENGINE_VERSION } from '../core/state.js';
+import { engineVersionOf, rebuildWorld, saveRebuild, type Progress, type Workspace } from './workspace.js';
 
 export interface ReplayResult {
   events: number;
@@ -26,7 +27,7 @@ export function runReplay(workspace: Workspace, progress: Progress): ReplayResul
   const rebuilt = rebuildWorld(workspace, progress);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const events = store.countEvents();
-  const compared = meta !== null && meta.programVersion === program.version && meta.appliedSeq === store.maxSeq();
+  const compared = meta !== null && meta.programVersion === program.version && meta.appliedSeq === store.maxSeq() && engineVersionOf(meta.world) === ENGINE_VERSION;
   // Compared record by record as text, streaming the stored side, so memory holds one world.
   let differences = 0;
   if (compared) {

@@ -47,6 +47,8 @@ export function restoreWorld(metaText: string, fanTexts: Iterable<string>, snaps
   const meta = JSON.parse(metaText) as Omit<World, 'fans' | 'orders' | 'highLevel' | 'snapshots'>;
   const world = createWorld(meta.programVersion);
   Object.assign(world, meta);
+  // A state written before engine versions were recorded is of no known version.
+  if (meta.engineVersion === undefined) world.engineVersion = 0;
   if (meta.clock === null) world.clock = Number.NEGATIVE_INFINITY;
   if (meta.lastTs === null) world.lastTs = Number.NEGATIVE_INFINITY;
   for (const text of fanTexts) {

@@ -5,7 +5,7 @@
 import { createEngine, type Engine, type EngineOutput } from '../core/engine.js';
 import { compareEvents, validateEvent, type FanEvent } from '../core/events.js';
 import { compileProgram, type Program, type ProgramSpec } from '../core/program.js';
-import { cloneFan, createWorld, type FanState, type World } from '../core/state.js';
+import { cloneFan, createWorld, ENGINE_VERSION, type FanState, type World } from '../core/state.js';
 import { takeSnapshot } from '../core/snapshot.js';
 import { LAYER_CODES, LAYER_NAMES } from '../core/state.js';
 import type { Store, StoredLogEvent } from '../store/store.js';
@@ -97,7 +97,11 @@ function persist(workspace: Workspace, world: World, out: EngineOutput, appliedS
 /** True when the stored state covers the whole log under the workspace's program. */
 export function isCurrent(workspace: Workspace): boolean {
   const meta = workspace.store.loadStateMeta();
-  return meta !== null && meta.programVersion === workspace.program.version && meta.appliedSeq === workspace.store.maxSeq();
+  return meta !== null && meta.programVersion === workspace.program.version && meta.appliedSeq === workspace.store.maxSeq() && engineVersionOf(meta.world) === ENGINE_VERSION;
+}
+
+export function engineVersionOf(worldMeta: string): number {
+  return (JSON.parse(worldMeta) as { engineVersion?: number }).engineVersion ?? 0;
 }
 
 /** Stores a full rebuild as the state, covering the whole log. */
@@ -167,7 +171,7 @@ function catchUpLocked(workspace: Workspace, progress: Progress): CatchUpResult 
   const { store, engine, program } = workspace;
   const maxSeq = store.maxSeq();
   const loaded = loadStoredWorld(workspace);
-  const stale = !loaded || loaded.world.programVersion !== program.version;
+  const stale = !loaded || loaded.world.programVersion !== program.version || loaded.world.engineVersion !== ENGINE_VERSION;
   if (!stale && loaded.appliedSeq === maxSeq) return { applied: 0, rebuilt: false, world: loaded.world };
   let events = stale ? [] : [...store.readAfter(loaded.appliedSeq)].map(parseStored);
   if (!stale) events = [...events].sort(compareEvents);

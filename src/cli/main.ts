@@ -253,7 +253,7 @@ export function buildCli(): Command {
       const options = globals(command);
       const result = withWorkspace(options, false, (workspace) => runReplay(workspace, progressBar(showProgress())));
       if (options.json) printJson(result);
-      else print(`replayed ${result.events} events → ${result.fans} fans in ${result.seconds.toFixed(2)} s (${Math.round(result.eventsPerSecond)} events/s); incremental state ${result.verified ? 'verified identical' : result.compared ? `DIFFERS in ${result.differences} records (replaced by the replay)` : 'absent or under another program (replaced)'}; ledger ${result.ledgerOk ? 'balanced' : 'NOT balanced'}\n`);
+      else print(`replayed ${result.events} events → ${result.fans} fans in ${result.seconds.toFixed(2)} s (${Math.round(result.eventsPerSecond)} events/s); incremental state ${result.verified ? 'verified identical' : result.compared ? `DIFFERS in ${result.differences} records (replaced by the replay)` : 'absent, under another program or from another engine version (replaced)'}; ledger ${result.ledgerOk ? 'balanced' : 'NOT balanced'}\n`);
       if (result.compared && !result.verified) process.exitCode = 1;
     });
 

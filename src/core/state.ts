@@ -123,7 +123,14 @@ export interface Snapshot {
   readonly buyersToDate: number;
 }
 
+/**
+ * The version of the engine's semantics and state shape. A stored state of another version is
+ * rebuilt from the log (after an upgrade), never mixed with new results.
+ */
+export const ENGINE_VERSION = 2;
+
 export interface World {
+  engineVersion: number;
   programVersion: string;
   clock: number;
   /** The last applied event in log order: later arrivals before it need a rebuild. */
@@ -144,6 +151,7 @@ export interface World {
 
 export function createWorld(programVersion: string): World {
   return {
+    engineVersion: ENGINE_VERSION,
     programVersion,
     clock: Number.NEGATIVE_INFINITY,
     lastTs: Number.NEGATIVE_INFINITY,
