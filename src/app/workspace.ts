@@ -9,6 +9,7 @@ import { cloneFan, createWorld, ENGINE_VERSION, type FanState, type World } from
 import { takeSnapshot } from '../core/snapshot.js';
 import { LAYER_CODES, LAYER_NAMES } from '../core/state.js';
 import type { Store, StoredLogEvent } from '../store/store.js';
+import { encodePostingBlocks, POSTINGS_PER_BLOCK, type PostingBlock } from '../store/posting-codec.js';
 import { compileProgramText, defaultProgram, type LoadedProgram } from './program-source.js';
 import { PhaseTimer } from './phase-timer.js';
 import { restoreWorld, serializeFan, serializeWorldMeta } from './serialize.js';
@@ -68,7 +69,7 @@ export function loadStoredWorld(workspace: Workspace): { world: World; appliedSe
   };
 }
 
-function persist(workspace: Workspace, world: World, out: EngineOutput, appliedSeq: number, rebuild: boolean): void {
+function persist(workspace: Workspace, world: World, out: EngineOutput, appliedSeq: number, rebuild: boolean, postingBlocks: readonly PostingBlock[] = []): void {
   const { program } = workspace;
   const fans = rebuild ? [...world.fans.values()] : [...out.touched].map((id) => world.fans.get(id) as FanState);
   workspace.store.saveState({
@@ -86,6 +87,7 @@ function persist(workspace: Workspace, world: World, out: EngineOutput, appliedS
       state: serializeFan(fan),
     })),
     postings: out.postings,
+    postingBlocks,
     // Layer changes follow from the log and the clock; they are emitted, not stored.
     derived: out.derived.filter((event) => event.type !== 'LayerChanged'),
     snapshots: Object.entries(world.snapshots).map(([month, snapshot]) => ({ month, data: JSON.stringify(snapshot) })),
@@ -216,6 +218,7 @@ export function startStreamingApply(workspace: Workspace): StreamingApply {
   const loaded = isCurrent(workspace) ? loadStoredWorld(workspace) : null;
   let world: World | null = loaded ? loaded.world : startSeq === 0 ? createWorld(workspace.program.version) : null;
   const out = engine.newOutput();
+  const blocks: PostingBlock[] = [];
   let applied = 0;
   let offered = 0;
   return {
@@ -229,6 +232,12 @@ export function startStreamingApply(workspace: Workspace): StreamingApply {
       }
       for (const event of sorted) engine.apply(world, event, out);
       applied += sorted.length;
+      // Encoded postings take a fraction of the memory of posting objects.
+      if (out.postings.length >= POSTINGS_PER_BLOCK) {
+        const full = out.postings.length - (out.postings.length % POSTINGS_PER_BLOCK);
+        blocks.push(...encodePostingBlocks(out.postings.slice(0, full)));
+        out.postings.splice(0, full);
+      }
     },
     finish(progress) {
       if (offered === 0 && isCurrent(workspace)) return null;
@@ -236,7 +245,7 @@ export function startStreamingApply(workspace: Workspace): StreamingApply {
         const meta = store.loadStateMeta();
         const untouched = (meta?.appliedSeq ?? 0) === (loaded?.appliedSeq ?? 0) && store.maxSeq() === startSeq + applied;
         if (world && untouched) {
-          persist(workspace, world, out, startSeq + applied, false);
+          persist(workspace, world, out, startSeq + applied, false, blocks);
           return { applied, rebuilt: false, world };
         }
         world = null;

@@ -5,6 +5,7 @@
 import Database from 'better-sqlite3';
 import type { DerivedEvent } from '../core/engine.js';
 import type { Posting } from '../core/state.js';
+import { decodePostings, encodePostingBlocks } from './posting-codec.js';
 import type { AppendStatus, LogEntry, RejectRecord, StateWrite, Store, StoredLogEvent, StoredProgram, StoredState } from './store.js';
 
 // The log is keyed by event id (WITHOUT ROWID): the id check and the append are one B-tree,
@@ -49,7 +50,6 @@ const MIGRATIONS: readonly string[] = [
 ];
 
 const BATCH_ROWS = 200;
-const POSTINGS_PER_BLOCK = 10_000;
 
 export function openSqliteStore(path: string): Store {
   const db = new Database(path);
@@ -123,10 +123,7 @@ export function openSqliteStore(path: string): Store {
     );
     for (const fan of write.fans) upsertFan.run(fan.id, fan.no, fan.level, fan.layer, fan.loyaltyLog, fan.state, write.programVersion, fan.lastActivity, fan.recency);
     const insertBlock = db.prepare('INSERT INTO posting_blocks (first_seq, last_seq, program_version, postings) VALUES (?, ?, ?, ?)');
-    for (let from = 0; from < write.postings.length; from += POSTINGS_PER_BLOCK) {
-      const block = write.postings.slice(from, from + POSTINGS_PER_BLOCK);
-      insertBlock.run(block[0].seq, block[block.length - 1].seq, write.programVersion, encodePostings(block));
-    }
+    for (const block of [...write.postingBlocks, ...encodePostingBlocks(write.postings)]) insertBlock.run(block.firstSeq, block.lastSeq, write.programVersion, block.data);
     const insertDerived = db.prepare('INSERT INTO derived (type, fan, ts, event_id, data, program_version) VALUES (?, ?, ?, ?, ?, ?)');
     for (const d of write.derived) insertDerived.run(d.type, d.fan, d.ts, 'eventId' in d ? d.eventId : null, JSON.stringify(d), write.programVersion);
     const upsertSnapshot = db.prepare(
@@ -216,39 +213,6 @@ export function openSqliteStore(path: string): Store {
     programHistory: () => db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs ORDER BY seq DESC').all() as StoredProgram[],
     close: () => db.close(),
   };
-}
-
-/**
- * A block of postings as compact JSON: repeated strings (assets, rules, counterpart accounts) in
- * dictionaries, and per posting [seq, eventId, ts, asset#, fan, signed amount, rule#, counterpart#]
- * where the fan's account is the target of a positive amount and the source of a negative one.
- */
-function encodePostings(block: readonly Posting[]): string {
-  const dictionaries = { assets: [] as string[], rules: [] as string[], counterparts: [] as string[] };
-  const indexOf = (list: string[], value: string) => {
-    let index = list.indexOf(value);
-    if (index === -1) index = list.push(value) - 1;
-    return index;
-  };
-  const rows = block.map((p) => {
-    const account = `fan:${p.fan}`;
-    const incoming = p.target === account;
-    return [p.seq, p.eventId, p.ts, indexOf(dictionaries.assets, p.asset), p.fan, incoming ? p.amount : -p.amount, indexOf(dictionaries.rules, p.rule), indexOf(dictionaries.counterparts, incoming ? p.source : p.target)];
-  });
-  return JSON.stringify({ ...dictionaries, rows });
-}
-
-function* decodePostings(text: string, programVersion: string): Generator<Posting> {
-  const block = JSON.parse(text) as { assets: string[]; rules: string[]; counterparts: string[]; rows: [number, string, number, number, string, number, number, number][] };
-  for (const [seq, eventId, ts, asset, fan, signed, rule, counterpart] of block.rows) {
-    const account = `fan:${fan}`;
-    const other = block.counterparts[counterpart];
-    yield {
-      seq, eventId, ts, asset: block.assets[asset] as Posting['asset'], fan, amount: Math.abs(signed), rule: block.rules[rule], programVersion,
-      source: signed > 0 ? other : account,
-      target: signed > 0 ? account : other,
-    };
-  }
 }
 
 function migrate(db: Database.Database): void {

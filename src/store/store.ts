@@ -3,6 +3,7 @@
  * runs, and the programs. One adapter per dialect; the same contract tests run against each.
  */
 import type { Posting } from '../core/state.js';
+import type { PostingBlock } from './posting-codec.js';
 import type { DerivedEvent } from '../core/engine.js';
 
 export interface LogEntry {
@@ -38,6 +39,8 @@ export interface StateWrite {
   readonly rebuild: boolean;
   readonly fans: { id: string; no: number; level: number; layer: string; loyaltyLog: number | null; lastActivity: number | null; recency: number; state: string }[];
   readonly postings: readonly Posting[];
+  /** Postings already encoded (written before `postings`). */
+  readonly postingBlocks: readonly PostingBlock[];
   readonly derived: readonly DerivedEvent[];
   readonly snapshots: { month: string; data: string }[];
   /** The snapshot of the next month start, if no event arrives before it (for reports). */

@@ -1,0 +1,56 @@
+/**
+ * The storage encoding of postings: blocks of consecutive postings as compact JSON.
+ */
+import type { Posting } from '../core/state.js';
+
+export const POSTINGS_PER_BLOCK = 10_000;
+
+export interface PostingBlock {
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly data: string;
+}
+
+/** Splits postings (in seq order) into encoded blocks. */
+export function encodePostingBlocks(postings: readonly Posting[]): PostingBlock[] {
+  const blocks: PostingBlock[] = [];
+  for (let from = 0; from < postings.length; from += POSTINGS_PER_BLOCK) {
+    const block = postings.slice(from, from + POSTINGS_PER_BLOCK);
+    blocks.push({ firstSeq: block[0].seq, lastSeq: block[block.length - 1].seq, data: encodePostings(block) });
+  }
+  return blocks;
+}
+
+/**
+ * A block of postings as compact JSON: repeated strings (assets, rules, counterpart accounts) in
+ * dictionaries, and per posting [seq, eventId, ts, asset#, fan, signed amount, rule#, counterpart#]
+ * where the fan's account is the target of a positive amount and the source of a negative one.
+ */
+export function encodePostings(block: readonly Posting[]): string {
+  const dictionaries = { assets: [] as string[], rules: [] as string[], counterparts: [] as string[] };
+  const indexOf = (list: string[], value: string) => {
+    let index = list.indexOf(value);
+    if (index === -1) index = list.push(value) - 1;
+    return index;
+  };
+  const rows = block.map((p) => {
+    const account = `fan:${p.fan}`;
+    const incoming = p.target === account;
+    return [p.seq, p.eventId, p.ts, indexOf(dictionaries.assets, p.asset), p.fan, incoming ? p.amount : -p.amount, indexOf(dictionaries.rules, p.rule), indexOf(dictionaries.counterparts, incoming ? p.source : p.target)];
+  });
+  return JSON.stringify({ ...dictionaries, rows });
+}
+
+export function* decodePostings(text: string, programVersion: string): Generator<Posting> {
+  const block = JSON.parse(text) as { assets: string[]; rules: string[]; counterparts: string[]; rows: [number, string, number, number, string, number, number, number][] };
+  for (const [seq, eventId, ts, asset, fan, signed, rule, counterpart] of block.rows) {
+    const account = `fan:${fan}`;
+    const other = block.counterparts[counterpart];
+    yield {
+      seq, eventId, ts, asset: block.assets[asset] as Posting['asset'], fan, amount: Math.abs(signed), rule: block.rules[rule], programVersion,
+      source: signed > 0 ? other : account,
+      target: signed > 0 ? account : other,
+    };
+  }
+}
+
