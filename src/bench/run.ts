@@ -99,7 +99,7 @@ function main(): void {
     ['peak RSS (largest command)', `${fmt(maxRss)} MB`, `import ${fmt(importRun.maxRssMb)} MB`, '', '< 1,536 MB', maxRss < 1536 ? 'ok' : 'MISSED'],
     ['default demo (20,000 fans, generation included)', `${fmt(demo.wallMs / 1000, 1)} s`, `generation of the bench file ${fmt(generate.wallMs / 1000, 1)} s`, '', '< 60 s', demo.wallMs < 60_000 ? 'ok' : 'MISSED'],
   ];
-  const table = new Table({ head: ['figure', 'value', 'detail', 'ratio', 'target', ''], style: { head: [], border: [] } });
+  const table = new Table({ head: ['figure', 'value', 'detail', 'ratio', 'target', ''], style: { head: [], border: [], compact: true } });
   table.push(...rows.map((row) => row.map(String)));
   process.stdout.write(`${table.toString()}\nreplay verified the incremental state: ${replayResult.verified}\n`);
   writeFileSync(join(process.cwd(), 'bench-results.json'), JSON.stringify({ events, fans: FANS, baselineLinesPerSecond: baselineRate, importEventsPerSecond: importRate, importVsBaseline: importRun.wallMs / baseline.ms, replayEventsPerSecond: replayResult.eventsPerSecond, reportWorkMs: report.workMs, reportWallMs: report.wallMs, fanWorkMs: fanNow.workMs, fanWallMs: fanNow.wallMs, maxRssMb: maxRss, demoSeconds: demo.wallMs / 1000 }, null, 2) + '\n');

@@ -33,8 +33,18 @@ function progressBar(enabled: boolean): Progress {
   let bar: cliProgress.SingleBar | null = null;
   return {
     start(total, label) {
+      if (total === 0) return;
+      // Imports count bytes (shown in MB); replays count events.
+      const bytes = label === 'import';
+      const unit = bytes ? ' MB' : ' events';
       bar = new cliProgress.SingleBar(
-        { format: `${label.padEnd(7)} [{bar}] {percentage}% | {value}/{total} | {duration_formatted}`, hideCursor: true, clearOnComplete: false, stream: process.stderr },
+        {
+          format: `${label.padEnd(7)} [{bar}] {percentage}% | {value}/{total}${unit} | {duration_formatted}`,
+          hideCursor: true,
+          clearOnComplete: false,
+          stream: process.stderr,
+          formatValue: (value, _options, type) => (bytes && (type === 'value' || type === 'total') ? (value / 1e6).toFixed(1) : String(value)),
+        },
         cliProgress.Presets.shades_classic,
       );
       bar.start(total, 0);

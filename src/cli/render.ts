@@ -16,7 +16,8 @@ function table(head: string[], rows: (string | number)[][], markdown: boolean): 
     const line = (cells: (string | number)[]) => `| ${cells.map((cell) => String(cell).replace(/\|/g, '\\|')).join(' | ')} |`;
     return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
   }
-  const t = new Table({ head, style: { head: [], border: [] } });
+  // Compact: no rule between rows, so a long table stays readable in a terminal.
+  const t = new Table({ head, style: { head: [], border: [], compact: true } });
   t.push(...rows.map((row) => row.map(String)));
   return t.toString();
 }
@@ -98,7 +99,7 @@ export function renderFan(view: FanView, m: Messages): string {
   for (const reason of view.layer.reasons) lines.push(`  · ${reason}`);
   lines.push(`\n${m.t('points')}: ${view.points.balance}`);
   if (view.points.recent.length > 0) {
-    lines.push(table(['ts', m.t('points'), 'rule', 'event'], view.points.recent.map((p) => [new Date(p.ts).toISOString(), p.points > 0 ? `+${p.points}` : p.points, p.rule, p.eventId]), false));
+    lines.push(table(['ts', m.t('points'), 'rule', 'event'], view.points.recent.map((p) => [p.at, p.points > 0 ? `+${p.points}` : p.points, p.rule, p.eventId]), false));
   }
   lines.push(`\n${m.t('churnRisk')}: ${view.churnRisk} · ${m.t('referrer')}: ${view.referrer ?? m.t('none')} · ${m.t('qualifiedReferrals')}: ${view.qualifiedReferrals}`);
   lines.push(`${m.t('windows')}: ${Object.entries(view.windows).map(([key, value]) => `${key}=${value}`).join(' ')}`);

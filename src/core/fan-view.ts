@@ -25,7 +25,7 @@ export interface FanView {
     benefits: Record<string, string | number | boolean>;
   };
   layer: { layer: LayerName; reasons: string[] };
-  points: { balance: number; recent: RecentPosting[] };
+  points: { balance: number; recent: (RecentPosting & { at: string })[] };
   referrer: string | null;
   qualifiedReferrals: number;
   windows: { interactions7d: number; interactions30d: number; interactions90d: number; interactions180d: number; purchases90d: number; purchases180d: number; shares90d: number };
@@ -127,7 +127,7 @@ export function computeFanView(fan: FanState, program: Program, calendar: Calend
       benefits: { pointsMultiplier: level.pointsMultiplier, ...level.benefits },
     },
     layer: { layer: layer.layer, reasons: layer.reasons },
-    points: { balance: fan.pointsBalance, recent: [...fan.recentPostings].reverse() },
+    points: { balance: fan.pointsBalance, recent: [...fan.recentPostings].reverse().map((posting) => ({ ...posting, at: calendar.formatLocal(posting.ts) })) },
     referrer: fan.referrer,
     qualifiedReferrals: fan.qualifiedReferralTs.length,
     windows: {

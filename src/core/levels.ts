@@ -86,7 +86,8 @@ export function explainLevel(fan: FanState, program: Program, at: number): {
   else {
     const verdict = entryVerdict(fan, fan.level, program, at);
     const maintain = program.levels[fan.level - 1].maintain;
-    reasons.push(`Lv${fan.level} reached${fan.lastPromotionTs !== null ? ' by promotion' : ''}; entry now: ${verdict.reasons.join(', ')}`);
+    const keeps = fan.level < DEMOTABLE_FROM_LEVEL ? ' (this level is kept without activity)' : '';
+    reasons.push(`Lv${fan.level} held since its promotion${keeps}; its entry rule at this instant: ${verdict.reasons.join(', ')}`);
     if (maintain) {
       const kept = evaluateCondition(maintain, factsOf(fan, at));
       reasons.push(`maintenance ${kept.ok ? 'met' : 'NOT met (demotion at a coming midnight unless active)'}: ${kept.reasons.join(', ')}`);
