@@ -2,6 +2,8 @@
  * Read models for the CLI (and later the HTTP API): one fan, a filtered list, a month's report.
  */
 import { computeFanView, type FanView } from '../core/fan-view.js';
+import { countFact } from '../core/facts.js';
+import { classifyLayer, distanceTo } from '../core/layers.js';
 import { evaluateMonthlyReport, hasMonotoneLayers } from '../core/analysis.js';
 import type { MonthlyReport } from '../core/report.js';
 import type { FanState, Snapshot, World } from '../core/state.js';
@@ -116,18 +118,35 @@ function reportFromStoredSnapshots(workspace: Workspace, month: string, asOf: nu
   if (!world.snapshots[endKey] && meta.provisional?.month === endKey) world.snapshots[endKey] = JSON.parse(meta.provisional.data) as Snapshot;
   if (!world.snapshots[endKey]) return null;
   const windowStart = asOf - program.layers.windowDays * 86_400_000;
-  const states = [
-    ...store.findFanStates({ layers: ['C', 'B', 'G'], activeAfter: windowStart, level: 4 }),
-    ...store.findInactiveRecent(windowStart, LIST_LENGTH * 5),
-  ];
   const seen = new Set<string>();
   const fans: FanState[] = [];
-  for (const state of states) {
+  const take = (state: string): FanState | null => {
     const fan = deserializeFan(state);
-    if (seen.has(fan.id)) continue;
+    if (seen.has(fan.id)) return null;
     seen.add(fan.id);
     engine.advanceFan(fan, world.clock, asOf);
     fans.push(fan);
+    return fan;
+  };
+  // Without new events windows only lose events, so a stored Core/Backbone fan is at most that
+  // now, a stored General fan at most General: the small Core/Backbone set is read whole.
+  for (const state of store.findFanStates({ layers: ['C', 'B'], activeAfter: windowStart, level: 4 })) take(state);
+  for (const state of store.findInactiveRecent(windowStart, LIST_LENGTH * 5)) take(state);
+  // General fans closest to Backbone: read in order of a lower bound of their gap (and an upper
+  // bound of their interactions) until no further fan can enter the top of the list.
+  const best: [number, number][] = [];
+  const consider = (fan: FanState) => {
+    if (classifyLayer(fan, program, asOf) !== 'general') return;
+    best.push([distanceTo(fan, program, 'backbone', asOf), countFact(fan, 'interactions', asOf, program.layers.windowDays)]);
+    best.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
+    if (best.length > LIST_LENGTH) best.length = LIST_LENGTH;
+  };
+  fans.forEach(consider);
+  for (const row of store.iterateByBackboneGap('G', windowStart)) {
+    const worst = best.length === LIST_LENGTH ? best[LIST_LENGTH - 1] : null;
+    if (worst && (row.backboneGap > worst[0] || (row.backboneGap === worst[0] && row.interactionsInWindow < worst[1]))) break;
+    const fan = take(row.state);
+    if (fan) consider(fan);
   }
   return evaluateMonthlyReport(world, engine, month, asOf, fans);
 }

@@ -7,6 +7,8 @@ import { compareEvents, validateEvent, type FanEvent } from '../core/events.js';
 import { compileProgram, type Program, type ProgramSpec } from '../core/program.js';
 import { cloneFan, createWorld, ENGINE_VERSION, type FanState, type World } from '../core/state.js';
 import { takeSnapshot } from '../core/snapshot.js';
+import { countFact } from '../core/facts.js';
+import { distanceTo } from '../core/layers.js';
 import { LAYER_CODES, LAYER_NAMES } from '../core/state.js';
 import type { Store, StoredLogEvent } from '../store/store.js';
 import { encodePostingBlocks, POSTINGS_PER_BLOCK, type PostingBlock } from '../store/posting-codec.js';
@@ -84,6 +86,8 @@ function persist(workspace: Workspace, world: World, out: EngineOutput, appliedS
       loyaltyLog: Number.isFinite(fan.loyaltyLog) ? fan.loyaltyLog : null,
       lastActivity: fan.lastActivityTs,
       recency: fan.firstFollowTs ?? fan.firstTs,
+      backboneGap: distanceTo(fan, program, 'backbone', world.clock),
+      interactionsInWindow: countFact(fan, 'interactions', world.clock, program.layers.windowDays),
       state: serializeFan(fan),
     })),
     postings: out.postings,

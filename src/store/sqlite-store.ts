@@ -47,6 +47,11 @@ const MIGRATIONS: readonly string[] = [
    ALTER TABLE fans ADD COLUMN recency REAL;
    CREATE INDEX fans_layer ON fans (layer, last_activity);
    CREATE INDEX fans_recency ON fans (recency);`,
+  // Bounds that order General fans by how close they can be to Backbone (see queries.ts).
+  `ALTER TABLE fans ADD COLUMN backbone_gap INTEGER;
+   ALTER TABLE fans ADD COLUMN ix_window INTEGER;
+   CREATE INDEX fans_backbone_gap ON fans (layer, backbone_gap, ix_window);
+   CREATE INDEX fans_level ON fans (level);`,
 ];
 
 const BATCH_ROWS = 200;
@@ -116,12 +121,15 @@ export function openSqliteStore(path: string): Store {
       db.exec('DELETE FROM fans; DELETE FROM posting_blocks; DELETE FROM derived; DELETE FROM snapshots;');
     }
     const upsertFan = db.prepare(
-      `INSERT INTO fans (id, no, level, layer, loyalty, state, program_version, last_activity, recency) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO fans (id, no, level, layer, loyalty, state, program_version, last_activity, recency, backbone_gap, ix_window) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET no = excluded.no, level = excluded.level, layer = excluded.layer,
          loyalty = excluded.loyalty, state = excluded.state, program_version = excluded.program_version,
-         last_activity = excluded.last_activity, recency = excluded.recency`,
+         last_activity = excluded.last_activity, recency = excluded.recency,
+         backbone_gap = excluded.backbone_gap, ix_window = excluded.ix_window`,
     );
-    for (const fan of write.fans) upsertFan.run(fan.id, fan.no, fan.level, fan.layer, fan.loyaltyLog, fan.state, write.programVersion, fan.lastActivity, fan.recency);
+    for (const fan of write.fans) {
+      upsertFan.run(fan.id, fan.no, fan.level, fan.layer, fan.loyaltyLog, fan.state, write.programVersion, fan.lastActivity, fan.recency, fan.backboneGap, fan.interactionsInWindow);
+    }
     const insertBlock = db.prepare('INSERT INTO posting_blocks (first_seq, last_seq, program_version, postings) VALUES (?, ?, ?, ?)');
     for (const block of [...write.postingBlocks, ...encodePostingBlocks(write.postings)]) insertBlock.run(block.firstSeq, block.lastSeq, write.programVersion, block.data);
     const insertDerived = db.prepare('INSERT INTO derived (type, fan, ts, event_id, data, program_version) VALUES (?, ?, ?, ?, ?, ?)');
@@ -168,9 +176,14 @@ export function openSqliteStore(path: string): Store {
     readSnapshots: () => db.prepare('SELECT month, data FROM snapshots ORDER BY month').all() as { month: string; data: string }[],
     findFanStates: (query) => {
       const layers = query.layers.map((layer) => `'${layer.replace(/[^A-Z]/g, '')}'`).join(', ');
-      const sql = `SELECT state FROM fans WHERE (layer IN (${layers}) AND last_activity > ?) OR level = ? ORDER BY no`;
+      // A UNION lets each branch use its index (an OR would scan the table).
+      const sql = `SELECT state FROM fans WHERE layer IN (${layers}) AND last_activity > ? UNION SELECT state FROM fans WHERE level = ?`;
       return db.prepare(sql).pluck().all(query.activeAfter, query.level) as string[];
     },
+    iterateByBackboneGap: (layer, activeAfter) =>
+      db
+        .prepare('SELECT state, backbone_gap AS backboneGap, ix_window AS interactionsInWindow FROM fans WHERE layer = ? AND last_activity > ? ORDER BY backbone_gap, ix_window DESC')
+        .iterate(layer, activeAfter) as Iterable<{ state: string; backboneGap: number; interactionsInWindow: number }>,
     findInactiveRecent: (activeAtOrBefore, limit) =>
       db
         .prepare(`SELECT state FROM fans WHERE layer <> 'U' AND (layer = 'O' OR last_activity IS NULL OR last_activity <= ?) ORDER BY recency DESC, no LIMIT ?`)

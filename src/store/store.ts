@@ -37,7 +37,20 @@ export interface StateWrite {
   readonly programVersion: string;
   readonly appliedSeq: number;
   readonly rebuild: boolean;
-  readonly fans: { id: string; no: number; level: number; layer: string; loyaltyLog: number | null; lastActivity: number | null; recency: number; state: string }[];
+  readonly fans: {
+    id: string;
+    no: number;
+    level: number;
+    layer: string;
+    loyaltyLog: number | null;
+    lastActivity: number | null;
+    recency: number;
+    /** At the state's clock: a lower bound of the fan's Backbone shortfall at any later instant. */
+    backboneGap: number;
+    /** At the state's clock: an upper bound of its interactions in the layer window later. */
+    interactionsInWindow: number;
+    state: string;
+  }[];
   readonly postings: readonly Posting[];
   /** Postings already encoded (written before `postings`). */
   readonly postingBlocks: readonly PostingBlock[];
@@ -89,6 +102,8 @@ export interface Store {
   readSnapshots(): { month: string; data: string }[];
   /** States of fans whose stored layer is one of `layers` with activity after `activeAfter`, or at `level`. */
   findFanStates(query: { layers: string[]; activeAfter: number; level: number }): string[];
+  /** Fans of a stored layer active after the instant, by Backbone gap then interactions (most first). */
+  iterateByBackboneGap(layer: string, activeAfter: number): Iterable<{ state: string; backboneGap: number; interactionsInWindow: number }>;
   /** States of followers with no activity after the instant (or stored Observation), most recently followed first. */
   findInactiveRecent(activeAtOrBefore: number, limit: number): string[];
   saveState(write: StateWrite): void;
