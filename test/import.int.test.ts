@@ -158,5 +158,14 @@ describe('the monthly report', () => {
       expect(fast).toEqual(slow);
       expect(fast.actions.closestToCore.length + fast.actions.closestToBackbone.length).toBeGreaterThan(0);
     }
+    // One fan read alone gets the loyalty score it has in the full list.
+    const { queryFan, queryFans } = await import('../src/app/queries.js');
+    const listed = withStore(db, (workspace) => queryFans(workspace, {}, community.end));
+    for (const view of listed.filter((_, index) => index % 97 === 0)) {
+      const alone = withStore(db, (workspace) => queryFan(workspace, view.id, community.end));
+      expect(alone.tags.loyaltyScore).toBe(view.tags.loyaltyScore);
+      expect(alone.level).toEqual(view.level);
+      expect(alone.layer).toEqual(view.layer);
+    }
   });
 });

@@ -52,6 +52,8 @@ const MIGRATIONS: readonly string[] = [
    ALTER TABLE fans ADD COLUMN ix_window INTEGER;
    CREATE INDEX fans_backbone_gap ON fans (layer, backbone_gap, ix_window);
    CREATE INDEX fans_level ON fans (level);`,
+  // Every fan's loyalty value, sorted, so that one fan's percentile is a binary search.
+  `CREATE TABLE loyalty_ranks (id INTEGER PRIMARY KEY CHECK (id = 1), total INTEGER NOT NULL, unranked INTEGER NOT NULL, sorted BLOB NOT NULL);`,
 ];
 
 const BATCH_ROWS = 200;
@@ -138,6 +140,13 @@ export function openSqliteStore(path: string): Store {
       'INSERT INTO snapshots (month, data, program_version) VALUES (?, ?, ?) ON CONFLICT (month) DO UPDATE SET data = excluded.data, program_version = excluded.program_version',
     );
     for (const snapshot of write.snapshots) upsertSnapshot.run(snapshot.month, snapshot.data, write.programVersion);
+    const values = db.prepare('SELECT loyalty FROM fans WHERE loyalty IS NOT NULL ORDER BY loyalty').pluck().all() as number[];
+    const total = db.prepare('SELECT COUNT(*) FROM fans').pluck().get() as number;
+    db.prepare('INSERT INTO loyalty_ranks (id, total, unranked, sorted) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET total = excluded.total, unranked = excluded.unranked, sorted = excluded.sorted').run(
+      total,
+      total - values.length,
+      Buffer.from(Float64Array.from(values).buffer),
+    );
     putState.run('world', write.world);
     putState.run('provisionalSnapshot', JSON.stringify(write.provisional));
     putState.run('appliedSeq', String(write.appliedSeq));
@@ -201,9 +210,19 @@ export function openSqliteStore(path: string): Store {
     },
     saveState: (write) => writeState(write),
     loyaltyRank: (value) => {
-      const below = db.prepare('SELECT COUNT(*) FROM fans WHERE loyalty IS NOT NULL AND loyalty < ?').pluck().get(value) as number;
-      const total = db.prepare('SELECT COUNT(*) FROM fans').pluck().get() as number;
-      return { below, total };
+      const row = db.prepare('SELECT total, unranked, sorted FROM loyalty_ranks WHERE id = 1').get() as { total: number; unranked: number; sorted: Buffer } | undefined;
+      if (!row) return { below: 0, total: 0 };
+      // Copied: the blob's bytes may not be 8-byte aligned inside its buffer.
+      const sorted = new Float64Array(row.sorted.buffer.slice(row.sorted.byteOffset, row.sorted.byteOffset + row.sorted.byteLength));
+      let low = 0;
+      let high = sorted.length;
+      while (low < high) {
+        const mid = (low + high) >>> 1;
+        if (sorted[mid] < value) low = mid + 1;
+        else high = mid;
+      }
+      // Fans without activity rank below every active fan.
+      return { below: row.unranked + low, total: row.total };
     },
     readPostings: function* () {
       const blocks = db.prepare('SELECT program_version AS programVersion, postings FROM posting_blocks ORDER BY first_seq').iterate() as Iterable<{ programVersion: string; postings: string }>;

@@ -107,7 +107,7 @@ export interface Store {
   /** States of followers with no activity after the instant (or stored Observation), most recently followed first. */
   findInactiveRecent(activeAtOrBefore: number, limit: number): string[];
   saveState(write: StateWrite): void;
-  /** Fans whose loyalty rank value is below `value` and above −∞, and all ranked fans. */
+  /** How many fans have a loyalty value below `value` (fans without activity included), of how many. */
   loyaltyRank(value: number): { below: number; total: number };
   readPostings(): Iterable<Posting>;
   readDerived(fan: string, limit: number): DerivedEvent[];
