@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { createEngine } from '../src/core/engine.js';
 import { compareEvents } from '../src/core/events.js';
 import { verifyLedger } from '../src/core/ledger.js';
+import { evaluateCondition } from '../src/core/conditions.js';
+import { factsOf, fanPredicate } from '../src/core/facts.js';
 import { createWorld, type Posting } from '../src/core/state.js';
 import { fingerprintWorld, restoreWorld, serializeFan, serializeWorldMeta } from '../src/app/serialize.js';
 import { defaultProgram } from './helpers.js';
@@ -62,6 +64,26 @@ describe('engine properties (fast-check)', () => {
         }
       }),
       { numRuns: 150 },
+    );
+  });
+
+  it('the compiled predicates agree with the explaining evaluator on every rule of the program', () => {
+    const conditions = [
+      ...program.levels.flatMap((level) => [level.entry, level.maintain]).filter((cond) => cond !== undefined),
+      program.layers.core,
+      program.layers.backbone,
+      program.layers.general,
+      ...program.tags.portraits.map((portrait) => portrait.when),
+    ];
+    fc.assert(
+      fc.property(rawEvents, fc.integer({ min: 0, max: 400 }), (raws, days) => {
+        const { world } = applyAll(toEvents(raws));
+        const at = world.clock + days * 86_400_000;
+        for (const fan of world.fans.values()) {
+          for (const cond of conditions) expect(fanPredicate(cond)(fan, at)).toBe(evaluateCondition(cond, factsOf(fan, at)).ok);
+        }
+      }),
+      { numRuns: 100 },
     );
   });
 

@@ -137,7 +137,7 @@ export function importFile(workspace: Workspace, path: string, options: { progre
       return;
     }
     const event = result.event;
-    entries.push({ id: event.id, ts: event.ts, fan: event.fan, type: event.type, body: raw, source: path, line });
+    entries.push({ id: event.id, ts: event.ts, body: raw, source: path, line });
     events.push(event);
     if (entries.length >= CHUNK_EVENTS) flush();
   };

@@ -263,8 +263,8 @@ export function startStreamingApply(workspace: Workspace): StreamingApply {
  * The world as it was, or will be, at `asOf`: the current state advanced through the midnights
  * up to `asOf`, or for an earlier instant a replay of the log up to it. Never written back.
  */
-export function worldAt(workspace: Workspace, asOf: number, current?: World): World {
-  const world = current ?? catchUp(workspace).world;
+export function worldAt(workspace: Workspace, asOf: number): World {
+  const world = catchUp(workspace).world;
   if (asOf >= world.clock) {
     workspace.engine.advanceClock(world, asOf, workspace.engine.newOutput());
     return world;

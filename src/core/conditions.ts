@@ -141,23 +141,6 @@ export function evaluateCondition(cond: Condition, facts: FactSource): Verdict {
   return evaluateCount(cond, facts);
 }
 
-/** The verdict alone, without figures: the engine's hot path (same semantics as evaluateCondition). */
-export function testCondition(cond: Condition, facts: FactSource): boolean {
-  if ('all' in cond) {
-    for (const child of cond.all) if (!testCondition(child, facts)) return false;
-    return true;
-  }
-  if ('any' in cond) {
-    for (const child of cond.any) if (testCondition(child, facts)) return true;
-    return false;
-  }
-  if ('not' in cond) return !testCondition(cond.not, facts);
-  if ('profile' in cond) return evaluateProfile(cond, facts).ok;
-  if (cond.fact === 'recognized') return facts.recognized() === cond.eq;
-  const value = facts.count(cond.fact, cond.windowDays ?? null);
-  return (cond.gte === undefined || value >= cond.gte) && (cond.lte === undefined || value <= cond.lte) && (cond.eq === undefined || value === cond.eq);
-}
-
 /** Every count window a condition reads, to know how much history a fan must keep. */
 export function collectWindows(cond: Condition, into: Set<number> = new Set()): Set<number> {
   if ('all' in cond) cond.all.forEach((child) => collectWindows(child, into));

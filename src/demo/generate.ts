@@ -155,7 +155,6 @@ export function generateCommunity(options: GenerateOptions): GeneratedCommunity 
 
     const rate = segment === 'super' ? random.gamma(4, 0.15) : segment === 'engaged' ? random.gamma(2, 0.12) : random.gamma(0.5, 0.04); // visits a day
     const dropout = segment === 'super' ? random.beta(1, 120) : segment === 'engaged' ? random.beta(1, 30) : random.beta(1, 2);
-    const engaged = segment !== 'casual';
     const buyProbability = segment === 'super' ? random.beta(2, 10) : random.beta(1.2, 9);
     const meanSpend = random.gamma(3, 70);
     const shareProbability = segment === 'super' ? random.beta(2, 10) : random.beta(1, 12);

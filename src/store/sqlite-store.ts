@@ -3,8 +3,6 @@
  * acknowledged append survives a crash or power loss.
  */
 import Database from 'better-sqlite3';
-import type { DerivedEvent } from '../core/engine.js';
-import type { Posting } from '../core/state.js';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
 import type { AppendStatus, LogEntry, RejectRecord, StateWrite, Store, StoredLogEvent, StoredProgram, StoredState } from './store.js';
 
@@ -230,10 +228,6 @@ export function openSqliteStore(path: string): Store {
         yield* decodePostings(block.postings, block.programVersion);
       }
     },
-    readDerived: (fan, limit) =>
-      (db.prepare('SELECT data FROM derived WHERE fan = ? ORDER BY seq DESC LIMIT ?').pluck().all(fan, limit) as string[]).map(
-        (data) => JSON.parse(data) as DerivedEvent,
-      ),
     activeProgram: () =>
       (db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs ORDER BY seq DESC LIMIT 1').get() as StoredProgram | undefined) ?? null,
     activateProgram: (version, yaml, spec, at) => {
@@ -242,7 +236,6 @@ export function openSqliteStore(path: string): Store {
         'INSERT INTO programs (version, yaml, spec, activated_at, seq) VALUES (?, ?, ?, ?, ?) ON CONFLICT (version) DO UPDATE SET activated_at = excluded.activated_at, seq = excluded.seq, spec = excluded.spec',
       ).run(version, yaml, spec, at, next);
     },
-    programHistory: () => db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs ORDER BY seq DESC').all() as StoredProgram[],
     close: () => db.close(),
   };
 }

@@ -9,8 +9,6 @@ import type { DerivedEvent } from '../core/engine.js';
 export interface LogEntry {
   readonly id: string;
   readonly ts: number;
-  readonly fan: string | null;
-  readonly type: string;
   /** The event object as JSON text; payloads are compared canonically when the texts differ. */
   readonly body: string;
   readonly source: string | null;
@@ -110,9 +108,7 @@ export interface Store {
   /** How many fans have a loyalty value below `value` (fans without activity included), of how many. */
   loyaltyRank(value: number): { below: number; total: number };
   readPostings(): Iterable<Posting>;
-  readDerived(fan: string, limit: number): DerivedEvent[];
   activeProgram(): StoredProgram | null;
   activateProgram(version: string, yaml: string, spec: string, at: string): void;
-  programHistory(): StoredProgram[];
   close(): void;
 }
