@@ -9,27 +9,18 @@
  */
 import { createCalendar, DAY_MS, type Calendar } from './calendar.js';
 import { ACTIVITY_TYPES, INTERACTION_TYPES, type FanEvent } from './events.js';
-import { countFact, pruneBefore } from './facts.js';
-import { postPoints } from './ledger.js';
+import { createEngineContext } from './engine-context.js';
+import type { EngineOutput } from './engine-output.js';
+import { pruneBefore } from './facts.js';
 import { DEMOTABLE_FROM_LEVEL, demoteAtMidnight, isEligibleForTop, promote, type LevelChange } from './levels.js';
+import { createOrderRules } from './orders.js';
+import { createPointRules } from './points.js';
 import { classifyLayer } from './layers.js';
 import type { Program } from './program.js';
 import { takeSnapshot } from './snapshot.js';
-import { createFan, emptyMonthStats, type FanState, type LayerName, type MonthStats, type Posting, type World } from './state.js';
+import { createFan, type FanState, type World } from './state.js';
 
-export type DerivedEvent =
-  | { type: 'LevelChanged'; fan: string; ts: number; eventId: string | null; from: number; to: number; kind: LevelChange['kind'] }
-  | { type: 'LayerChanged'; fan: string; ts: number; eventId: string; from: LayerName; to: LayerName }
-  | { type: 'ReferralQualified'; fan: string; referee: string; ts: number; eventId: string }
-  | { type: 'Lv5Eligible'; fan: string; ts: number; eventId: string }
-  | { type: 'Inapplicable'; fan: string | null; ts: number; eventId: string; reason: string };
-
-export interface EngineOutput {
-  postings: Posting[];
-  derived: DerivedEvent[];
-  /** Fans whose state changed: what a store must write back. */
-  touched: Set<string>;
-}
+export type { DerivedEvent, EngineOutput } from './engine-output.js';
 
 export interface Engine {
   readonly program: Program;
@@ -45,110 +36,14 @@ export interface Engine {
 const INTERACTION_CODES: Record<string, number> = { like: 0, collect: 1, comment: 2, share: 3 };
 export const INTERACTION_BY_CODE = ['like', 'collect', 'comment', 'share'];
 
-/** Floor of amountMinor × percent % × multiplier, in points (1 point per main currency unit). */
-function percentPoints(amountMinor: number, percent: number, multiplier: number): number {
-  const percentBps = Math.round(percent * 100);
-  const multiplierMilli = Math.round(multiplier * 1000);
-  return Math.floor((amountMinor * percentBps * multiplierMilli) / 1_000_000_000);
-}
-
 export function createEngine(program: Program): Engine {
   const calendar = createCalendar(program.timezone);
-  const multipliers = program.levels.map((level) => level.pointsMultiplier);
+  const context = createEngineContext(program, calendar);
+  const { monthOf, monthStart, award, multiplied } = context;
   const historyMs = program.historyDays * DAY_MS;
   const decayPerMs = Math.log(program.tags.loyalty.monthlyDecay) / (30 * DAY_MS);
-  const monthStartCache = new Map<string, number>();
-
-  const multiplied = (fan: FanState, points: number) => Math.floor(points * multipliers[fan.level - 1] + 1e-9);
-  const monthKeyByDay = new Map<number, string>();
-  const monthKeyOf = (ts: number): string => {
-    const day = calendar.dayIndex(ts);
-    let key = monthKeyByDay.get(day);
-    if (key === undefined) {
-      key = calendar.monthKey(ts);
-      monthKeyByDay.set(day, key);
-    }
-    return key;
-  };
-  const monthOf = (world: World, ts: number): MonthStats => {
-    const key = monthKeyOf(ts);
-    let stats = world.months[key];
-    if (!stats) {
-      stats = emptyMonthStats();
-      world.months[key] = stats;
-      if (world.firstMonth === null || key < world.firstMonth) world.firstMonth = key;
-    }
-    return stats;
-  };
-  const monthStart = (ts: number): number => {
-    const key = monthKeyOf(ts);
-    let start = monthStartCache.get(key);
-    if (start === undefined) {
-      start = calendar.startOfMonth(key);
-      monthStartCache.set(key, start);
-    }
-    return start;
-  };
-
-  const award = (world: World, fan: FanState, points: number, rule: string, event: FanEvent, out: EngineOutput) => {
-    const posting = postPoints(world, fan, points, rule, event.id, event.ts, out.postings);
-    if (posting && points > 0) monthOf(world, event.ts).pointsEarned += points;
-  };
-
-  const oneTimeCounter = (fan: FanState, counter: string, at: number): number => {
-    switch (counter) {
-      case 'profileComplete':
-        return program.points.profileCompleteFields.every((field) => fan.profile[field] !== undefined) ? 1 : 0;
-      case 'interactions':
-        return fan.interactionsEver;
-      case 'purchases':
-        return countFact(fan, 'purchases', at, null);
-      case 'qualifiedReferrals':
-        return fan.qualifiedReferralTs.length;
-      case 'selectedContents':
-        return fan.selectedCount;
-      default:
-        return 0;
-    }
-  };
-  const checkOneTime = (world: World, fan: FanState, counter: string, event: FanEvent, out: EngineOutput) => {
-    for (const rule of program.points.oneTime) {
-      if (rule.counter !== counter || fan.awarded.includes(rule.id)) continue;
-      if (oneTimeCounter(fan, counter, event.ts) >= rule.reach) {
-        fan.awarded.push(rule.id);
-        award(world, fan, rule.points, `oneTime:${rule.id}`, event, out);
-      }
-    }
-  };
-  const enterWeek = (fan: FanState, ts: number) => {
-    const week = calendar.weekIndex(ts);
-    if (week !== fan.weekKey) {
-      fan.weekKey = week;
-      fan.weekInteractions = 0;
-      fan.weekAwarded = [];
-    }
-  };
-  const weeklyOnce = (world: World, fan: FanState, rule: string, points: number, event: FanEvent, out: EngineOutput) => {
-    enterWeek(fan, event.ts);
-    if (fan.weekAwarded.includes(rule)) return;
-    fan.weekAwarded.push(rule);
-    award(world, fan, multiplied(fan, points), `weekly:${rule}`, event, out);
-  };
-  const dailyZero: Record<string, number> = Object.fromEntries(Object.keys(program.points.daily).map((type) => [type, 0]));
-  const dailyPoints = (world: World, fan: FanState, event: FanEvent, out: EngineOutput) => {
-    const rule = program.points.daily[event.type as keyof typeof program.points.daily];
-    if (!rule) return;
-    const day = calendar.dayIndex(event.ts);
-    if (day !== fan.dailyKey) {
-      fan.dailyKey = day;
-      // Every rewarded type present from the start: one object shape for all fans.
-      fan.dailyRewarded = { ...dailyZero };
-    }
-    const rewarded = fan.dailyRewarded[event.type] ?? 0;
-    if (rewarded >= rule.capPerDay) return;
-    fan.dailyRewarded[event.type] = rewarded + 1;
-    award(world, fan, multiplied(fan, rule.points), `daily:${event.type}`, event, out);
-  };
+  const points = createPointRules(context);
+  const { checkOneTime, weeklyOnce, dailyPoints, enterWeek } = points;
 
   const recordActivity = (world: World, fan: FanState, event: FanEvent) => {
     if (fan.lastActivityTs === null || fan.lastActivityTs < monthStart(event.ts)) monthOf(world, event.ts).activeFans++;
@@ -186,76 +81,8 @@ export function createEngine(program: Program): Engine {
     checkOneTime(world, fan, 'interactions', event, out);
   };
 
-  const qualifyReferral = (world: World, referee: FanState, event: FanEvent, out: EngineOutput) => {
-    referee.qualifiedTs = event.ts;
-    const referrer = world.fans.get(referee.referrer as string) as FanState;
-    out.touched.add(referrer.id);
-    referrer.qualifiedReferralTs.push(event.ts);
-    out.derived.push({ type: 'ReferralQualified', fan: referrer.id, referee: referee.id, ts: event.ts, eventId: event.id });
-    weeklyOnce(world, referrer, 'firstReferralQualified', program.points.weekly.firstReferralQualified.points, event, out);
-    checkOneTime(world, referrer, 'qualifiedReferrals', event, out);
-    afterFanChange(world, referrer, event, out);
-  };
-
-  const applyPurchase = (world: World, fan: FanState, event: FanEvent, out: EngineOutput): void => {
-    const orderId = event.props.orderId as string;
-    world.orders.set(orderId, fan.id);
-    const series = typeof event.props.series === 'string' ? event.props.series : null;
-    const order = {
-      orderId, ts: event.ts, amountMinor: event.amountMinor, refundedMinor: 0, series,
-      pointsAwarded: 0, pointsReversed: 0, referrer: null as string | null, referrerPointsAwarded: 0, referrerPointsReversed: 0,
-    };
-    const firstEver = fan.purchasesEver === 0;
-    fan.orders.push(order);
-    fan.purchasesEver++;
-    const month = monthOf(world, event.ts);
-    month.revenueMinor += event.amountMinor;
-    world.revenueToDateMinor += event.amountMinor;
-    if (firstEver) {
-      month.newBuyers++;
-      world.buyersToDate++;
-      if (fan.referrer !== null) month.referredNewBuyers++;
-    }
-    order.pointsAwarded = percentPoints(event.amountMinor, program.points.perEvent.purchasePercent, multipliers[fan.level - 1]);
-    award(world, fan, order.pointsAwarded, 'perEvent:purchase', event, out);
-    checkOneTime(world, fan, 'purchases', event, out);
-    if (fan.referrer !== null && fan.qualifiedTs === null && (fan.attributedTs as number) <= event.ts) {
-      qualifyReferral(world, fan, event, out);
-    }
-    if (fan.qualifiedTs !== null && fan.referrer !== null) {
-      const referrer = world.fans.get(fan.referrer) as FanState;
-      out.touched.add(referrer.id);
-      order.referrer = referrer.id;
-      order.referrerPointsAwarded = percentPoints(event.amountMinor, program.points.perEvent.referralPurchasePercent, multipliers[referrer.level - 1]);
-      award(world, referrer, order.referrerPointsAwarded, 'perEvent:referralPurchase', event, out);
-    }
-  };
-
-  const applyRefund = (world: World, fan: FanState, event: FanEvent, out: EngineOutput): string | null => {
-    const orderId = event.props.orderId as string;
-    const owner = world.orders.get(orderId);
-    if (owner === undefined) return `refund of unknown order ${orderId}`;
-    if (owner !== fan.id) return `order ${orderId} belongs to another fan`;
-    const order = fan.orders.find((candidate) => candidate.orderId === orderId);
-    if (!order) throw new Error(`invariant: order ${orderId} missing from its fan`);
-    const refunded = Math.min(order.amountMinor, order.refundedMinor + event.amountMinor);
-    const delta = refunded - order.refundedMinor;
-    order.refundedMinor = refunded;
-    monthOf(world, event.ts).revenueMinor -= delta;
-    world.revenueToDateMinor -= delta;
-    const reverse = (awarded: number, reversed: number) => Math.floor((awarded * refunded) / order.amountMinor) - reversed;
-    const own = reverse(order.pointsAwarded, order.pointsReversed);
-    order.pointsReversed += own;
-    award(world, fan, -own, 'reversal:purchase', event, out);
-    if (order.referrer !== null) {
-      const referrer = world.fans.get(order.referrer) as FanState;
-      out.touched.add(referrer.id);
-      const theirs = reverse(order.referrerPointsAwarded, order.referrerPointsReversed);
-      order.referrerPointsReversed += theirs;
-      award(world, referrer, -theirs, 'reversal:referralPurchase', event, out);
-    }
-    return null;
-  };
+  const orders = createOrderRules(context, points, (world, fan, event, out) => afterFanChange(world, fan, event, out));
+  const { applyPurchase, applyRefund } = orders;
 
   const applyFollow = (world: World, fan: FanState, event: FanEvent) => {
     if (fan.follow === 0) {
@@ -401,7 +228,7 @@ export function createEngine(program: Program): Engine {
     fan.lastEventTs = event.ts;
     out.touched.add(fanId);
     // Well-formed but inapplicable events create the fan and nothing else (PRODUCT §2).
-    const problem = event.type === 'purchase' ? purchaseProblem(world, event) : event.type === 'refund' ? applyRefund(world, fan, event, out) : null;
+    const problem = event.type === 'purchase' ? orders.purchaseProblem(world, event) : event.type === 'refund' ? applyRefund(world, fan, event, out) : null;
     if (problem) {
       out.derived.push({ type: 'Inapplicable', fan: fan.id, ts: event.ts, eventId: event.id, reason: problem });
       return;
@@ -476,11 +303,6 @@ export function createEngine(program: Program): Engine {
   };
 
   return { program, calendar, advanceFan, newOutput: () => ({ postings: [], derived: [], touched: new Set() }), apply, advanceClock };
-}
-
-function purchaseProblem(world: World, event: FanEvent): string | null {
-  const orderId = event.props.orderId as string;
-  return world.orders.has(orderId) ? `orderId ${orderId} was already used by an earlier purchase` : null;
 }
 
 function applyProfile(fan: FanState, event: FanEvent): void {
