@@ -11,7 +11,7 @@ import { parseTimestamp } from '../core/events.js';
 import { DEFAULT_PROGRAM_YAML, parseProgram } from '../core/program.js';
 import { NotFoundError, UsageError } from '../app/errors.js';
 import { importFile, type ImportSummary } from '../app/import.js';
-import { compileProgramText, formatProgramIssues, loadProgramFile, type LoadedProgram } from '../app/program-source.js';
+import { compileProgramText, formatProgramIssues, loadProgramFile, programVersionOf, type LoadedProgram } from '../app/program-source.js';
 import { queryFan, queryFans, queryReport } from '../app/queries.js';
 import { activate, openWorkspace, type Progress, type Workspace } from '../app/workspace.js';
 import { runReplay } from '../app/replay.js';
@@ -220,23 +220,16 @@ export function buildCli(): Command {
     .option('--json', 'print JSON')
     .action((file: string, _opts, command: Command) => {
       const options = globals(command);
-      const loaded = (() => {
-        try {
-          return loadProgramFile(file);
-        } catch (error) {
-          if (!(error instanceof UsageError) || !existsSync(file)) throw error;
-          return null;
-        }
-      })();
-      if (loaded) {
-        if (options.json) printJson({ ok: true, version: loaded.program.version, issues: [] });
-        else print(`${file}: valid (version ${loaded.program.version})\n`);
+      if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+      const parsed = parseProgram(readFileSync(file, 'utf8'));
+      if (parsed.ok) {
+        const version = programVersionOf(parsed.spec);
+        if (options.json) printJson({ ok: true, version, issues: [] });
+        else print(`${file}: valid (version ${version})\n`);
         return;
       }
-      const parsed = parseProgram(readFileSync(file, 'utf8'));
-      const issues = parsed.ok ? [] : parsed.issues;
-      if (options.json) printJson({ ok: false, version: null, issues });
-      else process.stderr.write(`${formatProgramIssues(file, issues)}\n`);
+      if (options.json) printJson({ ok: false, version: null, issues: parsed.issues });
+      else process.stderr.write(`${formatProgramIssues(file, parsed.issues)}\n`);
       process.exitCode = 2;
     });
   programCommand
