@@ -4,7 +4,7 @@
 import { computeFanView, type FanView } from '../core/fan-view.js';
 import { countFact } from '../core/facts.js';
 import { classifyLayer, distanceTo } from '../core/layers.js';
-import { evaluateMonthlyReport, hasMonotoneLayers } from '../core/analysis.js';
+import { ACTION_LIST_LENGTH, evaluateMonthlyReport, hasMonotoneLayers } from '../core/analysis.js';
 import type { MonthlyReport } from '../core/report.js';
 import type { FanState, Snapshot, World } from '../core/state.js';
 import { NotFoundError, UsageError } from './errors.js';
@@ -44,7 +44,7 @@ export function queryFan(workspace: Workspace, id: string, asOf: number): FanVie
   const { engine, store, program } = workspace;
   if (!isCurrent(workspace)) catchUp(workspace);
   const meta = store.loadStateMeta();
-  const clock = meta ? restoreWorld(meta.world, [], []).clock : Number.NEGATIVE_INFINITY;
+  const clock = meta ? (JSON.parse(meta.world) as { clock: number | null }).clock ?? Number.NEGATIVE_INFINITY : Number.NEGATIVE_INFINITY;
   let fan: FanState | undefined;
   let loyalty: number | null;
   if (asOf >= clock) {
@@ -99,7 +99,8 @@ export function queryReport(workspace: Workspace, month: string, asOf: number): 
   return reportFromStoredSnapshots(workspace, month, asOf) ?? evaluateMonthlyReport(worldAt(workspace, asOf), workspace.engine, month, asOf);
 }
 
-const LIST_LENGTH = 20;
+// The candidate scan below must fill lists as long as the report's.
+const LIST_LENGTH = ACTION_LIST_LENGTH;
 
 /**
  * The fast path for a month that ended by the state's clock: its figures come from the stored

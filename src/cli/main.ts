@@ -77,7 +77,7 @@ function printJson(value: unknown): void {
 /** Opens the store and the program; a --program different from the active one becomes active. */
 function open(options: GlobalOptions, create = true): Workspace {
   if (!create && !existsSync(options.db)) throw new UsageError(`no database at ${options.db} (import events first, or pass --db)`);
-  if (dirname(resolve(options.db)) && !existsSync(dirname(resolve(options.db)))) mkdirSync(dirname(resolve(options.db)), { recursive: true });
+  mkdirSync(dirname(resolve(options.db)), { recursive: true });
   const store = openSqliteStore(options.db);
   const given: LoadedProgram | null = options.program ? loadProgramFile(options.program) : null;
   const workspace = openWorkspace(store, given);

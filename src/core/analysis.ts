@@ -26,7 +26,10 @@ function top(ranked: Ranked[], limit: number): string[] {
 }
 
 /** The fans an operator should act on first, as of `at` (each list sorted, most urgent first). */
-export function computeActionLists(fans: Iterable<FanState>, engine: Engine, at: number, limit = 20): ActionLists {
+/** How many fans each list of fans to act on holds. */
+export const ACTION_LIST_LENGTH = 20;
+
+export function computeActionLists(fans: Iterable<FanState>, engine: Engine, at: number, limit = ACTION_LIST_LENGTH): ActionLists {
   const { program } = engine;
   const lists: Record<keyof ActionLists, Ranked[]> = {
     eligibleForTop: [], closestToCore: [], closestToBackbone: [], coreAtRisk: [], slipping: [], observationRecent: [],
