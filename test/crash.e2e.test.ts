@@ -15,10 +15,13 @@ function importKilledAfter(db: string, files: string[], delayMs: number): Promis
   });
 }
 
-function importAsync(db: string, files: string[]): Promise<number | null> {
+function importAsync(db: string, files: string[]): Promise<string> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, '--db', db, 'import', ...files, '--json'], { stdio: 'ignore' });
-    child.on('exit', (code) => resolve(code));
+    const child = spawn(process.execPath, [BIN, '--db', db, 'import', ...files, '--json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    // The exit code, with what the command said when it failed.
+    child.on('close', (code) => resolve(code === 0 ? '0' : `${code}: ${stderr}`));
   });
 }
 
@@ -39,7 +42,7 @@ describe('crash safety', () => {
     expect(fanflow(['--db', sequential, 'import', ...files, '--json']).code).toBe(0);
     const concurrent = join(dir, 'concurrent.db');
     const codes = await Promise.all([importAsync(concurrent, [files[0], files[2]]), importAsync(concurrent, [files[1], files[0]]), importAsync(concurrent, [files[2]])]);
-    expect(codes).toEqual([0, 0, 0]);
+    expect(codes).toEqual(['0', '0', '0']);
     expect(dumpState(concurrent)).toEqual(dumpState(sequential));
   });
 

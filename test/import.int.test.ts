@@ -140,6 +140,33 @@ describe('engine upgrades', () => {
   });
 });
 
+describe('appending on a worker thread', () => {
+  it('gives the statuses and the state of appending in this thread, chunk after chunk', async () => {
+    const { generateCommunity, DEFAULT_GENERATE } = await import('../src/demo/generate.js');
+    const { importFile } = await import('../src/app/import.js');
+    const dir = tempDir();
+    const community = generateCommunity({ ...DEFAULT_GENERATE, fans: 400, months: 3, seed: 'worker', start: '2026-04-01T00:00:00+08:00' });
+    const file = join(dir, 'community.ndjson');
+    writeFileSync(file, community.lines.join('\n') + '\n');
+    // A second file: half of the first again (duplicates), one changed payload (a conflict), one bad line.
+    const again = join(dir, 'again.ndjson');
+    const half = community.lines.slice(0, Math.floor(community.lines.length / 2));
+    const changed = JSON.parse(half[7]) as { props?: Record<string, unknown> };
+    changed.props = { ...changed.props, note: 'changed' };
+    writeFileSync(again, [...half.slice(0, 7), JSON.stringify(changed), ...half.slice(8), '{"id":"x","type":"nope"}'].join('\n') + '\n');
+    const run = (appendOnWorker: boolean) => {
+      const db = join(dir, `${appendOnWorker ? 'worker' : 'inline'}.db`);
+      const summaries = withStore(db, (workspace) => [file, again].map((path) => importFile(workspace, path, { appendOnWorker, chunkEvents: 700, rejectsPath: `${db}.rejects` })));
+      return { summaries: summaries.map(({ rejectsFile: _r, ...rest }) => rest), state: dumpState(db) };
+    };
+    const inline = run(false);
+    const worker = run(true);
+    expect(inline.summaries[1]).toMatchObject({ duplicates: half.length - 1, conflicts: 1, rejected: 1 });
+    expect(inline.state.events).toBe(community.lines.length);
+    expect(worker).toEqual(inline);
+  });
+});
+
 describe('the monthly report', () => {
   it('from stored snapshots and candidate fans equals the report over every fan', async () => {
     const { generateCommunity, DEFAULT_GENERATE } = await import('../src/demo/generate.js');

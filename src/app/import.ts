@@ -4,8 +4,9 @@
  */
 import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { parse as parseCsv } from 'csv-parse/sync';
-import { canonicalJson, EVENT_TYPES, validateEvent, type FanEvent, type PropSpec } from '../core/events.js';
+import { EVENT_TYPES, validateEvent, type FanEvent, type PropSpec } from '../core/events.js';
 import type { LogEntry, RejectRecord } from '../store/store.js';
+import { createAppender, wantsWorker } from './appender.js';
 import { PhaseTimer } from './phase-timer.js';
 import { catchUp, isCurrent, silentProgress, startStreamingApply, type Progress, type Workspace } from './workspace.js';
 
@@ -94,16 +95,22 @@ export function csvRecordToObject(record: Record<string, string>): Record<string
   return event;
 }
 
-/** Same id with a different text: the payloads are compared canonically (keys sorted, numbers by value). */
-export function samePayload(storedBody: string, entry: LogEntry): boolean {
-  return canonicalJson(JSON.parse(storedBody)) === canonicalJson(JSON.parse(entry.body));
-}
+export { samePayload } from './same-payload.js';
 
 /**
  * Imports one file. Every accepted event is committed before the summary is returned; the
  * derived state is then updated (incrementally, or by a rebuild for late arrivals).
  */
-export function importFile(workspace: Workspace, path: string, options: { progress?: Progress; rejectsPath?: string | null } = {}): ImportSummary {
+export interface ImportOptions {
+  progress?: Progress;
+  rejectsPath?: string | null;
+  /** Append on a worker thread (default: for files of WORKER_MIN_BYTES or more; FANFLOW_APPEND_WORKER=0|1 overrides). */
+  appendOnWorker?: boolean;
+  /** Events per appended chunk (one durable transaction each). */
+  chunkEvents?: number;
+}
+
+export function importFile(workspace: Workspace, path: string, options: ImportOptions = {}): ImportSummary {
   const progress = options.progress ?? silentProgress;
   const { store } = workspace;
   const phases = new PhaseTimer();
@@ -113,22 +120,34 @@ export function importFile(workspace: Workspace, path: string, options: { progre
   const summary: ImportSummary = { accepted: 0, duplicates: 0, conflicts: 0, rejected: 0, rejectsFile: null, rebuilt: false, lines: 0 };
   const rejects: RejectLine[] = [];
   const applier = startStreamingApply(workspace);
+  const totalBytes = statSync(path).size;
+  const appender = createAppender(store, options.appendOnWorker ?? wantsWorker(store, totalBytes));
+  const chunkEvents = options.chunkEvents ?? CHUNK_EVENTS;
   let entries: LogEntry[] = [];
   let events: FanEvent[] = [];
-  const flush = () => {
-    if (entries.length === 0) return;
-    const statuses = store.append(entries, samePayload);
+  // Chunks sent to the appender whose statuses have not been received, oldest first.
+  const inFlight: FanEvent[][] = [];
+  const settleOldest = () => {
+    const chunk = inFlight.shift() as FanEvent[];
+    const statuses = appender.receive();
     const accepted: FanEvent[] = [];
     for (let i = 0; i < statuses.length; i++) {
       if (statuses[i] === 'accepted') {
         summary.accepted++;
-        accepted.push(events[i]);
+        accepted.push(chunk[i]);
       } else if (statuses[i] === 'duplicate') summary.duplicates++;
       else summary.conflicts++;
     }
+    applier.offer(accepted);
+  };
+  // Sends the chunk, then applies the previous one while the appender works on this one.
+  const flush = () => {
+    if (entries.length === 0) return;
+    appender.send(entries);
+    inFlight.push(events);
     entries = [];
     events = [];
-    applier.offer(accepted);
+    if (inFlight.length > 1) settleOldest();
   };
   const handle = (value: unknown, raw: string, line: number) => {
     const result = validateEvent(value);
@@ -139,9 +158,8 @@ export function importFile(workspace: Workspace, path: string, options: { progre
     const event = result.event;
     entries.push({ id: event.id, ts: event.ts, body: raw, source: path, line });
     events.push(event);
-    if (entries.length >= CHUNK_EVENTS) flush();
+    if (entries.length >= chunkEvents) flush();
   };
-  const totalBytes = statSync(path).size;
   progress.start(totalBytes, 'import');
   if (path.toLowerCase().endsWith('.csv')) {
     const text = readFileSync(path, 'utf8');
@@ -170,7 +188,12 @@ export function importFile(workspace: Workspace, path: string, options: { progre
       (bytes) => progress.update(bytes),
     );
   }
-  flush();
+  try {
+    flush();
+    while (inFlight.length > 0) settleOldest();
+  } finally {
+    appender.close();
+  }
   progress.stop();
   phases.lap('parse+append');
   summary.rejected = rejects.length;

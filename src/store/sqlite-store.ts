@@ -56,13 +56,18 @@ const MIGRATIONS: readonly string[] = [
 
 const BATCH_ROWS = 200;
 
-export function openSqliteStore(path: string): Store {
+export interface SqliteOptions {
+  /** Page cache of this connection in KiB (default 128 MiB); an append-only connection needs little. */
+  cacheKiB?: number;
+}
+
+export function openSqliteStore(path: string, options: SqliteOptions = {}): Store {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   // Writers queue behind the one holding the write lock (a long rebuild holds it for a while).
   db.pragma('busy_timeout = 600000');
-  db.pragma('cache_size = -131072');
+  db.pragma(`cache_size = -${Math.max(1024, Math.floor(options.cacheKiB ?? 131072))}`);
   migrate(db);
 
   // One statement per batch: the rows it inserted come back; the others already existed.
@@ -153,6 +158,7 @@ export function openSqliteStore(path: string): Store {
 
   return {
     kind: 'sqlite',
+    path: path === ':memory:' || path === '' ? null : path,
     append: (entries, samePayload) => appendAll.immediate(entries, samePayload),
     exclusive: <T>(run: () => T): T => db.transaction(run).immediate(),
     recordRejects: db.transaction((rejects: readonly RejectRecord[]) => {

@@ -77,6 +77,8 @@ export interface StoredProgram {
 
 export interface Store {
   readonly kind: 'sqlite';
+  /** The database file, for a second connection on another thread (null when in memory). */
+  readonly path: string | null;
   /**
    * Appends entries to the log durably; one status per entry, in order. An id already stored
    * with the same body, or a body that `samePayload` finds equal, is a duplicate; otherwise a conflict.
