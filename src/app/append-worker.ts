@@ -9,17 +9,18 @@ import { samePayload } from './same-payload.js';
 
 interface Setup {
   path: string;
+  workspace: string;
   port: MessagePort;
   signal: SharedArrayBuffer;
 }
 
-const { path, port, signal } = workerData as Setup;
+const { path, workspace, port, signal } = workerData as Setup;
 const counter = new Int32Array(signal);
 // A failure to open is answered to every chunk, so that the waiting import reports it.
 let store: ReturnType<typeof openSqliteStore> | null = null;
 let openError: string | null = null;
 try {
-  store = openSqliteStore(path, { cacheKiB: 16384 });
+  store = openSqliteStore(path, { cacheKiB: 16384, workspace });
 } catch (error) {
   openError = `cannot open ${path} for appending: ${(error as Error).message}`;
 }

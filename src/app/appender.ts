@@ -32,7 +32,7 @@ export function wantsWorker(store: Store, bytes: number): boolean {
 }
 
 export function createAppender(store: Store, useWorker: boolean): Appender {
-  return useWorker && store.path !== null ? workerAppender(store.path) : inlineAppender(store);
+  return useWorker && store.path !== null ? workerAppender(store.path, store.workspace) : inlineAppender(store);
 }
 
 function inlineAppender(store: Store): Appender {
@@ -48,11 +48,11 @@ function inlineAppender(store: Store): Appender {
   };
 }
 
-function workerAppender(path: string): Appender {
+function workerAppender(path: string, workspace: string): Appender {
   const { port1, port2 } = new MessageChannel();
   const signal = new SharedArrayBuffer(4);
   const counter = new Int32Array(signal);
-  const worker = new Worker(WORKER_FILE, { workerData: { path, port: port2, signal }, transferList: [port2] });
+  const worker = new Worker(WORKER_FILE, { workerData: { path, workspace, port: port2, signal }, transferList: [port2] });
   worker.unref();
   let answered = 0;
   let pending = 0;

@@ -93,6 +93,69 @@ export function queryFans(workspace: Workspace, filter: FanFilter, asOf: number)
   return result;
 }
 
+/** Stored fans read per page request at most: a page may come back short, with a cursor to go on. */
+export const PAGE_SCAN_ROWS = 2000;
+
+/** The fan's loyalty score from the stored ranks. */
+function storedLoyalty(workspace: Workspace, fan: FanState): number {
+  if (!Number.isFinite(fan.loyaltyLog)) return 0;
+  const rank = workspace.store.loyaltyRank(fan.loyaltyLog);
+  return percentile(rank.below, rank.total);
+}
+
+/**
+ * One page of the fans matching the filter as of `asOf`, in fan-number order after `cursor` (a fan
+ * number; 0 for the first page). Reads stored fans in number order, so a page costs at most
+ * PAGE_SCAN_ROWS rows whatever the community's size; `next` is null after the last fan.
+ */
+export function queryFanPage(workspace: Workspace, filter: FanFilter, asOf: number, cursor: number, limit: number): { items: FanView[]; next: number | null } {
+  const { engine, store, program } = workspace;
+  if (!isCurrent(workspace)) catchUp(workspace);
+  const meta = store.loadStateMeta();
+  const clock = meta ? (JSON.parse(meta.world) as { clock: number | null }).clock ?? Number.NEGATIVE_INFINITY : Number.NEGATIVE_INFINITY;
+  const matches = (view: FanView) =>
+    (filter.level === undefined || view.level.level === filter.level) &&
+    (filter.layer === undefined || view.layer.layer === filter.layer) &&
+    (!filter.tags || filter.tags.every((tag) => tagMatches(view, tag.key, tag.value)));
+  const items: FanView[] = [];
+  if (asOf < clock) {
+    // A past instant: the world replayed up to it, paged in memory.
+    const past = worldAt(workspace, asOf);
+    const scores = loyaltyScores(past);
+    const fans = [...past.fans.values()].filter((fan) => fan.no + 1 > cursor);
+    let scanned = 0;
+    for (const fan of fans) {
+      scanned++;
+      const view = computeFanView(fan, program, engine.calendar, asOf, scores.get(fan.id) ?? 0);
+      if (matches(view)) items.push(brief(view));
+      if (items.length >= limit || scanned >= PAGE_SCAN_ROWS) return { items, next: scanned < fans.length ? fan.no + 1 : null };
+    }
+    return { items, next: null };
+  }
+  let after = cursor;
+  let scanned = 0;
+  while (items.length < limit && scanned < PAGE_SCAN_ROWS) {
+    const rows = store.pageFans({ afterNo: after - 1, limit: Math.min(500, PAGE_SCAN_ROWS - scanned) });
+    if (rows.length === 0) return { items, next: null };
+    for (const row of rows) {
+      scanned++;
+      after = row.no + 1;
+      const fan = deserializeFan(row.state);
+      engine.advanceFan(fan, clock, asOf);
+      const view = computeFanView(fan, program, engine.calendar, asOf, storedLoyalty(workspace, fan));
+      if (matches(view)) items.push(brief(view));
+      if (items.length >= limit) break;
+    }
+  }
+  return { items, next: store.pageFans({ afterNo: after - 1, limit: 1 }).length > 0 ? after : null };
+}
+
+/** A fan in a list: the balance without the recent postings. */
+function brief(view: FanView): FanView {
+  view.points = { balance: view.points.balance, recent: [] };
+  return view;
+}
+
 export function queryReport(workspace: Workspace, month: string, asOf: number): MonthlyReport {
   const { calendar } = workspace.engine;
   if (calendar.startOfMonth(month) > asOf) throw new UsageError(`month ${month} starts after --as-of ${new Date(asOf).toISOString()}`);

@@ -29,6 +29,13 @@ export interface Workspace {
   readonly program: Program;
   readonly yaml: string;
   readonly engine: Engine;
+  /**
+   * A long-running process (the server) keeps the world it last stored, so that catching up
+   * applies only the new events instead of loading every fan. Valid while the stored state is
+   * still at its position; dropped on any failure and whenever a caller mutates the world.
+   */
+  keepWorld?: boolean;
+  cache?: { world: World; appliedSeq: number } | null;
 }
 
 /**
@@ -174,9 +181,31 @@ export function catchUp(workspace: Workspace, progress: Progress = silentProgres
 }
 
 function catchUpLocked(workspace: Workspace, progress: Progress): CatchUpResult {
+  try {
+    const result = catchUpFrom(workspace, progress);
+    workspace.cache = workspace.keepWorld ? { world: result.world, appliedSeq: workspace.store.maxSeq() } : null;
+    return result;
+  } catch (error) {
+    workspace.cache = null;
+    throw error;
+  }
+}
+
+/** The cached world when the stored state is still where the cache left it, else the stored one. */
+function currentStoredWorld(workspace: Workspace): { world: World; appliedSeq: number } | null {
+  const { cache, store, program } = workspace;
+  if (cache) {
+    const meta = store.loadStateMeta();
+    if (meta && meta.appliedSeq === cache.appliedSeq && meta.programVersion === program.version) return cache;
+    workspace.cache = null;
+  }
+  return loadStoredWorld(workspace);
+}
+
+function catchUpFrom(workspace: Workspace, progress: Progress): CatchUpResult {
   const { store, engine, program } = workspace;
   const maxSeq = store.maxSeq();
-  const loaded = loadStoredWorld(workspace);
+  const loaded = currentStoredWorld(workspace);
   const stale = !loaded || loaded.world.programVersion !== program.version || loaded.world.engineVersion !== ENGINE_VERSION;
   if (!stale && loaded.appliedSeq === maxSeq) return { applied: 0, rebuilt: false, world: loaded.world };
   let events = stale ? [] : [...store.readAfter(loaded.appliedSeq)].map(parseStored);
@@ -265,6 +294,8 @@ export function startStreamingApply(workspace: Workspace): StreamingApply {
  */
 export function worldAt(workspace: Workspace, asOf: number): World {
   const world = catchUp(workspace).world;
+  // The caller may change this world (the clock below): it is no longer the stored one.
+  if (workspace.cache?.world === world) workspace.cache = null;
   if (asOf >= world.clock) {
     workspace.engine.advanceClock(world, asOf, workspace.engine.newOutput());
     return world;

@@ -16,12 +16,18 @@ import { queryFan, queryFans, queryReport } from '../app/queries.js';
 import { activate, openWorkspace, type Progress, type Workspace } from '../app/workspace.js';
 import { runReplay } from '../app/replay.js';
 import { DEFAULT_GENERATE, generateCommunity } from '../demo/generate.js';
-import { openSqliteStore } from '../store/sqlite-store.js';
+import { openSqliteDatabase, openSqliteStore } from '../store/sqlite-store.js';
+import { DEFAULT_WORKSPACE } from '../store/store.js';
+import { checkWorkspaceName, createKey, describeKey, parseScopes } from '../app/keys.js';
+import { startServer } from '../server/serve.js';
 import { messages, resolveLang } from './messages.js';
 import { renderFan, renderFansCsv, renderFansTable, renderReport } from './render.js';
 
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 interface GlobalOptions {
   db: string;
+  workspace: string;
   asOf?: string;
   program?: string;
   json?: boolean;
@@ -78,7 +84,7 @@ function printJson(value: unknown): void {
 function open(options: GlobalOptions, create = true): Workspace {
   if (!create && !existsSync(options.db)) throw new UsageError(`no database at ${options.db} (import events first, or pass --db)`);
   mkdirSync(dirname(resolve(options.db)), { recursive: true });
-  const store = openSqliteStore(options.db);
+  const store = openSqliteStore(options.db, { workspace: checkWorkspaceName(options.workspace) });
   const given: LoadedProgram | null = options.program ? loadProgramFile(options.program) : null;
   const workspace = openWorkspace(store, given);
   // The program in use becomes the active one, so later commands read it without re-validating.
@@ -112,6 +118,7 @@ export function buildCli(): Command {
   const cli = new Command('fanflow')
     .description('Fan ecosystem engine: layers, levels, points ledger and community health from an event log.')
     .option('--db <path>', 'SQLite database file', './fanflow.db')
+    .option('--workspace <name>', 'workspace (brand) inside the database', process.env.FANFLOW_WORKSPACE ?? DEFAULT_WORKSPACE)
     .option('--as-of <instant>', 'evaluate as of this instant (RFC 3339 or epoch ms; default: now)')
     .option('--program <file.yaml>', 'program file (default: the active program in the database, else the built-in default)')
     .option('--lang <lang>', 'output language: en or zh-CN (default from FANFLOW_LANG / LANG)')
@@ -258,6 +265,95 @@ export function buildCli(): Command {
       if (options.json) printJson(result);
       else print(`replayed ${result.events} events → ${result.fans} fans in ${result.seconds.toFixed(2)} s (${Math.round(result.eventsPerSecond)} events/s); incremental state ${result.verified ? 'verified identical' : result.compared ? `DIFFERS in ${result.differences} records (replaced by the replay)` : 'absent, under another program or from another engine version (replaced)'}; ledger ${result.ledgerOk ? 'balanced' : 'NOT balanced'}\n`);
       if (result.compared && !result.verified) process.exitCode = 1;
+    });
+
+  const storeOptions = (command: Command) => {
+    const options = globals(command) as GlobalOptions & { databaseUrl?: string };
+    const url = options.databaseUrl ?? process.env.FANFLOW_DATABASE_URL;
+    if (url) throw new UsageError(`--database-url ${url.replace(/\/\/[^@/]*@/, '//…@')}: the PostgreSQL store is not part of this version; use --db FILE (SQLite)`);
+    mkdirSync(dirname(resolve(options.db)), { recursive: true });
+    return options;
+  };
+
+  cli
+    .command('serve')
+    .description('run the HTTP API (OpenAPI at /openapi.json, reference at /docs)')
+    .option('--port <n>', 'port', '8080')
+    .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .option('--database-url <url>', 'PostgreSQL URL (also FANFLOW_DATABASE_URL)')
+    .option('--rate-limit <n>', 'requests per second per API key (bursts up to twice that)', '2000')
+    .action(async (_opts, command: Command) => {
+      const options = storeOptions(command) as GlobalOptions & { port: string; host: string; rateLimit: string };
+      const port = Number(options.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${options.port}: not a port number`);
+      const rateLimit = Number(options.rateLimit);
+      if (!(rateLimit > 0)) throw new UsageError(`--rate-limit ${options.rateLimit}: a positive number of requests per second`);
+      const server = await startServer({ db: options.db, host: options.host, port, rateLimit, version: PACKAGE_VERSION });
+      process.stderr.write(`fanflow serving ${options.db} at ${server.url} (API reference: ${server.url}/docs)\n`);
+      await new Promise<void>((done) => {
+        const stop = () => {
+          void server.close().then(done);
+        };
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+    });
+
+  const keys = cli.command('keys').description('API keys of a workspace (stored hashed; the key is shown once)');
+  keys
+    .command('create')
+    .description('create a key (and the workspace if new)')
+    .requiredOption('--scopes <list>', 'comma-separated: ingest, read, admin')
+    .option('--label <text>', 'what the key is for')
+    .option('--database-url <url>', 'PostgreSQL URL (also FANFLOW_DATABASE_URL)')
+    .option('--json', 'print JSON')
+    .action((_opts, command: Command) => {
+      const options = storeOptions(command) as GlobalOptions & { scopes: string; label?: string; json?: boolean };
+      const scopes = parseScopes(options.scopes);
+      const database = openSqliteDatabase(options.db);
+      try {
+        const created = createKey(database, checkWorkspaceName(options.workspace), scopes, options.label ?? null, new Date());
+        if (options.json) printJson(created);
+        else print(`${created.key}\nworkspace ${created.workspace}, scopes ${created.scopes.join(',')}, id ${created.id}. Store the key now: it is not shown again.\n`);
+      } finally {
+        database.close();
+      }
+    });
+  keys
+    .command('list')
+    .description('list keys (all workspaces unless --workspace is given)')
+    .option('--database-url <url>', 'PostgreSQL URL (also FANFLOW_DATABASE_URL)')
+    .option('--json', 'print JSON')
+    .action((_opts, command: Command) => {
+      const options = storeOptions(command) as GlobalOptions & { json?: boolean };
+      const database = openSqliteDatabase(options.db);
+      try {
+        const named = command.getOptionValueSourceWithGlobals('workspace') !== 'default';
+        const listed = database.listKeys(named ? options.workspace : undefined).map(describeKey);
+        if (options.json) printJson({ keys: listed });
+        else print(listed.length === 0 ? 'no keys\n' : `${listed.map((k) => `${k.id}  ${k.workspace.padEnd(12)} ${k.scopes.join(',').padEnd(18)} ${k.createdAt}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}${k.label ? `  ${k.label}` : ''}`).join('\n')}\n`);
+      } finally {
+        database.close();
+      }
+    });
+  keys
+    .command('revoke')
+    .description('revoke a key by its id (the part after ff_)')
+    .argument('<id>', 'key id')
+    .option('--database-url <url>', 'PostgreSQL URL (also FANFLOW_DATABASE_URL)')
+    .option('--json', 'print JSON')
+    .action((id: string, _opts, command: Command) => {
+      const options = storeOptions(command) as GlobalOptions & { json?: boolean };
+      const database = openSqliteDatabase(options.db);
+      try {
+        const keyId = /^ff_([a-z2-9]{12})_/.exec(id)?.[1] ?? id;
+        if (!database.findKey(keyId)) throw new NotFoundError(`no key ${keyId}`);
+        const revoked = database.revokeKey(keyId, new Date().toISOString());
+        if (options.json) printJson({ id: keyId, revoked });
+        else print(revoked ? `revoked ${keyId}\n` : `${keyId} was already revoked\n`);
+      } finally {
+        database.close();
+      }
     });
 
   cli

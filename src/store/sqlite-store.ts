@@ -1,10 +1,11 @@
 /**
  * The embedded store: one SQLite file (better-sqlite3), WAL with synchronous=FULL so that every
- * acknowledged append survives a crash or power loss.
+ * acknowledged append survives a crash or power loss. One file holds many workspaces: every row
+ * carries its workspace's number.
  */
 import Database from 'better-sqlite3';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
-import type { AppendStatus, LogEntry, RejectRecord, StateWrite, Store, StoredLogEvent, StoredProgram, StoredState } from './store.js';
+import { DEFAULT_WORKSPACE, type AppendStatus, type Catalog, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type StoredKey, type StoredLogEvent, type StoredProgram, type StoredState } from './store.js';
 
 // The log is keyed by event id (WITHOUT ROWID): the id check and the append are one B-tree,
 // with no secondary index on the hot path. Postings are stored in blocks of consecutive seqs.
@@ -52,6 +53,66 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX fans_level ON fans (level);`,
   // Every fan's loyalty value, sorted, so that one fan's percentile is a binary search.
   `CREATE TABLE loyalty_ranks (id INTEGER PRIMARY KEY CHECK (id = 1), total INTEGER NOT NULL, unranked INTEGER NOT NULL, sorted BLOB NOT NULL);`,
+  // Workspaces: every row belongs to one (a small number in each key); API keys per workspace.
+  // The log, its conflicts and rejects and the programs are copied into workspace 1, "default";
+  // the derived tables start empty and the next command rebuilds them from the log.
+  `CREATE TABLE workspaces (no INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
+   INSERT INTO workspaces (no, name, created_at) VALUES (1, 'default', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+   CREATE TABLE api_keys (
+     id TEXT PRIMARY KEY,
+     ws INTEGER NOT NULL REFERENCES workspaces (no),
+     hash TEXT NOT NULL,
+     scopes TEXT NOT NULL,
+     label TEXT,
+     created_at TEXT NOT NULL,
+     revoked_at TEXT
+   );
+   CREATE INDEX api_keys_ws ON api_keys (ws);
+   CREATE TABLE events_ws (ws INTEGER NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL, ts REAL NOT NULL, body TEXT NOT NULL, PRIMARY KEY (ws, id)) WITHOUT ROWID;
+   INSERT INTO events_ws (ws, id, seq, ts, body) SELECT 1, id, seq, ts, body FROM events;
+   DROP TABLE events;
+   ALTER TABLE events_ws RENAME TO events;
+   ALTER TABLE conflicts ADD COLUMN ws INTEGER NOT NULL DEFAULT 1;
+   ALTER TABLE rejects ADD COLUMN ws INTEGER NOT NULL DEFAULT 1;
+   CREATE TABLE programs_ws (ws INTEGER NOT NULL, version TEXT NOT NULL, yaml TEXT NOT NULL, spec TEXT, activated_at TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ws, version));
+   INSERT INTO programs_ws (ws, version, yaml, spec, activated_at, seq) SELECT 1, version, yaml, spec, activated_at, seq FROM programs;
+   DROP TABLE programs;
+   ALTER TABLE programs_ws RENAME TO programs;
+   DROP TABLE fans;
+   CREATE TABLE fans (
+     ws INTEGER NOT NULL,
+     id TEXT NOT NULL,
+     no INTEGER NOT NULL,
+     level INTEGER NOT NULL,
+     layer TEXT NOT NULL,
+     loyalty REAL,
+     state TEXT NOT NULL,
+     program_version TEXT NOT NULL,
+     last_activity REAL,
+     recency REAL,
+     backbone_gap INTEGER,
+     ix_window INTEGER,
+     PRIMARY KEY (ws, id)
+   );
+   CREATE INDEX fans_no ON fans (ws, no);
+   CREATE INDEX fans_layer ON fans (ws, layer, last_activity);
+   CREATE INDEX fans_recency ON fans (ws, recency);
+   CREATE INDEX fans_backbone_gap ON fans (ws, layer, backbone_gap, ix_window);
+   CREATE INDEX fans_level ON fans (ws, level);
+   CREATE INDEX fans_loyalty ON fans (ws, loyalty);
+   DROP TABLE posting_blocks;
+   CREATE TABLE posting_blocks (ws INTEGER NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, program_version TEXT NOT NULL, postings TEXT NOT NULL, PRIMARY KEY (ws, first_seq));
+   DROP TABLE derived;
+   CREATE TABLE derived (seq INTEGER PRIMARY KEY, ws INTEGER NOT NULL, type TEXT NOT NULL, fan TEXT, ts REAL NOT NULL, event_id TEXT, data TEXT NOT NULL, program_version TEXT NOT NULL);
+   CREATE INDEX derived_fan ON derived (ws, fan, seq);
+   DROP TABLE snapshots;
+   CREATE TABLE snapshots (ws INTEGER NOT NULL, month TEXT NOT NULL, data TEXT NOT NULL, program_version TEXT NOT NULL, PRIMARY KEY (ws, month));
+   CREATE TABLE state_ws (ws INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (ws, key));
+   INSERT INTO state_ws (ws, key, value) SELECT 1, key, value FROM state WHERE key = 'logSeq';
+   DROP TABLE state;
+   ALTER TABLE state_ws RENAME TO state;
+   DROP TABLE loyalty_ranks;
+   CREATE TABLE loyalty_ranks (ws INTEGER PRIMARY KEY, total INTEGER NOT NULL, unranked INTEGER NOT NULL, sorted BLOB NOT NULL);`,
 ];
 
 const BATCH_ROWS = 200;
@@ -61,32 +122,94 @@ export interface SqliteOptions {
   cacheKiB?: number;
 }
 
-export function openSqliteStore(path: string, options: SqliteOptions = {}): Store {
+/** One SQLite file: the catalog of workspaces and keys, and a store per workspace. */
+export interface SqliteDatabase extends Catalog {
+  readonly path: string | null;
+  /** The store of one workspace, created if new. */
+  workspace(name: string): Store;
+  close(): void;
+}
+
+export function openSqliteDatabase(path: string, options: SqliteOptions = {}): SqliteDatabase {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   // Writers queue behind the one holding the write lock (a long rebuild holds it for a while).
   db.pragma('busy_timeout = 600000');
   db.pragma(`cache_size = -${Math.max(1024, Math.floor(options.cacheKiB ?? 131072))}`);
+  db.pragma('foreign_keys = ON');
   migrate(db);
+  const filePath = path === ':memory:' || path === '' ? null : path;
+  const workspaceNo = db.prepare('SELECT no FROM workspaces WHERE name = ?').pluck();
+  const insertWorkspace = db.prepare(`INSERT INTO workspaces (name, created_at) VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) ON CONFLICT (name) DO NOTHING`);
+  const ensureWorkspace = (name: string): number => {
+    const existing = workspaceNo.get(name) as number | undefined;
+    if (existing !== undefined) return existing;
+    insertWorkspace.run(name);
+    return workspaceNo.get(name) as number;
+  };
+  const stores = new Map<string, Store>();
+  const keyColumns = 'k.id, w.name AS workspace, k.hash, k.scopes, k.label, k.created_at AS createdAt, k.revoked_at AS revokedAt';
+  const toKey = (row: { id: string; workspace: string; hash: string; scopes: string; label: string | null; createdAt: string; revokedAt: string | null }): StoredKey => ({
+    ...row,
+    scopes: row.scopes.split(',').filter((scope) => scope !== '') as KeyScope[],
+  });
+  return {
+    path: filePath,
+    workspace(name) {
+      let store = stores.get(name);
+      if (!store) {
+        store = workspaceStore(db, filePath, name, ensureWorkspace(name));
+        stores.set(name, store);
+      }
+      return store;
+    },
+    listWorkspaces: () => db.prepare('SELECT name, created_at AS createdAt FROM workspaces ORDER BY no').all() as { name: string; createdAt: string }[],
+    createKey(key) {
+      const ws = ensureWorkspace(key.workspace);
+      db.prepare('INSERT INTO api_keys (id, ws, hash, scopes, label, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(key.id, ws, key.hash, key.scopes.join(','), key.label, key.createdAt);
+    },
+    findKey: (id) => {
+      const row = db.prepare(`SELECT ${keyColumns} FROM api_keys k JOIN workspaces w ON w.no = k.ws WHERE k.id = ?`).get(id) as Parameters<typeof toKey>[0] | undefined;
+      return row ? toKey(row) : null;
+    },
+    listKeys: (workspace) =>
+      (
+        (workspace === undefined
+          ? db.prepare(`SELECT ${keyColumns} FROM api_keys k JOIN workspaces w ON w.no = k.ws ORDER BY k.created_at, k.id`).all()
+          : db.prepare(`SELECT ${keyColumns} FROM api_keys k JOIN workspaces w ON w.no = k.ws WHERE w.name = ? ORDER BY k.created_at, k.id`).all(workspace)) as Parameters<typeof toKey>[0][]
+      ).map(toKey),
+    revokeKey: (id, at) => db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes > 0,
+    close: () => db.close(),
+  };
+}
 
+/** The store of the "default" workspace (or the one named) of a file, owning its connection. */
+export function openSqliteStore(path: string, options: SqliteOptions & { workspace?: string } = {}): Store {
+  const database = openSqliteDatabase(path, options);
+  const store = database.workspace(options.workspace ?? DEFAULT_WORKSPACE);
+  return { ...store, close: () => database.close() };
+}
+
+function workspaceStore(db: Database.Database, path: string | null, name: string, ws: number): Store {
   // One statement per batch: the rows it inserted come back; the others already existed.
   const insertEvents = new Map<number, Database.Statement>();
   const insertMany = (count: number) => {
     let statement = insertEvents.get(count);
     if (!statement) {
-      statement = db.prepare(`INSERT OR IGNORE INTO events (id, seq, ts, body) VALUES ${Array(count).fill('(?, ?, ?, ?)').join(', ')} RETURNING seq`).pluck();
+      statement = db.prepare(`INSERT OR IGNORE INTO events (ws, id, seq, ts, body) VALUES ${Array(count).fill(`(${ws}, ?, ?, ?, ?)`).join(', ')} RETURNING seq`).pluck();
       insertEvents.set(count, statement);
     }
     return statement;
   };
-  const bodyById = db.prepare('SELECT body FROM events WHERE id = ?').pluck();
-  const insertConflict = db.prepare('INSERT INTO conflicts (id, body, source, line) VALUES (?, ?, ?, ?)');
-  const renumber = db.prepare('UPDATE events SET seq = ? WHERE id = ?');
-  const insertReject = db.prepare('INSERT INTO rejects (source, line, field, reason, raw) VALUES (?, ?, ?, ?, ?)');
-  const getState = db.prepare('SELECT value FROM state WHERE key = ?').pluck();
-  const putState = db.prepare('INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
-  const readLogSeq = () => Number(getState.get('logSeq') ?? 0);
+  const bodyById = db.prepare('SELECT body FROM events WHERE ws = ? AND id = ?').pluck();
+  const insertConflict = db.prepare('INSERT INTO conflicts (ws, id, body, source, line) VALUES (?, ?, ?, ?, ?)');
+  const renumber = db.prepare('UPDATE events SET seq = ? WHERE ws = ? AND id = ?');
+  const insertReject = db.prepare('INSERT INTO rejects (ws, source, line, field, reason, raw) VALUES (?, ?, ?, ?, ?, ?)');
+  const getState = db.prepare('SELECT value FROM state WHERE ws = ? AND key = ?').pluck();
+  const putState = db.prepare('INSERT INTO state (ws, key, value) VALUES (?, ?, ?) ON CONFLICT (ws, key) DO UPDATE SET value = excluded.value');
+  const state = (key: string) => getState.get(ws, key) as string | undefined;
+  const readLogSeq = () => Number(state('logSeq') ?? 0);
 
   const appendAll = db.transaction((entries: readonly LogEntry[], samePayload: (stored: string, entry: LogEntry) => boolean): AppendStatus[] => {
     // Read inside the write transaction: another process may have appended since we opened.
@@ -104,30 +227,30 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
         const seq = firstSeq + offset;
         if (inserted.has(seq)) {
           statuses[from + offset] = 'accepted';
-          if (seq !== next) renumber.run(next, entry.id);
+          if (seq !== next) renumber.run(next, ws, entry.id);
           next++;
           return;
         }
-        const stored = bodyById.get(entry.id) as string;
+        const stored = bodyById.get(ws, entry.id) as string;
         if (stored === entry.body || samePayload(stored, entry)) statuses[from + offset] = 'duplicate';
         else {
           statuses[from + offset] = 'conflict';
-          insertConflict.run(entry.id, entry.body, entry.source, entry.line);
+          insertConflict.run(ws, entry.id, entry.body, entry.source, entry.line);
         }
       });
       logSeq = next - 1;
     }
-    putState.run('logSeq', String(logSeq));
+    putState.run(ws, 'logSeq', String(logSeq));
     return statuses;
   });
 
   const writeState = db.transaction((write: StateWrite) => {
     if (write.rebuild) {
-      db.exec('DELETE FROM fans; DELETE FROM posting_blocks; DELETE FROM derived; DELETE FROM snapshots;');
+      for (const table of ['fans', 'posting_blocks', 'derived', 'snapshots']) db.prepare(`DELETE FROM ${table} WHERE ws = ?`).run(ws);
     }
     const upsertFan = db.prepare(
-      `INSERT INTO fans (id, no, level, layer, loyalty, state, program_version, last_activity, recency, backbone_gap, ix_window) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET no = excluded.no, level = excluded.level, layer = excluded.layer,
+      `INSERT INTO fans (ws, id, no, level, layer, loyalty, state, program_version, last_activity, recency, backbone_gap, ix_window) VALUES (${ws}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (ws, id) DO UPDATE SET no = excluded.no, level = excluded.level, layer = excluded.layer,
          loyalty = excluded.loyalty, state = excluded.state, program_version = excluded.program_version,
          last_activity = excluded.last_activity, recency = excluded.recency,
          backbone_gap = excluded.backbone_gap, ix_window = excluded.ix_window`,
@@ -135,89 +258,112 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
     for (const fan of write.fans) {
       upsertFan.run(fan.id, fan.no, fan.level, fan.layer, fan.loyaltyLog, fan.state, write.programVersion, fan.lastActivity, fan.recency, fan.backboneGap, fan.interactionsInWindow);
     }
-    const insertBlock = db.prepare('INSERT INTO posting_blocks (first_seq, last_seq, program_version, postings) VALUES (?, ?, ?, ?)');
+    const insertBlock = db.prepare(`INSERT INTO posting_blocks (ws, first_seq, last_seq, program_version, postings) VALUES (${ws}, ?, ?, ?, ?)`);
     for (const block of [...write.postingBlocks, ...encodePostingBlocks(write.postings)]) insertBlock.run(block.firstSeq, block.lastSeq, write.programVersion, block.data);
-    const insertDerived = db.prepare('INSERT INTO derived (type, fan, ts, event_id, data, program_version) VALUES (?, ?, ?, ?, ?, ?)');
+    const insertDerived = db.prepare(`INSERT INTO derived (ws, type, fan, ts, event_id, data, program_version) VALUES (${ws}, ?, ?, ?, ?, ?, ?)`);
     for (const d of write.derived) insertDerived.run(d.type, d.fan, d.ts, 'eventId' in d ? d.eventId : null, JSON.stringify(d), write.programVersion);
     const upsertSnapshot = db.prepare(
-      'INSERT INTO snapshots (month, data, program_version) VALUES (?, ?, ?) ON CONFLICT (month) DO UPDATE SET data = excluded.data, program_version = excluded.program_version',
+      `INSERT INTO snapshots (ws, month, data, program_version) VALUES (${ws}, ?, ?, ?) ON CONFLICT (ws, month) DO UPDATE SET data = excluded.data, program_version = excluded.program_version`,
     );
     for (const snapshot of write.snapshots) upsertSnapshot.run(snapshot.month, snapshot.data, write.programVersion);
-    const values = db.prepare('SELECT loyalty FROM fans WHERE loyalty IS NOT NULL ORDER BY loyalty').pluck().all() as number[];
-    const total = db.prepare('SELECT COUNT(*) FROM fans').pluck().get() as number;
-    db.prepare('INSERT INTO loyalty_ranks (id, total, unranked, sorted) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET total = excluded.total, unranked = excluded.unranked, sorted = excluded.sorted').run(
+    const values = db.prepare('SELECT loyalty FROM fans WHERE ws = ? AND loyalty IS NOT NULL ORDER BY loyalty').pluck().all(ws) as number[];
+    const total = db.prepare('SELECT COUNT(*) FROM fans WHERE ws = ?').pluck().get(ws) as number;
+    db.prepare('INSERT INTO loyalty_ranks (ws, total, unranked, sorted) VALUES (?, ?, ?, ?) ON CONFLICT (ws) DO UPDATE SET total = excluded.total, unranked = excluded.unranked, sorted = excluded.sorted').run(
+      ws,
       total,
       total - values.length,
       Buffer.from(Float64Array.from(values).buffer),
     );
-    putState.run('world', write.world);
-    putState.run('provisionalSnapshot', JSON.stringify(write.provisional));
-    putState.run('appliedSeq', String(write.appliedSeq));
-    putState.run('programVersion', write.programVersion);
+    putState.run(ws, 'world', write.world);
+    putState.run(ws, 'provisionalSnapshot', JSON.stringify(write.provisional));
+    putState.run(ws, 'appliedSeq', String(write.appliedSeq));
+    putState.run(ws, 'programVersion', write.programVersion);
   });
+
+  // The sorted loyalty values, read once per state version (the state's log position).
+  let ranks: { version: string; total: number; unranked: number; sorted: Float64Array } | null = null;
+  const loyaltyRanks = () => {
+    const version = `${state('appliedSeq') ?? ''}|${state('programVersion') ?? ''}`;
+    if (ranks?.version === version) return ranks;
+    const row = db.prepare('SELECT total, unranked, sorted FROM loyalty_ranks WHERE ws = ?').get(ws) as { total: number; unranked: number; sorted: Buffer } | undefined;
+    if (!row) return null;
+    // Copied: the blob's bytes may not be 8-byte aligned inside its buffer.
+    const sorted = new Float64Array(row.sorted.buffer.slice(row.sorted.byteOffset, row.sorted.byteOffset + row.sorted.byteLength));
+    ranks = { version, total: row.total, unranked: row.unranked, sorted };
+    return ranks;
+  };
 
   return {
     kind: 'sqlite',
-    path: path === ':memory:' || path === '' ? null : path,
+    path,
+    workspace: name,
     append: (entries, samePayload) => appendAll.immediate(entries, samePayload),
     exclusive: <T>(run: () => T): T => db.transaction(run).immediate(),
     recordRejects: db.transaction((rejects: readonly RejectRecord[]) => {
-      for (const r of rejects) insertReject.run(r.source, r.line, r.field, r.reason, r.raw);
+      for (const r of rejects) insertReject.run(ws, r.source, r.line, r.field, r.reason, r.raw);
     }),
     maxSeq: () => readLogSeq(),
     // Both reads scan the log: they serve crash recovery and replays, not the hot path.
-    readAfter: (afterSeq) => db.prepare('SELECT seq, body FROM events WHERE seq > ? ORDER BY seq').iterate(afterSeq) as Iterable<StoredLogEvent>,
+    readAfter: (afterSeq) => db.prepare('SELECT seq, body FROM events WHERE ws = ? AND seq > ? ORDER BY seq').iterate(ws, afterSeq) as Iterable<StoredLogEvent>,
     // SQLite sorts with bounded memory (spilling to temporary files), BINARY collation orders ids
     // by UTF-8 bytes, which is code point order: the log order, streamed.
     readOrdered: (until) =>
       (until === undefined
-        ? db.prepare('SELECT seq, body FROM events ORDER BY ts, id').iterate()
-        : db.prepare('SELECT seq, body FROM events WHERE ts <= ? ORDER BY ts, id').iterate(until)) as Iterable<StoredLogEvent>,
-    countEvents: () => db.prepare('SELECT COUNT(*) FROM events').pluck().get() as number,
+        ? db.prepare('SELECT seq, body FROM events WHERE ws = ? ORDER BY ts, id').iterate(ws)
+        : db.prepare('SELECT seq, body FROM events WHERE ws = ? AND ts <= ? ORDER BY ts, id').iterate(ws, until)) as Iterable<StoredLogEvent>,
+    countEvents: () => db.prepare('SELECT COUNT(*) FROM events WHERE ws = ?').pluck().get(ws) as number,
     loadState: (): StoredState | null => {
-      const world = getState.get('world') as string | undefined;
+      const world = state('world');
       if (world === undefined) return null;
       return {
         world,
-        programVersion: getState.get('programVersion') as string,
-        appliedSeq: Number(getState.get('appliedSeq')),
-        fans: db.prepare('SELECT id, state FROM fans ORDER BY no').all() as { id: string; state: string }[],
-        snapshots: db.prepare('SELECT month, data FROM snapshots ORDER BY month').all() as { month: string; data: string }[],
+        programVersion: state('programVersion') as string,
+        appliedSeq: Number(state('appliedSeq')),
+        fans: db.prepare('SELECT id, state FROM fans WHERE ws = ? ORDER BY no').all(ws) as { id: string; state: string }[],
+        snapshots: db.prepare('SELECT month, data FROM snapshots WHERE ws = ? ORDER BY month').all(ws) as { month: string; data: string }[],
       };
     },
-    iterateFans: () => db.prepare('SELECT id, state FROM fans ORDER BY no').iterate() as Iterable<{ id: string; state: string }>,
-    readSnapshots: () => db.prepare('SELECT month, data FROM snapshots ORDER BY month').all() as { month: string; data: string }[],
+    iterateFans: () => db.prepare('SELECT id, state FROM fans WHERE ws = ? ORDER BY no').iterate(ws) as Iterable<{ id: string; state: string }>,
+    pageFans: (query) => {
+      const conditions = ['ws = ?', 'no > ?'];
+      const parameters: unknown[] = [ws, query.afterNo];
+      if (query.level !== undefined) {
+        conditions.push('level = ?');
+        parameters.push(query.level);
+      }
+      return db.prepare(`SELECT no, state FROM fans WHERE ${conditions.join(' AND ')} ORDER BY no LIMIT ?`).all(...parameters, query.limit) as { no: number; state: string }[];
+    },
+    readSnapshots: () => db.prepare('SELECT month, data FROM snapshots WHERE ws = ? ORDER BY month').all(ws) as { month: string; data: string }[],
     findFanStates: (query) => {
       const layers = query.layers.map((layer) => `'${layer.replace(/[^A-Z]/g, '')}'`).join(', ');
       // A UNION lets each branch use its index (an OR would scan the table).
-      const sql = `SELECT state FROM fans WHERE layer IN (${layers}) AND last_activity > ? UNION SELECT state FROM fans WHERE level = ?`;
-      return db.prepare(sql).pluck().all(query.activeAfter, query.level) as string[];
+      const sql = `SELECT state FROM fans WHERE ws = ? AND layer IN (${layers}) AND last_activity > ? UNION SELECT state FROM fans WHERE ws = ? AND level = ?`;
+      return db.prepare(sql).pluck().all(ws, query.activeAfter, ws, query.level) as string[];
     },
     iterateByBackboneGap: (layer, activeAfter) =>
       db
-        .prepare('SELECT state, backbone_gap AS backboneGap, ix_window AS interactionsInWindow FROM fans WHERE layer = ? AND last_activity > ? ORDER BY backbone_gap, ix_window DESC')
-        .iterate(layer, activeAfter) as Iterable<{ state: string; backboneGap: number; interactionsInWindow: number }>,
+        .prepare('SELECT state, backbone_gap AS backboneGap, ix_window AS interactionsInWindow FROM fans WHERE ws = ? AND layer = ? AND last_activity > ? ORDER BY backbone_gap, ix_window DESC')
+        .iterate(ws, layer, activeAfter) as Iterable<{ state: string; backboneGap: number; interactionsInWindow: number }>,
     findInactiveRecent: (activeAtOrBefore, limit) =>
       db
-        .prepare(`SELECT state FROM fans WHERE layer <> 'U' AND (layer = 'O' OR last_activity IS NULL OR last_activity <= ?) ORDER BY recency DESC, no LIMIT ?`)
+        .prepare(`SELECT state FROM fans WHERE ws = ? AND layer <> 'U' AND (layer = 'O' OR last_activity IS NULL OR last_activity <= ?) ORDER BY recency DESC, no LIMIT ?`)
         .pluck()
-        .all(activeAtOrBefore, limit) as string[],
+        .all(ws, activeAtOrBefore, limit) as string[],
     loadStateMeta: () => {
-      const world = getState.get('world') as string | undefined;
+      const world = state('world');
       if (world === undefined) return null;
-      const provisional = JSON.parse((getState.get('provisionalSnapshot') as string | undefined) ?? 'null') as { month: string; data: string } | null;
-      return { world, programVersion: getState.get('programVersion') as string, appliedSeq: Number(getState.get('appliedSeq')), provisional };
+      const provisional = JSON.parse(state('provisionalSnapshot') ?? 'null') as { month: string; data: string } | null;
+      return { world, programVersion: state('programVersion') as string, appliedSeq: Number(state('appliedSeq')), provisional };
     },
     loadFan: (id) => {
-      const row = db.prepare('SELECT state, program_version AS programVersion FROM fans WHERE id = ?').get(id) as { state: string; programVersion: string } | undefined;
+      const row = db.prepare('SELECT state, program_version AS programVersion FROM fans WHERE ws = ? AND id = ?').get(ws, id) as { state: string; programVersion: string } | undefined;
       return row ?? null;
     },
     saveState: (write) => writeState(write),
     loyaltyRank: (value) => {
-      const row = db.prepare('SELECT total, unranked, sorted FROM loyalty_ranks WHERE id = 1').get() as { total: number; unranked: number; sorted: Buffer } | undefined;
+      const row = loyaltyRanks();
       if (!row) return { below: 0, total: 0 };
-      // Copied: the blob's bytes may not be 8-byte aligned inside its buffer.
-      const sorted = new Float64Array(row.sorted.buffer.slice(row.sorted.byteOffset, row.sorted.byteOffset + row.sorted.byteLength));
+      const { sorted } = row;
       let low = 0;
       let high = sorted.length;
       while (low < high) {
@@ -229,20 +375,21 @@ export function openSqliteStore(path: string, options: SqliteOptions = {}): Stor
       return { below: row.unranked + low, total: row.total };
     },
     readPostings: function* () {
-      const blocks = db.prepare('SELECT program_version AS programVersion, postings FROM posting_blocks ORDER BY first_seq').iterate() as Iterable<{ programVersion: string; postings: string }>;
+      const blocks = db.prepare('SELECT program_version AS programVersion, postings FROM posting_blocks WHERE ws = ? ORDER BY first_seq').iterate(ws) as Iterable<{ programVersion: string; postings: string }>;
       for (const block of blocks) {
         yield* decodePostings(block.postings, block.programVersion);
       }
     },
     activeProgram: () =>
-      (db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs ORDER BY seq DESC LIMIT 1').get() as StoredProgram | undefined) ?? null,
+      (db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs WHERE ws = ? ORDER BY seq DESC LIMIT 1').get(ws) as StoredProgram | undefined) ?? null,
+    programHistory: () => db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs WHERE ws = ? ORDER BY seq DESC').all(ws) as StoredProgram[],
     activateProgram: (version, yaml, spec, at) => {
-      const next = (db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 FROM programs').pluck().get() as number);
+      const next = db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 FROM programs WHERE ws = ?').pluck().get(ws) as number;
       db.prepare(
-        'INSERT INTO programs (version, yaml, spec, activated_at, seq) VALUES (?, ?, ?, ?, ?) ON CONFLICT (version) DO UPDATE SET activated_at = excluded.activated_at, seq = excluded.seq, spec = excluded.spec',
-      ).run(version, yaml, spec, at, next);
+        'INSERT INTO programs (ws, version, yaml, spec, activated_at, seq) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ws, version) DO UPDATE SET activated_at = excluded.activated_at, seq = excluded.seq, spec = excluded.spec',
+      ).run(ws, version, yaml, spec, at, next);
     },
-    close: () => db.close(),
+    close: () => {},
   };
 }
 

@@ -75,10 +75,40 @@ export interface StoredProgram {
   readonly activatedAt: string;
 }
 
+/** The workspace that commands use when none is named. */
+export const DEFAULT_WORKSPACE = 'default';
+
+export type KeyScope = 'ingest' | 'read' | 'admin';
+export const KEY_SCOPES: readonly KeyScope[] = ['ingest', 'read', 'admin'];
+
+/** An API key as stored: its public id, the hash of its secret, never the secret. */
+export interface StoredKey {
+  readonly id: string;
+  readonly workspace: string;
+  readonly hash: string;
+  readonly scopes: KeyScope[];
+  readonly label: string | null;
+  readonly createdAt: string;
+  readonly revokedAt: string | null;
+}
+
+/** What a deployment knows besides the workspaces' data: the workspaces and their keys. */
+export interface Catalog {
+  listWorkspaces(): { name: string; createdAt: string }[];
+  /** Stores a key (creating its workspace if new). */
+  createKey(key: { id: string; workspace: string; hash: string; scopes: KeyScope[]; label: string | null; createdAt: string }): void;
+  findKey(id: string): StoredKey | null;
+  listKeys(workspace?: string): StoredKey[];
+  /** False when no such key, or already revoked. */
+  revokeKey(id: string, at: string): boolean;
+}
+
 export interface Store {
   readonly kind: 'sqlite';
   /** The database file, for a second connection on another thread (null when in memory). */
   readonly path: string | null;
+  /** The workspace this store reads and writes; no call sees another's rows. */
+  readonly workspace: string;
   /**
    * Appends entries to the log durably; one status per entry, in order. An id already stored
    * with the same body, or a body that `samePayload` finds equal, is a duplicate; otherwise a conflict.
@@ -99,6 +129,8 @@ export interface Store {
   loadFan(id: string): { state: string; programVersion: string } | null;
   /** Every stored fan state, in fan-number order, one at a time. */
   iterateFans(): Iterable<{ id: string; state: string }>;
+  /** Up to `limit` stored fans with a number above `afterNo` (and the stored level, if given), by number. */
+  pageFans(query: { afterNo: number; limit: number; level?: number }): { no: number; state: string }[];
   readSnapshots(): { month: string; data: string }[];
   /** States of fans whose stored layer is one of `layers` with activity after `activeAfter`, or at `level`. */
   findFanStates(query: { layers: string[]; activeAfter: number; level: number }): string[];
@@ -111,6 +143,8 @@ export interface Store {
   loyaltyRank(value: number): { below: number; total: number };
   readPostings(): Iterable<Posting>;
   activeProgram(): StoredProgram | null;
+  /** Every program activated in this workspace, the active one first. */
+  programHistory(): StoredProgram[];
   activateProgram(version: string, yaml: string, spec: string, at: string): void;
   close(): void;
 }

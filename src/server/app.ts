@@ -1,0 +1,393 @@
+/**
+ * The HTTP edge: authentication, scopes, rate limits, request shapes and problem+json errors. It
+ * holds no rules of its own; each route calls a workspace runtime (runtime.ts), which calls the
+ * same application code as the CLI, so `GET /v1/fans/{id}` and `fanflow fan ID --json` agree.
+ */
+import { randomUUID } from 'node:crypto';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import type { Logger } from 'pino';
+import { parseMonthKey } from '../core/calendar.js';
+import { parseTimestamp } from '../core/events.js';
+import { NotFoundError, UsageError } from '../app/errors.js';
+import { authenticate } from '../app/keys.js';
+import type { KeyScope, StoredKey } from '../store/store.js';
+import type { SqliteDatabase } from '../store/sqlite-store.js';
+import { ApiProblem, sendProblem, type ProblemIssue } from './problem.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { RateLimiter } from './rate-limit.js';
+import { renderReference } from './reference.js';
+import { WorkspaceRuntime } from './runtime.js';
+import {
+  ActionRequestSchema,
+  ActionResponseSchema,
+  EventSchema,
+  FanPageSchema,
+  FanViewSchema,
+  IngestRequestSchema,
+  IngestResponseSchema,
+  MAX_BATCH,
+  ProblemSchema,
+  ProgramCheckSchema,
+  ProgramRequestSchema,
+  ProgramSchema,
+  ReportSchema,
+} from './schemas.js';
+
+export interface ServerOptions {
+  database: SqliteDatabase;
+  logger: Logger;
+  /** Requests per second per key (token bucket; burst twice that). */
+  rateLimit?: number;
+  /** Largest accepted body in bytes. */
+  maxBodyBytes?: number;
+  version?: string;
+}
+
+type Env = { Variables: { key: StoredKey; runtime: WorkspaceRuntime } };
+
+export const DEFAULT_RATE_LIMIT = 2000;
+export const DEFAULT_MAX_BODY_BYTES = 16 << 20;
+
+const problemResponses = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((status) => [status, { description: 'Problem details (RFC 7807)', content: { 'application/problem+json': { schema: ProblemSchema } } }]));
+
+const security = [{ Bearer: [] }];
+
+function zodIssues(error: z.ZodError, prefix: string): ProblemIssue[] {
+  return error.issues.map((issue) => ({ field: [prefix, ...issue.path.map(String)].filter((part) => part !== '').join('.') || prefix || '(body)', reason: issue.message }));
+}
+
+function parseAsOfParam(value: string | undefined): number {
+  if (value === undefined || value === '') return Date.now();
+  const parsed = parseTimestamp(/^\d+$/.test(value) ? Number(value) : value);
+  if (typeof parsed === 'string') throw new ApiProblem(400, 'BAD_REQUEST', `asOf: ${parsed}`, [{ field: 'asOf', reason: parsed }]);
+  return parsed;
+}
+
+function encodeCursor(next: number | null): string | null {
+  return next === null ? null : Buffer.from(`f:${next}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string | undefined): number {
+  if (cursor === undefined || cursor === '') return 0;
+  const match = /^f:(\d{1,12})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match) throw new ApiProblem(400, 'BAD_REQUEST', 'cursor: not a cursor this API returned', [{ field: 'cursor', reason: 'not a cursor this API returned' }]);
+  return Number(match[1]);
+}
+
+export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>; metrics: Metrics } {
+  const { database, logger } = options;
+  const metrics = createMetrics();
+  const limiter = new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT);
+  const runtimes = new Map<string, WorkspaceRuntime>();
+  const runtimeOf = (workspace: string): WorkspaceRuntime => {
+    let runtime = runtimes.get(workspace);
+    if (!runtime) {
+      runtime = new WorkspaceRuntime(database.workspace(workspace));
+      runtimes.set(workspace, runtime);
+    }
+    return runtime;
+  };
+
+  const app = new OpenAPIHono<Env>({
+    // Request shapes: 400 with every issue listed.
+    defaultHook: (result) => {
+      if (!result.success) {
+        const target = (result as { target?: string }).target;
+        const prefix = target === 'query' || target === 'param' ? '' : '';
+        throw new ApiProblem(400, 'BAD_REQUEST', `invalid ${target ?? 'request'}`, zodIssues(result.error, prefix));
+      }
+    },
+  });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'Bearer', { type: 'http', scheme: 'bearer', description: 'An API key from `fanflow keys create`' });
+  app.openAPIRegistry.register('Event', EventSchema);
+
+  app.onError((error, c) => {
+    if (error instanceof ApiProblem) return sendProblem(c, error);
+    if (error instanceof HTTPException) {
+      if (error.status === 413) return sendProblem(c, new ApiProblem(413, 'PAYLOAD_TOO_LARGE', `the body is larger than ${options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES} bytes`));
+      const malformed = /json/i.test(error.message);
+      return sendProblem(c, new ApiProblem(400, malformed ? 'MALFORMED_JSON' : 'BAD_REQUEST', malformed ? 'the body is not valid JSON' : error.message));
+    }
+    if (error instanceof NotFoundError) return sendProblem(c, new ApiProblem(404, 'NOT_FOUND', error.message));
+    if (error instanceof UsageError) return sendProblem(c, new ApiProblem(400, 'BAD_REQUEST', error.message));
+    logger.error({ err: error, path: c.req.path }, 'request failed');
+    return sendProblem(c, new ApiProblem(500, 'INTERNAL'));
+  });
+  app.notFound((c) => sendProblem(c, new ApiProblem(404, 'NOT_FOUND', `no route ${c.req.method} ${c.req.path}`)));
+
+  // Request log and metrics; the Authorization header is never logged.
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    await next();
+    const seconds = (performance.now() - started) / 1000;
+    const route = c.req.routePath || 'unmatched';
+    metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    metrics.duration.observe({ method: c.req.method, route }, seconds);
+    const key = c.get('key');
+    logger.debug({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(seconds * 1000), workspace: key?.workspace, keyId: key?.id }, 'request');
+  });
+
+  app.use(
+    '/v1/*',
+    bodyLimit({
+      maxSize: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+      onError: () => {
+        throw new ApiProblem(413, 'PAYLOAD_TOO_LARGE', `the body is larger than ${options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES} bytes`);
+      },
+    }),
+  );
+
+  // Authentication, then the key's rate limit; the workspace comes from the key, never the request.
+  app.use('/v1/*', async (c, next) => {
+    const header = c.req.header('Authorization') ?? '';
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match) throw new ApiProblem(401, 'UNAUTHORIZED', 'send Authorization: Bearer <key>', undefined, { 'WWW-Authenticate': 'Bearer' });
+    const key = authenticate(database, match[1]);
+    if (!key) throw new ApiProblem(401, 'UNAUTHORIZED', 'the key is unknown or revoked', undefined, { 'WWW-Authenticate': 'Bearer' });
+    const wait = limiter.take(key.id);
+    if (wait > 0) throw new ApiProblem(429, 'RATE_LIMITED', `rate limit of ${limiter.perSecond} requests/s for this key`, undefined, { 'Retry-After': String(Math.ceil(wait)) });
+    c.set('key', key);
+    c.set('runtime', runtimeOf(key.workspace));
+    await next();
+  });
+
+  const requireScope = (c: Context<Env>, scope: KeyScope) => {
+    if (!c.get('key').scopes.includes(scope)) throw new ApiProblem(403, 'FORBIDDEN', `this route needs the ${scope} scope`);
+  };
+
+  app.get('/healthz', (c) => {
+    try {
+      database.listWorkspaces();
+      return c.json({ ok: true, version: options.version ?? null });
+    } catch (error) {
+      logger.error({ err: error }, 'health check failed');
+      return sendProblem(c, new ApiProblem(503, 'UNAVAILABLE'));
+    }
+  });
+
+  app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }));
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/events',
+      summary: 'Ingest one event or a batch',
+      description: `Up to ${MAX_BATCH} events. Answered only after the accepted events are committed; a retry of the same request is safe (same id and payload: duplicate). A batch with rejected events is still 200.`,
+      security,
+      request: { body: { required: true, content: { 'application/json': { schema: IngestRequestSchema } } } },
+      responses: { 200: { description: 'One result per event, in request order', content: { 'application/json': { schema: IngestResponseSchema } } }, ...problemResponses(400, 401, 403, 413, 429) },
+    }),
+    (c) => {
+      requireScope(c, 'ingest');
+      const { events } = c.req.valid('json');
+      if (events.length > MAX_BATCH) throw new ApiProblem(413, 'PAYLOAD_TOO_LARGE', `a batch holds at most ${MAX_BATCH} events; this one has ${events.length}`);
+      const results = c.get('runtime').ingest(events, `api:${c.get('key').id}`);
+      for (const result of results) metrics.events.inc({ status: result.status });
+      return c.json({ results }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/fans/{id}',
+      summary: 'One fan: level with its rule, layer with reasons, points, tags, churn risk',
+      security,
+      request: {
+        params: z.object({ id: z.string().min(1).max(500).openapi({ param: { name: 'id', in: 'path' }, example: 'u000123' }) }),
+        query: z.object({ asOf: z.string().optional().openapi({ description: 'RFC 3339 instant or epoch ms (default: now)' }) }),
+      },
+      responses: { 200: { description: 'The fan', content: { 'application/json': { schema: FanViewSchema } } }, ...problemResponses(400, 401, 403, 404, 429) },
+    }),
+    (c) => {
+      requireScope(c, 'read');
+      const { id } = c.req.valid('param');
+      const view = c.get('runtime').fan(id, parseAsOfParam(c.req.valid('query').asOf));
+      return c.json(view as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/fans',
+      summary: 'Fans matching filters, in fan order, with cursor paging',
+      description: 'A page may hold fewer than `limit` fans when few match; follow `nextCursor` until it is null.',
+      security,
+      request: {
+        query: z.object({
+          layer: z.enum(['core', 'backbone', 'general', 'observation', 'unfollowed']).optional(),
+          level: z.coerce.number().int().min(1).max(5).optional(),
+          tag: z.union([z.string(), z.array(z.string())]).optional().openapi({ description: 'key=value, repeatable (e.g. churnRisk=high)' }),
+          cursor: z.string().max(100).optional(),
+          limit: z.coerce.number().int().min(1).max(500).default(100),
+          asOf: z.string().optional(),
+        }),
+      },
+      responses: { 200: { description: 'A page of fans', content: { 'application/json': { schema: FanPageSchema } } }, ...problemResponses(400, 401, 403, 429) },
+    }),
+    (c) => {
+      requireScope(c, 'read');
+      const query = c.req.valid('query');
+      const tagTexts = query.tag === undefined ? [] : Array.isArray(query.tag) ? query.tag : [query.tag];
+      const tags = tagTexts.map((text, index) => {
+        const at = text.indexOf('=');
+        if (at <= 0) throw new ApiProblem(400, 'BAD_REQUEST', `tag ${JSON.stringify(text)}: use key=value`, [{ field: `tag[${index}]`, reason: 'use key=value' }]);
+        return { key: text.slice(0, at), value: text.slice(at + 1) };
+      });
+      const page = c.get('runtime').fans({ layer: query.layer, level: query.level, tags }, parseAsOfParam(query.asOf), decodeCursor(query.cursor), query.limit);
+      return c.json({ items: page.items, nextCursor: encodeCursor(page.next) } as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/reports/{month}',
+      summary: 'The monthly review of a month (PRODUCT §4)',
+      security,
+      request: {
+        params: z.object({ month: z.string().openapi({ param: { name: 'month', in: 'path' }, example: '2026-10' }) }),
+        query: z.object({ asOf: z.string().optional() }),
+      },
+      responses: { 200: { description: 'The report', content: { 'application/json': { schema: ReportSchema } } }, ...problemResponses(400, 401, 403, 429) },
+    }),
+    (c) => {
+      requireScope(c, 'read');
+      const { month } = c.req.valid('param');
+      if (parseMonthKey(month) === null) throw new ApiProblem(400, 'BAD_REQUEST', `month ${JSON.stringify(month)}: use YYYY-MM`, [{ field: 'month', reason: 'use YYYY-MM' }]);
+      const report = c.get('runtime').report(month, parseAsOfParam(c.req.valid('query').asOf));
+      return c.json(report as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/program',
+      summary: 'The active program',
+      security,
+      responses: { 200: { description: 'Version and YAML', content: { 'application/json': { schema: ProgramSchema } } }, ...problemResponses(401, 403, 429) },
+    }),
+    (c) => {
+      requireScope(c, 'read');
+      return c.json(c.get('runtime').program(), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/program/history',
+      summary: 'Every program activated in this workspace, newest first',
+      security,
+      responses: { 200: { description: 'Versions', content: { 'application/json': { schema: z.object({ items: z.array(z.object({ version: z.string(), activatedAt: z.string() })) }) } } }, ...problemResponses(401, 403, 429) },
+    }),
+    (c) => {
+      requireScope(c, 'read');
+      return c.json({ items: c.get('runtime').programHistory() }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/program/validate',
+      summary: 'Validate a candidate program (nothing changes)',
+      security,
+      request: { body: { required: true, content: { 'application/json': { schema: ProgramRequestSchema } } } },
+      responses: { 200: { description: 'Verdict with every issue at its line and path', content: { 'application/json': { schema: ProgramCheckSchema } } }, ...problemResponses(400, 401, 403, 429) },
+    }),
+    (c) => {
+      requireScope(c, 'read');
+      return c.json(c.get('runtime').checkProgram(c.req.valid('json').yaml) as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/program/activate',
+      summary: 'Activate a program: history is kept and the state is rebuilt from the log under it',
+      security,
+      request: { body: { required: true, content: { 'application/json': { schema: ProgramRequestSchema } } } },
+      responses: { 200: { description: 'The active version', content: { 'application/json': { schema: z.object({ version: z.string(), changed: z.boolean() }) } } }, ...problemResponses(400, 401, 403, 422, 429) },
+    }),
+    (c) => {
+      requireScope(c, 'admin');
+      const runtime = c.get('runtime');
+      const { yaml } = c.req.valid('json');
+      const check = runtime.checkProgram(yaml);
+      if (!check.ok) throw new ApiProblem(422, 'INVALID_PROGRAM', 'the program does not validate', check.issues.map((issue) => ({ field: issue.path, reason: `${issue.line !== undefined && issue.line !== null ? `line ${issue.line}: ` : ''}${issue.message}` })));
+      return c.json(runtime.activateProgram(yaml), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/fans/{id}/actions',
+      summary: 'An operator action (recognise for Lv5, lock level, badges, points), recorded as an op_* event with the acting key',
+      security,
+      request: {
+        params: z.object({ id: z.string().min(1).max(500).openapi({ param: { name: 'id', in: 'path' } }) }),
+        body: { required: true, content: { 'application/json': { schema: ActionRequestSchema } } },
+      },
+      responses: { 201: { description: 'Recorded (or already recorded under this requestId)', content: { 'application/json': { schema: ActionResponseSchema } } }, ...problemResponses(400, 401, 403, 404, 429) },
+    }),
+    (c) => {
+      requireScope(c, 'admin');
+      const runtime = c.get('runtime');
+      const { id } = c.req.valid('param');
+      const body = c.req.valid('json');
+      const now = Date.now();
+      runtime.fan(id, now); // 404 for a fan this workspace does not know
+      const missing = (field: string) => new ApiProblem(400, 'BAD_REQUEST', `${body.action} needs ${field}`, [{ field, reason: 'required' }]);
+      const props: Record<string, unknown> = { actor: c.get('key').id, ...(body.note !== undefined ? { note: body.note } : {}) };
+      let type: string;
+      switch (body.action) {
+        case 'recognize':
+          type = 'op_recognize';
+          break;
+        case 'lock_level':
+          if (body.level === undefined) throw missing('level');
+          type = 'op_lock_level';
+          props.level = body.level;
+          break;
+        case 'unlock_level':
+          type = 'op_lock_level';
+          props.level = null;
+          break;
+        case 'grant_badge':
+        case 'revoke_badge':
+          if (body.badge === undefined) throw missing('badge');
+          type = body.action === 'grant_badge' ? 'op_grant_badge' : 'op_revoke_badge';
+          props.badge = body.badge;
+          break;
+        case 'adjust_points':
+          if (body.points === undefined) throw missing('points');
+          type = 'op_adjust_points';
+          props.points = body.points;
+          break;
+      }
+      const event = { id: `op-${body.requestId ?? randomUUID()}`, type, fan: id, ts: new Date(now).toISOString(), props };
+      const [result] = runtime.ingest([event], `api:${c.get('key').id}`);
+      if (result.status === 'rejected') throw new ApiProblem(400, 'BAD_REQUEST', result.reason, result.issues);
+      return c.json({ event, status: result.status, fan: runtime.fan(id, Date.now()) } as never, 201);
+    },
+  );
+
+  const document = () =>
+    app.getOpenAPI31Document({
+      openapi: '3.1.0',
+      info: { title: 'fanflow API', version: options.version ?? '0', description: 'Events in; fans, levels, layers, points and the monthly review out. Errors are application/problem+json with a stable `code`.' },
+    });
+  app.get('/openapi.json', (c) => c.json(document()));
+  app.get('/docs', (c) => c.html(renderReference(document() as never)));
+
+  return { app, metrics };
+}

@@ -1,0 +1,151 @@
+/**
+ * One workspace inside the server: ingest (validate, append durably, answer per event), keep the
+ * derived state caught up with the log (the world stays in memory between requests), and answer
+ * reads from it. Every method runs to completion on the event loop, so the requests of one
+ * process never interleave inside it; other processes on the same store are noticed through the
+ * log position and the stored state's position (see workspace.ts).
+ */
+import { validateEvent, type FanEvent } from '../core/events.js';
+import { parseProgram, type ProgramIssue } from '../core/program.js';
+import type { FanView } from '../core/fan-view.js';
+import type { MonthlyReport } from '../core/report.js';
+import type { AppendStatus, LogEntry, Store } from '../store/store.js';
+import { samePayload } from '../app/same-payload.js';
+import { queryFan, queryFanPage, queryReport, type FanFilter } from '../app/queries.js';
+import { activate, catchUp, isCurrent, openWorkspace, type Workspace } from '../app/workspace.js';
+import { compileProgramText, programVersionOf } from '../app/program-source.js';
+
+export interface IngestResult {
+  id: string | null;
+  status: AppendStatus | 'rejected';
+  reason?: string;
+  issues?: { field: string; reason: string }[];
+}
+
+export interface ProgramCheck {
+  ok: boolean;
+  version: string | null;
+  issues: ProgramIssue[];
+}
+
+/** How long state may lag the log while ingest is busy; reads always catch up first. */
+const SYNC_DELAY_MS = 200;
+
+export class WorkspaceRuntime {
+  private workspace: Workspace;
+  private syncTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly store: Store) {
+    this.workspace = this.open();
+  }
+
+  private open(): Workspace {
+    const workspace = openWorkspace(this.store, null);
+    workspace.keepWorld = true;
+    if (!this.store.activeProgram()) activate(this.store, { program: workspace.program, yaml: workspace.yaml }, new Date().toISOString());
+    return workspace;
+  }
+
+  get name(): string {
+    return this.store.workspace;
+  }
+
+  /**
+   * Validates each event, appends the valid ones in one durable transaction, and answers in
+   * request order. Rejected events are recorded with the source given.
+   */
+  ingest(values: readonly unknown[], source: string): IngestResult[] {
+    const results: IngestResult[] = new Array(values.length);
+    const entries: LogEntry[] = [];
+    const positions: number[] = [];
+    const rejects: { source: string; line: number; field: string; reason: string; raw: string }[] = [];
+    values.forEach((value, index) => {
+      const checked = validateEvent(value);
+      if (!checked.ok) {
+        const id = typeof (value as { id?: unknown } | null)?.id === 'string' ? ((value as { id: string }).id) : null;
+        const first = checked.issues[0];
+        results[index] = { id, status: 'rejected', reason: `${first.field}: ${first.reason}`, issues: checked.issues };
+        rejects.push({ source, line: index + 1, field: first.field, reason: first.reason, raw: JSON.stringify(value).slice(0, 2000) });
+        return;
+      }
+      const event: FanEvent = checked.event;
+      entries.push({ id: event.id, ts: event.ts, body: JSON.stringify(value), source, line: index + 1 });
+      positions.push(index);
+    });
+    if (entries.length > 0) {
+      const statuses = this.store.append(entries, samePayload);
+      statuses.forEach((status, i) => {
+        results[positions[i]] = { id: entries[i].id, status };
+      });
+      this.scheduleSync();
+    }
+    if (rejects.length > 0) this.store.recordRejects(rejects);
+    return results;
+  }
+
+  private scheduleSync(): void {
+    if (this.syncTimer) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = null;
+      try {
+        this.sync();
+      } catch {
+        // Reads catch up themselves and report a failure; a background pass retries later.
+        this.scheduleSync();
+      }
+    }, SYNC_DELAY_MS);
+    this.syncTimer.unref();
+  }
+
+  /** Brings the derived state up to the end of the log (and to the store's active program). */
+  sync(): void {
+    const active = this.store.activeProgram();
+    if (active && active.version !== this.workspace.program.version) this.workspace = this.open();
+    if (!isCurrent(this.workspace)) catchUp(this.workspace);
+  }
+
+  fan(id: string, asOf: number): FanView {
+    this.sync();
+    return queryFan(this.workspace, id, asOf);
+  }
+
+  fans(filter: FanFilter, asOf: number, cursor: number, limit: number): { items: FanView[]; next: number | null } {
+    this.sync();
+    return queryFanPage(this.workspace, filter, asOf, cursor, limit);
+  }
+
+  report(month: string, asOf: number): MonthlyReport {
+    this.sync();
+    return queryReport(this.workspace, month, asOf);
+  }
+
+  monthOf(asOf: number): string {
+    const { calendar } = this.workspace.engine;
+    return calendar.previousMonthKey(calendar.monthKey(asOf));
+  }
+
+  program(): { version: string; yaml: string; activatedAt: string | null } {
+    const active = this.store.activeProgram();
+    return { version: this.workspace.program.version, yaml: this.workspace.yaml, activatedAt: active?.activatedAt ?? null };
+  }
+
+  programHistory(): { version: string; activatedAt: string }[] {
+    return this.store.programHistory().map(({ version, activatedAt }) => ({ version, activatedAt }));
+  }
+
+  checkProgram(yaml: string): ProgramCheck {
+    const parsed = parseProgram(yaml);
+    if (!parsed.ok) return { ok: false, version: null, issues: [...parsed.issues] };
+    return { ok: true, version: programVersionOf(parsed.spec), issues: [] };
+  }
+
+  /** Makes a program active and rebuilds the state under it from the whole log. */
+  activateProgram(yaml: string): { version: string; changed: boolean } {
+    const loaded = compileProgramText(yaml, 'program');
+    const changed = loaded.program.version !== this.workspace.program.version;
+    activate(this.store, loaded, new Date().toISOString());
+    this.workspace = this.open();
+    catchUp(this.workspace);
+    return { version: loaded.program.version, changed };
+  }
+}

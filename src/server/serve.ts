@@ -1,0 +1,56 @@
+/**
+ * `fanflow serve`: the HTTP API on one SQLite file. Stops cleanly on SIGTERM/SIGINT (in-flight
+ * requests finish, the database closes). Logs are JSON lines on stderr (pino), without keys.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { pino } from 'pino';
+import { openSqliteDatabase } from '../store/sqlite-store.js';
+import { createServerApp } from './app.js';
+
+export interface ServeOptions {
+  db: string;
+  host: string;
+  port: number;
+  rateLimit?: number;
+  maxBodyBytes?: number;
+  logLevel?: string;
+  version?: string;
+}
+
+export interface RunningServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  const logger = pino({ level: options.logLevel ?? process.env.FANFLOW_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization'] }, pino.destination(2));
+  mkdirSync(dirname(resolve(options.db)), { recursive: true });
+  const database = openSqliteDatabase(options.db);
+  const { app } = createServerApp({ database, logger, rateLimit: options.rateLimit, maxBodyBytes: options.maxBodyBytes, version: options.version });
+  const server: ServerType = await new Promise((resolveServer, reject) => {
+    const started = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () => resolveServer(started));
+    started.once('error', reject);
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  logger.info({ url, db: options.db }, 'listening');
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    close() {
+      closing ??= new Promise<void>((done) => {
+        server.close(() => {
+          database.close();
+          logger.flush();
+          done();
+        });
+        // Idle keep-alive connections would hold the close open.
+        (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      });
+      return closing;
+    },
+  };
+}
