@@ -337,7 +337,7 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
         params: z.object({ id: z.string().min(1).max(500).openapi({ param: { name: 'id', in: 'path' } }) }),
         body: { required: true, content: { 'application/json': { schema: ActionRequestSchema } } },
       },
-      responses: { 201: { description: 'Recorded (or already recorded under this requestId)', content: { 'application/json': { schema: ActionResponseSchema } } }, ...problemResponses(400, 401, 403, 404, 429) },
+      responses: { 201: { description: 'Recorded (or already recorded under this requestId)', content: { 'application/json': { schema: ActionResponseSchema } } }, ...problemResponses(400, 401, 403, 404, 409, 429) },
     }),
     (c) => {
       requireScope(c, 'admin');
@@ -374,7 +374,14 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
           props.points = body.points;
           break;
       }
-      const event = { id: `op-${body.requestId ?? randomUUID()}`, type, fan: id, ts: new Date(now).toISOString(), props };
+      const eventId = `op-${body.requestId ?? randomUUID()}`;
+      // The same requestId again answers with the first outcome (its time is the first one's).
+      const recorded = body.requestId === undefined ? null : runtime.event(eventId);
+      if (recorded) {
+        if (recorded.fan !== id || recorded.type !== type) throw new ApiProblem(409, 'CONFLICT', `requestId ${body.requestId} was used for another action`);
+        return c.json({ event: recorded, status: 'duplicate', fan: runtime.fan(id, Date.now()) } as never, 201);
+      }
+      const event = { id: eventId, type, fan: id, ts: new Date(now).toISOString(), props };
       const [result] = runtime.ingest([event], `api:${c.get('key').id}`);
       if (result.status === 'rejected') throw new ApiProblem(400, 'BAD_REQUEST', result.reason, result.issues);
       return c.json({ event, status: result.status, fan: runtime.fan(id, Date.now()) } as never, 201);

@@ -17,6 +17,7 @@ export const PROBLEM_CODES = {
   UNAUTHORIZED: 'No valid API key was presented.',
   FORBIDDEN: 'The key lacks the scope this route needs.',
   NOT_FOUND: 'No such resource in this workspace.',
+  CONFLICT: 'The request contradicts one already recorded under the same id.',
   PAYLOAD_TOO_LARGE: 'The body or the batch is larger than allowed.',
   RATE_LIMITED: 'Too many requests for this key; retry after the given seconds.',
   INVALID_PROGRAM: 'The program does not validate.',

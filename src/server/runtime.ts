@@ -104,6 +104,12 @@ export class WorkspaceRuntime {
     if (!isCurrent(this.workspace)) catchUp(this.workspace);
   }
 
+  /** A stored event by id (its body as sent), or null. */
+  event(id: string): Record<string, unknown> | null {
+    const body = this.store.readEvent(id);
+    return body === null ? null : (JSON.parse(body) as Record<string, unknown>);
+  }
+
   fan(id: string, asOf: number): FanView {
     this.sync();
     return queryFan(this.workspace, id, asOf);

@@ -311,6 +311,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
       (until === undefined
         ? db.prepare('SELECT seq, body FROM events WHERE ws = ? ORDER BY ts, id').iterate(ws)
         : db.prepare('SELECT seq, body FROM events WHERE ws = ? AND ts <= ? ORDER BY ts, id').iterate(ws, until)) as Iterable<StoredLogEvent>,
+    readEvent: (id) => (bodyById.get(ws, id) as string | undefined) ?? null,
     countEvents: () => db.prepare('SELECT COUNT(*) FROM events WHERE ws = ?').pluck().get(ws) as number,
     loadState: (): StoredState | null => {
       const world = state('world');

@@ -123,6 +123,8 @@ export interface Store {
   /** The whole log (ts ≤ until when given) in (ts, id) order, streamed. */
   readOrdered(until?: number): Iterable<StoredLogEvent>;
   countEvents(): number;
+  /** The stored body of one event, by id. */
+  readEvent(id: string): string | null;
   loadState(): StoredState | null;
   /** The state's position and program without loading any fan. */
   loadStateMeta(): { programVersion: string; appliedSeq: number; world: string; provisional: { month: string; data: string } | null } | null;
