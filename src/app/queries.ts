@@ -179,7 +179,10 @@ function reportFromStoredSnapshots(workspace: Workspace, month: string, asOf: nu
   const endKey = engine.calendar.nextMonthKey(month);
   const monthEnd = engine.calendar.startOfMonth(endKey);
   if (asOf < world.clock || monthEnd > asOf) return null;
-  if (!world.snapshots[endKey] && meta.provisional?.month === endKey) world.snapshots[endKey] = JSON.parse(meta.provisional.data) as Snapshot;
+  if (!world.snapshots[endKey]) {
+    const provisional = store.loadProvisional();
+    if (provisional?.month === endKey) world.snapshots[endKey] = JSON.parse(provisional.data) as Snapshot;
+  }
   if (!world.snapshots[endKey]) return null;
   const windowStart = asOf - program.layers.windowDays * 86_400_000;
   const seen = new Set<string>();

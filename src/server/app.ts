@@ -181,11 +181,11 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
       request: { body: { required: true, content: { 'application/json': { schema: IngestRequestSchema } } } },
       responses: { 200: { description: 'One result per event, in request order', content: { 'application/json': { schema: IngestResponseSchema } } }, ...problemResponses(400, 401, 403, 413, 429) },
     }),
-    (c) => {
+    async (c) => {
       requireScope(c, 'ingest');
       const { events } = c.req.valid('json');
       if (events.length > MAX_BATCH) throw new ApiProblem(413, 'PAYLOAD_TOO_LARGE', `a batch holds at most ${MAX_BATCH} events; this one has ${events.length}`);
-      const results = c.get('runtime').ingest(events, `api:${c.get('key').id}`);
+      const results = await c.get('runtime').ingestGrouped(events, `api:${c.get('key').id}`);
       for (const result of results) metrics.events.inc({ status: result.status });
       return c.json({ results }, 200);
     },

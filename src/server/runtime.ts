@@ -55,32 +55,64 @@ export class WorkspaceRuntime {
    * request order. Rejected events are recorded with the source given.
    */
   ingest(values: readonly unknown[], source: string): IngestResult[] {
-    const results: IngestResult[] = new Array(values.length);
+    return this.ingestSources([{ values, source }])[0];
+  }
+
+  private ingestSources(requests: { values: readonly unknown[]; source: string }[]): IngestResult[][] {
+    const answers: IngestResult[][] = requests.map((request) => new Array(request.values.length));
     const entries: LogEntry[] = [];
-    const positions: number[] = [];
+    const positions: [number, number][] = [];
     const rejects: { source: string; line: number; field: string; reason: string; raw: string }[] = [];
-    values.forEach((value, index) => {
-      const checked = validateEvent(value);
-      if (!checked.ok) {
-        const id = typeof (value as { id?: unknown } | null)?.id === 'string' ? ((value as { id: string }).id) : null;
-        const first = checked.issues[0];
-        results[index] = { id, status: 'rejected', reason: `${first.field}: ${first.reason}`, issues: checked.issues };
-        rejects.push({ source, line: index + 1, field: first.field, reason: first.reason, raw: JSON.stringify(value).slice(0, 2000) });
-        return;
-      }
-      const event: FanEvent = checked.event;
-      entries.push({ id: event.id, ts: event.ts, body: JSON.stringify(value), source, line: index + 1 });
-      positions.push(index);
+    requests.forEach(({ values, source }, request) => {
+      values.forEach((value, index) => {
+        const checked = validateEvent(value);
+        if (!checked.ok) {
+          const id = typeof (value as { id?: unknown } | null)?.id === 'string' ? (value as { id: string }).id : null;
+          const first = checked.issues[0];
+          answers[request][index] = { id, status: 'rejected', reason: `${first.field}: ${first.reason}`, issues: checked.issues };
+          rejects.push({ source, line: index + 1, field: first.field, reason: first.reason, raw: JSON.stringify(value).slice(0, 2000) });
+          return;
+        }
+        const event: FanEvent = checked.event;
+        entries.push({ id: event.id, ts: event.ts, body: JSON.stringify(value), source, line: index + 1 });
+        positions.push([request, index]);
+      });
     });
     if (entries.length > 0) {
       const statuses = this.store.append(entries, samePayload);
       statuses.forEach((status, i) => {
-        results[positions[i]] = { id: entries[i].id, status };
+        const [request, index] = positions[i];
+        answers[request][index] = { id: entries[i].id, status };
       });
       this.scheduleSync();
     }
     if (rejects.length > 0) this.store.recordRejects(rejects);
-    return results;
+    return answers;
+  }
+
+  private group: { values: readonly unknown[]; source: string; done: (results: IngestResult[]) => void; fail: (error: unknown) => void }[] = [];
+
+  /**
+   * Group commit: the ingest requests that reach this point in the same turn of the event loop
+   * are validated and appended in one durable transaction (one fsync), then each gets its own
+   * results. The same as running them one after another, in arrival order.
+   */
+  ingestGrouped(values: readonly unknown[], source: string): Promise<IngestResult[]> {
+    return new Promise((done, fail) => {
+      if (this.group.length === 0) setImmediate(() => this.flushGroup());
+      this.group.push({ values, source, done, fail });
+    });
+  }
+
+  private flushGroup(): void {
+    const group = this.group;
+    this.group = [];
+    try {
+      const all = this.ingestSources(group.map((request) => ({ values: request.values, source: request.source })));
+      group.forEach((request, index) => request.done(all[index]));
+    } catch (error) {
+      for (const request of group) request.fail(error);
+    }
   }
 
   private scheduleSync(): void {

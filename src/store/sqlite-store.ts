@@ -353,9 +353,9 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     loadStateMeta: () => {
       const world = state('world');
       if (world === undefined) return null;
-      const provisional = JSON.parse(state('provisionalSnapshot') ?? 'null') as { month: string; data: string } | null;
-      return { world, programVersion: state('programVersion') as string, appliedSeq: Number(state('appliedSeq')), provisional };
+      return { world, programVersion: state('programVersion') as string, appliedSeq: Number(state('appliedSeq')) };
     },
+    loadProvisional: () => JSON.parse(state('provisionalSnapshot') ?? 'null') as { month: string; data: string } | null,
     loadFan: (id) => {
       const row = db.prepare('SELECT state, program_version AS programVersion FROM fans WHERE ws = ? AND id = ?').get(ws, id) as { state: string; programVersion: string } | undefined;
       return row ?? null;

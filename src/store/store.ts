@@ -127,7 +127,9 @@ export interface Store {
   readEvent(id: string): string | null;
   loadState(): StoredState | null;
   /** The state's position and program without loading any fan. */
-  loadStateMeta(): { programVersion: string; appliedSeq: number; world: string; provisional: { month: string; data: string } | null } | null;
+  loadStateMeta(): { programVersion: string; appliedSeq: number; world: string } | null;
+  /** The stored provisional snapshot (see StateWrite.provisional). */
+  loadProvisional(): { month: string; data: string } | null;
   loadFan(id: string): { state: string; programVersion: string } | null;
   /** Every stored fan state, in fan-number order, one at a time. */
   iterateFans(): Iterable<{ id: string; state: string }>;

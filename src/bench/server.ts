@@ -1,0 +1,103 @@
+/**
+ * The HTTP figures of `npm run bench`: a `fanflow serve` process on the benchmark database, loaded
+ * from this process with autocannon over loopback (both on the same 2-core machine). Each figure
+ * sits beside the same server's bare health-check throughput from the same run.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import autocannon from 'autocannon';
+
+export interface ServerFigures {
+  healthRps: number;
+  healthP99: number;
+  batchEventsPerSecond: number;
+  batchRps: number;
+  batchP99: number;
+  singleRps: number;
+  singleP99: number;
+  singleErrors: number;
+  fanRps: number;
+  fanP99: number;
+}
+
+const DURATION_S = Number(process.env.BENCH_HTTP_SECONDS ?? 6);
+
+function run(options: autocannon.Options): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    autocannon({ duration: DURATION_S, ...options }, (error, result) => (error ? reject(error) : resolve(result)));
+  });
+}
+
+async function waitHealthy(base: string): Promise<void> {
+  for (let attempt = 0; attempt < 600; attempt++) {
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('the server did not start');
+}
+
+function createKey(bin: string, db: string, workspace: string): string {
+  const result = spawnSync(process.execPath, [bin, '--db', db, 'keys', 'create', '--workspace', workspace, '--scopes', 'ingest,read', '--json'], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`keys create failed: ${result.stderr}`);
+  return (JSON.parse(result.stdout) as { key: string }).key;
+}
+
+/** Runs the HTTP figures. `lines` are NDJSON events in ts order (ingested into a fresh workspace). */
+export async function benchServer(bin: string, db: string, fanId: string, lines: string[]): Promise<ServerFigures> {
+  const readKey = createKey(bin, db, 'default');
+  const ingestKey = createKey(bin, db, 'bench-ingest');
+  const port = 18_000 + Math.floor(Math.random() * 1000);
+  const base = `http://127.0.0.1:${port}`;
+  const server: ChildProcess = spawn(process.execPath, [bin, '--db', db, 'serve', '--port', String(port), '--rate-limit', '1000000'], { stdio: 'ignore', env: { ...process.env, FANFLOW_LOG_LEVEL: 'warn' } });
+  try {
+    await waitHealthy(base);
+    const health = await run({ url: `${base}/healthz`, connections: 20 });
+    // Warm the fan path (the first read of the workspace loads its state), then measure it.
+    await fetch(`${base}/v1/fans/${fanId}`, { headers: { Authorization: `Bearer ${readKey}` } });
+    const fan = await run({ url: `${base}/v1/fans/${fanId}`, connections: 20, headers: { Authorization: `Bearer ${readKey}` } });
+    // Each request sends the next events of the file; a small file is sent again under new ids.
+    let position = 0;
+    const nextBody = (count: number) => {
+      const events: string[] = [];
+      for (let i = 0; i < count; i++, position++) {
+        const round = Math.floor(position / lines.length);
+        const line = lines[position % lines.length];
+        events.push(round === 0 ? line : line.replace('"id":"', `"id":"r${round}-`));
+      }
+      return `{"events":[${events.join(',')}]}`;
+    };
+    const headers = { Authorization: `Bearer ${ingestKey}`, 'Content-Type': 'application/json' };
+    const batch = await run({
+      url: `${base}/v1/events`,
+      method: 'POST',
+      connections: 4,
+      headers,
+      requests: [{ setupRequest: (request) => ({ ...request, body: nextBody(500) }) }],
+    });
+    const single = await run({
+      url: `${base}/v1/events`,
+      method: 'POST',
+      connections: 10,
+      overallRate: 1000,
+      headers,
+      requests: [{ setupRequest: (request) => ({ ...request, body: nextBody(1) }) }],
+    });
+    return {
+      healthRps: health.requests.average,
+      healthP99: health.latency.p99,
+      batchEventsPerSecond: (batch['2xx'] * 500) / DURATION_S,
+      batchRps: batch.requests.average,
+      batchP99: batch.latency.p99,
+      singleRps: single.requests.average,
+      singleP99: single.latency.p99,
+      singleErrors: single.non2xx + single.errors,
+      fanRps: fan.requests.average,
+      fanP99: fan.latency.p99,
+    };
+  } finally {
+    server.kill('SIGTERM');
+  }
+}
