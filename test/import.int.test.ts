@@ -196,3 +196,59 @@ describe('the monthly report', () => {
     }
   });
 });
+
+describe('workspaces in one SQLite file', () => {
+  it('a database of schema 5 migrates: its log becomes workspace "default" and the state is rebuilt from it', async () => {
+    const { MIGRATIONS, openSqliteStore } = await import('../src/store/sqlite-store.js');
+    const dir = tempDir();
+    const events = [
+      { id: 'a1', type: 'follow', fan: 'u1', ts: '2026-10-01T09:00:00+08:00', channel: 'wechat' },
+      { id: 'a2', type: 'like', fan: 'u1', ts: '2026-10-01T09:05:00+08:00' },
+      { id: 'a3', type: 'purchase', fan: 'u1', ts: '2026-10-02T09:00:00+08:00', props: { orderId: 'o1', amount: '99.00' } },
+    ];
+    const fresh = join(dir, 'fresh.db');
+    importInto(fresh, writeNdjson(join(dir, 'a.ndjson'), events));
+    const old = join(dir, 'old.db');
+    const db = new Database(old);
+    MIGRATIONS.slice(0, 5).forEach((sql) => db.exec(sql));
+    db.pragma('user_version = 5');
+    events.forEach((event, index) => db.prepare('INSERT INTO events (id, seq, ts, body) VALUES (?, ?, ?, ?)').run(event.id, index + 1, Date.parse(event.ts), JSON.stringify(event)));
+    db.prepare("INSERT INTO state (key, value) VALUES ('logSeq', '3'), ('appliedSeq', '3'), ('programVersion', 'x'), ('world', '{}')").run();
+    db.close();
+    expect(dumpState(old)).toEqual(dumpState(fresh));
+    const store = openSqliteStore(old, { workspace: 'other' });
+    try {
+      expect(store.countEvents()).toBe(0);
+      expect(store.readEvent('a1')).toBeNull();
+    } finally {
+      store.close();
+    }
+  });
+
+  it('two workspaces of one file keep their own log, state and programs', async () => {
+    const { openSqliteDatabase } = await import('../src/store/sqlite-store.js');
+    const { importFile } = await import('../src/app/import.js');
+    const { openWorkspace } = await import('../src/app/workspace.js');
+    const dir = tempDir();
+    const file = writeNdjson(join(dir, 'a.ndjson'), [
+      { id: 'same-id', type: 'follow', fan: 'u1', ts: '2026-10-01T09:00:00+08:00' },
+      { id: 'b', type: 'like', fan: 'u1', ts: '2026-10-01T09:05:00+08:00' },
+    ]);
+    const other = writeNdjson(join(dir, 'b.ndjson'), [{ id: 'same-id', type: 'follow', fan: 'v9', ts: '2026-10-03T09:00:00+08:00' }]);
+    const database = openSqliteDatabase(join(dir, 'two.db'));
+    try {
+      const a = openWorkspace(database.workspace('a'), null);
+      const b = openWorkspace(database.workspace('b'), null);
+      expect(importFile(a, file).accepted).toBe(2);
+      // The same id in another workspace is another event, not a conflict.
+      expect(importFile(b, other)).toMatchObject({ accepted: 1, conflicts: 0 });
+      expect([a.store.countEvents(), b.store.countEvents()]).toEqual([2, 1]);
+      expect(a.store.loadFan('v9')).toBeNull();
+      expect(b.store.loadFan('u1')).toBeNull();
+      expect(b.store.loadFan('v9')).not.toBeNull();
+      expect(database.listWorkspaces().map((w) => w.name)).toEqual(['default', 'a', 'b']);
+    } finally {
+      database.close();
+    }
+  });
+});

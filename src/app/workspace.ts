@@ -113,8 +113,14 @@ export function isCurrent(workspace: Workspace): boolean {
   return meta !== null && meta.programVersion === workspace.program.version && meta.appliedSeq === workspace.store.maxSeq() && engineVersionOf(meta.world) === ENGINE_VERSION;
 }
 
+// The last world text read and its engine version: reads of an unchanged state skip the parse.
+let lastWorldMeta: { text: string; version: number } | null = null;
+
 export function engineVersionOf(worldMeta: string): number {
-  return (JSON.parse(worldMeta) as { engineVersion?: number }).engineVersion ?? 0;
+  if (lastWorldMeta?.text === worldMeta) return lastWorldMeta.version;
+  const version = (JSON.parse(worldMeta) as { engineVersion?: number }).engineVersion ?? 0;
+  lastWorldMeta = { text: worldMeta, version };
+  return version;
 }
 
 /** Stores a full rebuild as the state, covering the whole log. */

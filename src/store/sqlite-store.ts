@@ -9,7 +9,7 @@ import { DEFAULT_WORKSPACE, type AppendStatus, type Catalog, type KeyScope, type
 
 // The log is keyed by event id (WITHOUT ROWID): the id check and the append are one B-tree,
 // with no secondary index on the hot path. Postings are stored in blocks of consecutive seqs.
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE events (
      id TEXT PRIMARY KEY,
      seq INTEGER NOT NULL,
@@ -149,6 +149,7 @@ export function openSqliteDatabase(path: string, options: SqliteOptions = {}): S
     return workspaceNo.get(name) as number;
   };
   const stores = new Map<string, Store>();
+  const findKeyById = db.prepare(`SELECT k.id, w.name AS workspace, k.hash, k.scopes, k.label, k.created_at AS createdAt, k.revoked_at AS revokedAt FROM api_keys k JOIN workspaces w ON w.no = k.ws WHERE k.id = ?`);
   const keyColumns = 'k.id, w.name AS workspace, k.hash, k.scopes, k.label, k.created_at AS createdAt, k.revoked_at AS revokedAt';
   const toKey = (row: { id: string; workspace: string; hash: string; scopes: string; label: string | null; createdAt: string; revokedAt: string | null }): StoredKey => ({
     ...row,
@@ -170,7 +171,7 @@ export function openSqliteDatabase(path: string, options: SqliteOptions = {}): S
       db.prepare('INSERT INTO api_keys (id, ws, hash, scopes, label, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(key.id, ws, key.hash, key.scopes.join(','), key.label, key.createdAt);
     },
     findKey: (id) => {
-      const row = db.prepare(`SELECT ${keyColumns} FROM api_keys k JOIN workspaces w ON w.no = k.ws WHERE k.id = ?`).get(id) as Parameters<typeof toKey>[0] | undefined;
+      const row = findKeyById.get(id) as Parameters<typeof toKey>[0] | undefined;
       return row ? toKey(row) : null;
     },
     listKeys: (workspace) =>
@@ -210,6 +211,10 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   const putState = db.prepare('INSERT INTO state (ws, key, value) VALUES (?, ?, ?) ON CONFLICT (ws, key) DO UPDATE SET value = excluded.value');
   const state = (key: string) => getState.get(ws, key) as string | undefined;
   const readLogSeq = () => Number(state('logSeq') ?? 0);
+  const fanById = db.prepare('SELECT state, program_version AS programVersion FROM fans WHERE ws = ? AND id = ?');
+  const activeProgramRow = db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs WHERE ws = ? ORDER BY seq DESC LIMIT 1');
+  const ranksRow = db.prepare('SELECT total, unranked, sorted FROM loyalty_ranks WHERE ws = ?');
+  const positionRows = db.prepare(`SELECT key, value FROM state WHERE ws = ? AND key IN ('world', 'programVersion', 'appliedSeq')`);
 
   const appendAll = db.transaction((entries: readonly LogEntry[], samePayload: (stored: string, entry: LogEntry) => boolean): AppendStatus[] => {
     // Read inside the write transaction: another process may have appended since we opened.
@@ -285,7 +290,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   const loyaltyRanks = () => {
     const version = `${state('appliedSeq') ?? ''}|${state('programVersion') ?? ''}`;
     if (ranks?.version === version) return ranks;
-    const row = db.prepare('SELECT total, unranked, sorted FROM loyalty_ranks WHERE ws = ?').get(ws) as { total: number; unranked: number; sorted: Buffer } | undefined;
+    const row = ranksRow.get(ws) as { total: number; unranked: number; sorted: Buffer } | undefined;
     if (!row) return null;
     // Copied: the blob's bytes may not be 8-byte aligned inside its buffer.
     const sorted = new Float64Array(row.sorted.buffer.slice(row.sorted.byteOffset, row.sorted.byteOffset + row.sorted.byteLength));
@@ -351,13 +356,15 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
         .pluck()
         .all(ws, activeAtOrBefore, limit) as string[],
     loadStateMeta: () => {
-      const world = state('world');
+      const rows = positionRows.all(ws) as { key: string; value: string }[];
+      const value = (key: string) => rows.find((row) => row.key === key)?.value;
+      const world = value('world');
       if (world === undefined) return null;
-      return { world, programVersion: state('programVersion') as string, appliedSeq: Number(state('appliedSeq')) };
+      return { world, programVersion: value('programVersion') as string, appliedSeq: Number(value('appliedSeq')) };
     },
     loadProvisional: () => JSON.parse(state('provisionalSnapshot') ?? 'null') as { month: string; data: string } | null,
     loadFan: (id) => {
-      const row = db.prepare('SELECT state, program_version AS programVersion FROM fans WHERE ws = ? AND id = ?').get(ws, id) as { state: string; programVersion: string } | undefined;
+      const row = fanById.get(ws, id) as { state: string; programVersion: string } | undefined;
       return row ?? null;
     },
     saveState: (write) => writeState(write),
@@ -382,7 +389,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
       }
     },
     activeProgram: () =>
-      (db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs WHERE ws = ? ORDER BY seq DESC LIMIT 1').get(ws) as StoredProgram | undefined) ?? null,
+      (activeProgramRow.get(ws) as StoredProgram | undefined) ?? null,
     programHistory: () => db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs WHERE ws = ? ORDER BY seq DESC').all(ws) as StoredProgram[],
     activateProgram: (version, yaml, spec, at) => {
       const next = db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 FROM programs WHERE ws = ?').pluck().get(ws) as number;
