@@ -43,7 +43,7 @@ describe('crash safety', () => {
     const concurrent = join(dir, 'concurrent.db');
     const codes = await Promise.all([importAsync(concurrent, [files[0], files[2]]), importAsync(concurrent, [files[1], files[0]]), importAsync(concurrent, [files[2]])]);
     expect(codes).toEqual(['0', '0', '0']);
-    expect(dumpState(concurrent)).toEqual(dumpState(sequential));
+    expect(await dumpState(concurrent)).toEqual(await dumpState(sequential));
   });
 
   it('SIGKILL at any moment of an import, then importing again, gives the state of an uninterrupted run', async () => {
@@ -56,7 +56,7 @@ describe('crash safety', () => {
     const started = Date.now();
     expect(fanflow(['--db', clean, 'import', first, second, '--json']).code).toBe(0);
     const duration = Date.now() - started;
-    const expected = dumpState(clean);
+    const expected = await dumpState(clean);
     expect(expected.events).toBeGreaterThan(20_000);
 
     let killedMidway = 0;
@@ -70,7 +70,7 @@ describe('crash safety', () => {
       await importKilledAfter(db, [second, first], Math.round(duration * fraction * 0.5));
       const done = fanflow(['--db', db, 'import', first, second, '--json']);
       expect(done.code).toBe(0);
-      expect(dumpState(db)).toEqual(expected);
+      expect(await dumpState(db)).toEqual(expected);
     }
     console.log(`SIGKILL test: ${killedMidway}/${fractions.length} first attempts killed mid-import (import takes ~${duration} ms)`);
     expect(killedMidway).toBeGreaterThanOrEqual(4);

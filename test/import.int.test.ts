@@ -18,32 +18,32 @@ const sample = [
 ];
 
 describe('import into the SQLite store', () => {
-  it('importing the same file twice changes nothing', () => {
+  it('importing the same file twice changes nothing', async () => {
     const dir = tempDir();
     const db = join(dir, 'f.db');
     const file = writeNdjson(join(dir, 'a.ndjson'), sample);
-    const [first] = importInto(db, file);
+    const [first] = await importInto(db, file);
     expect(first).toMatchObject({ accepted: 5, duplicates: 0, conflicts: 0, rejected: 0, rejectsFile: null });
-    const before = dumpState(db);
-    const [second] = importInto(db, file);
+    const before = await dumpState(db);
+    const [second] = await importInto(db, file);
     expect(second).toMatchObject({ accepted: 0, duplicates: 5, conflicts: 0, rejected: 0 });
-    expect(dumpState(db)).toEqual(before);
+    expect(await dumpState(db)).toEqual(before);
   });
 
-  it('same id with another payload is a conflict; key order and number spelling are not', () => {
+  it('same id with another payload is a conflict; key order and number spelling are not', async () => {
     const dir = tempDir();
     const db = join(dir, 'f.db');
-    importInto(db, writeNdjson(join(dir, 'a.ndjson'), sample));
+    await importInto(db, writeNdjson(join(dir, 'a.ndjson'), sample));
     const again = join(dir, 'b.ndjson');
     writeFileSync(again, [
       '{"ts":"2026-10-02T10:00:00+08:00","props":{"amount":88.80,"orderId":"o1"},"fan":"a","type":"purchase","id":"e3"}',
       JSON.stringify({ ...sample[1], props: { contentId: 'p2', category: 'guide' } }),
     ].join('\n'));
-    const [summary] = importInto(db, again);
+    const [summary] = await importInto(db, again);
     expect(summary).toMatchObject({ accepted: 0, duplicates: 1, conflicts: 1 });
   });
 
-  it('rejects bad lines with line, field and reason and keeps the rest', () => {
+  it('rejects bad lines with line, field and reason and keeps the rest', async () => {
     const dir = tempDir();
     const db = join(dir, 'f.db');
     const file = join(dir, 'bad.ndjson');
@@ -57,17 +57,17 @@ describe('import into the SQLite store', () => {
       '',
       JSON.stringify(sample[1]),
     ].join('\n'));
-    const [summary] = importInto(db, file);
+    const [summary] = await importInto(db, file);
     expect(summary).toMatchObject({ accepted: 2, rejected: 5 });
     const rejects = readFileSync(summary.rejectsFile!, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
     expect(rejects.map((r) => [r.line, r.field])).toEqual([[2, '(line)'], [3, 'type'], [4, 'fan'], [5, 'ts'], [6, 'props.amount']]);
     expect(rejects[0].reason).toMatch(/invalid JSON/);
     // A rejected line does not claim its id.
-    const [fixed] = importInto(db, writeNdjson(join(dir, 'fixed.ndjson'), [{ id: 'x3', type: 'like', fan: 'a', ts: '2026-10-01T09:00:00+08:00' }]));
+    const [fixed] = await importInto(db, writeNdjson(join(dir, 'fixed.ndjson'), [{ id: 'x3', type: 'like', fan: 'a', ts: '2026-10-01T09:00:00+08:00' }]));
     expect(fixed.accepted).toBe(1);
   });
 
-  it('CSV with the same columns imports like NDJSON', () => {
+  it('CSV with the same columns imports like NDJSON', async () => {
     const dir = tempDir();
     const csv = join(dir, 'a.csv');
     writeFileSync(csv, [
@@ -76,51 +76,51 @@ describe('import into the SQLite store', () => {
     ].join('\n'));
     const csvDb = join(dir, 'csv.db');
     const jsonDb = join(dir, 'json.db');
-    expect(importInto(csvDb, csv)[0]).toMatchObject({ accepted: 5, rejected: 0 });
-    importInto(jsonDb, writeNdjson(join(dir, 'a.ndjson'), sample));
-    expect(dumpState(csvDb).world).toEqual(dumpState(jsonDb).world);
+    expect((await importInto(csvDb, csv))[0]).toMatchObject({ accepted: 5, rejected: 0 });
+    await importInto(jsonDb, writeNdjson(join(dir, 'a.ndjson'), sample));
+    expect((await dumpState(csvDb)).world).toEqual((await dumpState(jsonDb)).world);
   });
 
-  it('events in any order across several files equal one file in ts order (fast-check)', () => {
-    fc.assert(
-      fc.property(rawEvents, fc.integer({ min: 1, max: 4 }), fc.integer(), (raws, parts, salt) => {
+  it('events in any order across several files equal one file in ts order (fast-check)', async () => {
+    await fc.assert(
+      fc.asyncProperty(rawEvents, fc.integer({ min: 1, max: 4 }), fc.integer(), async (raws, parts, salt) => {
         const dir = tempDir();
         const sorted = join(dir, 'sorted.db');
         const scattered = join(dir, 'scattered.db');
-        importInto(sorted, writeNdjson(join(dir, 'all.ndjson'), [...raws].sort((a, b) => (a.ts as number) - (b.ts as number) || ((a.id as string) < (b.id as string) ? -1 : 1))));
+        await importInto(sorted, writeNdjson(join(dir, 'all.ndjson'), [...raws].sort((a, b) => (a.ts as number) - (b.ts as number) || ((a.id as string) < (b.id as string) ? -1 : 1))));
         const shuffled = [...raws].sort((a, b) => ((((a.id as string).length * 31 + salt) ^ (a.ts as number)) % 7) - ((((b.id as string).length * 31 + salt) ^ (b.ts as number)) % 7));
         const files = Array.from({ length: parts }, (_, i) => writeNdjson(join(dir, `part${i}.ndjson`), shuffled.filter((_, index) => index % parts === i)));
-        importInto(scattered, ...files);
-        expect(dumpState(scattered)).toEqual(dumpState(sorted));
+        await importInto(scattered, ...files);
+        expect(await dumpState(scattered)).toEqual(await dumpState(sorted));
         // Re-importing everything is a no-op.
-        const again = importInto(scattered, ...files);
+        const again = await importInto(scattered, ...files);
         expect(again.reduce((sum, s) => sum + s.accepted, 0)).toBe(0);
-        expect(dumpState(scattered)).toEqual(dumpState(sorted));
+        expect(await dumpState(scattered)).toEqual(await dumpState(sorted));
       }),
       { numRuns: 12 },
     );
   });
 
-  it('replay rebuilds the state from the log and finds it identical to the incremental one', () => {
+  it('replay rebuilds the state from the log and finds it identical to the incremental one', async () => {
     const dir = tempDir();
     const db = join(dir, 'f.db');
-    importInto(db, writeNdjson(join(dir, 'a.ndjson'), sample.slice(0, 3)));
-    importInto(db, writeNdjson(join(dir, 'b.ndjson'), sample.slice(3)));
-    const result = withStore(db, (workspace) => runReplay(workspace, silentProgress));
+    await importInto(db, writeNdjson(join(dir, 'a.ndjson'), sample.slice(0, 3)));
+    await importInto(db, writeNdjson(join(dir, 'b.ndjson'), sample.slice(3)));
+    const result = await withStore(db, (workspace) => runReplay(workspace, silentProgress));
     expect(result).toMatchObject({ events: 5, fans: 2, compared: true, verified: true, differences: 0, ledgerOk: true });
   });
 
-  it('replay notices a derived state that does not follow from the log, and replaces it', () => {
+  it('replay notices a derived state that does not follow from the log, and replaces it', async () => {
     const dir = tempDir();
     const db = join(dir, 'f.db');
-    importInto(db, writeNdjson(join(dir, 'a.ndjson'), sample));
+    await importInto(db, writeNdjson(join(dir, 'a.ndjson'), sample));
     const tampered = new Database(db);
     const position = Object.keys(createFan('', 0, 0)).indexOf('pointsBalance') + 1;
     tampered.prepare(`UPDATE fans SET state = json_set(state, '$[${position}]', 999999) WHERE id = 'a'`).run();
     tampered.close();
-    const first = withStore(db, (workspace) => runReplay(workspace, silentProgress));
+    const first = await withStore(db, (workspace) => runReplay(workspace, silentProgress));
     expect(first).toMatchObject({ compared: true, verified: false, differences: 1 });
-    const second = withStore(db, (workspace) => runReplay(workspace, silentProgress));
+    const second = await withStore(db, (workspace) => runReplay(workspace, silentProgress));
     expect(second).toMatchObject({ verified: true, differences: 0 });
   });
 });
@@ -130,13 +130,13 @@ describe('engine upgrades', () => {
     const { catchUp } = await import('../src/app/workspace.js');
     const dir = tempDir();
     const db = join(dir, 'f.db');
-    importInto(db, writeNdjson(join(dir, 'a.ndjson'), sample));
-    const expected = dumpState(db);
+    await importInto(db, writeNdjson(join(dir, 'a.ndjson'), sample));
+    const expected = await dumpState(db);
     const old = new Database(db);
     old.prepare(`UPDATE state SET value = json_set(value, '$.engineVersion', 1) WHERE key = 'world'`).run();
     old.close();
-    expect(withStore(db, (workspace) => catchUp(workspace).rebuilt)).toBe(true);
-    expect(dumpState(db)).toEqual(expected);
+    expect(await withStore(db, async (workspace) => (await catchUp(workspace)).rebuilt)).toBe(true);
+    expect(await dumpState(db)).toEqual(expected);
   });
 });
 
@@ -154,13 +154,13 @@ describe('appending on a worker thread', () => {
     const changed = JSON.parse(half[7]) as { props?: Record<string, unknown> };
     changed.props = { ...changed.props, note: 'changed' };
     writeFileSync(again, [...half.slice(0, 7), JSON.stringify(changed), ...half.slice(8), '{"id":"x","type":"nope"}'].join('\n') + '\n');
-    const run = (appendOnWorker: boolean) => {
+    const run = async (appendOnWorker: boolean) => {
       const db = join(dir, `${appendOnWorker ? 'worker' : 'inline'}.db`);
-      const summaries = withStore(db, (workspace) => [file, again].map((path) => importFile(workspace, path, { appendOnWorker, chunkEvents: 700, rejectsPath: `${db}.rejects` })));
-      return { summaries: summaries.map(({ rejectsFile: _r, ...rest }) => rest), state: dumpState(db) };
+      const summaries = await withStore(db, async (workspace) => [await importFile(workspace, file, { appendOnWorker, chunkEvents: 700, rejectsPath: `${db}.rejects` }), await importFile(workspace, again, { appendOnWorker, chunkEvents: 700, rejectsPath: `${db}.rejects` })]);
+      return { summaries: summaries.map(({ rejectsFile: _r, ...rest }) => rest), state: await dumpState(db) };
     };
-    const inline = run(false);
-    const worker = run(true);
+    const inline = await run(false);
+    const worker = await run(true);
     expect(inline.summaries[1]).toMatchObject({ duplicates: half.length - 1, conflicts: 1, rejected: 1 });
     expect(inline.state.events).toBe(community.lines.length);
     expect(worker).toEqual(inline);
@@ -178,18 +178,18 @@ describe('the monthly report', () => {
     const community = generateCommunity({ ...DEFAULT_GENERATE, fans: 1500, months: 6, seed: 'report', start: '2026-04-01T00:00:00+08:00' });
     writeFileSync(file, community.lines.join('\n') + '\n');
     const db = join(dir, 'f.db');
-    importInto(db, file);
+    await importInto(db, file);
     for (const [month, asOf] of [['2026-09', community.end], ['2026-08', community.end + 20 * 86_400_000], ['2026-07', community.end]] as const) {
-      const fast = withStore(db, (workspace) => queryReport(workspace, month, asOf));
-      const slow = withStore(db, (workspace) => evaluateMonthlyReport(worldAt(workspace, asOf), workspace.engine, month, asOf));
+      const fast = await withStore(db, (workspace) => queryReport(workspace, month, asOf));
+      const slow = await withStore(db, async (workspace) => evaluateMonthlyReport(await worldAt(workspace, asOf), workspace.engine, month, asOf));
       expect(fast).toEqual(slow);
       expect(fast.actions.closestToCore.length + fast.actions.closestToBackbone.length).toBeGreaterThan(0);
     }
     // One fan read alone gets the loyalty score it has in the full list.
     const { queryFan, queryFans } = await import('../src/app/queries.js');
-    const listed = withStore(db, (workspace) => queryFans(workspace, {}, community.end));
+    const listed = await withStore(db, (workspace) => queryFans(workspace, {}, community.end));
     for (const view of listed.filter((_, index) => index % 97 === 0)) {
-      const alone = withStore(db, (workspace) => queryFan(workspace, view.id, community.end));
+      const alone = await withStore(db, (workspace) => queryFan(workspace, view.id, community.end));
       expect(alone.tags.loyaltyScore).toBe(view.tags.loyaltyScore);
       expect(alone.level).toEqual(view.level);
       expect(alone.layer).toEqual(view.layer);
@@ -207,7 +207,7 @@ describe('workspaces in one SQLite file', () => {
       { id: 'a3', type: 'purchase', fan: 'u1', ts: '2026-10-02T09:00:00+08:00', props: { orderId: 'o1', amount: '99.00' } },
     ];
     const fresh = join(dir, 'fresh.db');
-    importInto(fresh, writeNdjson(join(dir, 'a.ndjson'), events));
+    await importInto(fresh, writeNdjson(join(dir, 'a.ndjson'), events));
     const old = join(dir, 'old.db');
     const db = new Database(old);
     MIGRATIONS.slice(0, 5).forEach((sql) => db.exec(sql));
@@ -215,13 +215,13 @@ describe('workspaces in one SQLite file', () => {
     events.forEach((event, index) => db.prepare('INSERT INTO events (id, seq, ts, body) VALUES (?, ?, ?, ?)').run(event.id, index + 1, Date.parse(event.ts), JSON.stringify(event)));
     db.prepare("INSERT INTO state (key, value) VALUES ('logSeq', '3'), ('appliedSeq', '3'), ('programVersion', 'x'), ('world', '{}')").run();
     db.close();
-    expect(dumpState(old)).toEqual(dumpState(fresh));
-    const store = openSqliteStore(old, { workspace: 'other' });
+    expect(await dumpState(old)).toEqual(await dumpState(fresh));
+    const store = await openSqliteStore(old, { workspace: 'other' });
     try {
-      expect(store.countEvents()).toBe(0);
-      expect(store.readEvent('a1')).toBeNull();
+      expect(await store.countEvents()).toBe(0);
+      expect(await store.readEvent('a1')).toBeNull();
     } finally {
-      store.close();
+      await store.close();
     }
   });
 
@@ -235,20 +235,20 @@ describe('workspaces in one SQLite file', () => {
       { id: 'b', type: 'like', fan: 'u1', ts: '2026-10-01T09:05:00+08:00' },
     ]);
     const other = writeNdjson(join(dir, 'b.ndjson'), [{ id: 'same-id', type: 'follow', fan: 'v9', ts: '2026-10-03T09:00:00+08:00' }]);
-    const database = openSqliteDatabase(join(dir, 'two.db'));
+    const database = await openSqliteDatabase(join(dir, 'two.db'));
     try {
-      const a = openWorkspace(database.workspace('a'), null);
-      const b = openWorkspace(database.workspace('b'), null);
-      expect(importFile(a, file).accepted).toBe(2);
+      const a = await openWorkspace(await database.workspace('a'), null);
+      const b = await openWorkspace(await database.workspace('b'), null);
+      expect((await importFile(a, file)).accepted).toBe(2);
       // The same id in another workspace is another event, not a conflict.
-      expect(importFile(b, other)).toMatchObject({ accepted: 1, conflicts: 0 });
-      expect([a.store.countEvents(), b.store.countEvents()]).toEqual([2, 1]);
-      expect(a.store.loadFan('v9')).toBeNull();
-      expect(b.store.loadFan('u1')).toBeNull();
-      expect(b.store.loadFan('v9')).not.toBeNull();
-      expect(database.listWorkspaces().map((w) => w.name)).toEqual(['default', 'a', 'b']);
+      expect(await importFile(b, other)).toMatchObject({ accepted: 1, conflicts: 0 });
+      expect([await a.store.countEvents(), await b.store.countEvents()]).toEqual([2, 1]);
+      expect(await a.store.loadFan('v9')).toBeNull();
+      expect(await b.store.loadFan('u1')).toBeNull();
+      expect(await b.store.loadFan('v9')).not.toBeNull();
+      expect((await database.listWorkspaces()).map((w) => w.name)).toEqual(['default', 'a', 'b']);
     } finally {
-      database.close();
+      await database.close();
     }
   });
 });

@@ -102,8 +102,8 @@ describe('the server under SIGKILL', () => {
     writeFileSync(file, community.lines.join('\n') + '\n');
     const clean = join(dir, 'clean.db');
     expect(fanflow(['--db', clean, 'import', file, '--json']).code).toBe(0);
-    const served = dumpState(db);
+    const served = await dumpState(db);
     expect(served.events).toBe(events.length);
-    expect(served).toEqual(dumpState(clean));
+    expect(served).toEqual(await dumpState(clean));
   });
 });

@@ -30,12 +30,12 @@ describe('HTTP API on SQLite', () => {
     });
 
   beforeAll(async () => {
-    database = openSqliteDatabase(db);
+    database = await openSqliteDatabase(db);
     const now = new Date();
-    keys.a = createKey(database, 'brand-a', ['ingest', 'read', 'admin'], null, now).key;
-    keys.aRead = createKey(database, 'brand-a', ['read'], 'analyst', now).key;
-    keys.aIngest = createKey(database, 'brand-a', ['ingest'], 'shop', now).key;
-    keys.b = createKey(database, 'brand-b', ['ingest', 'read', 'admin'], null, now).key;
+    keys.a = (await createKey(database, 'brand-a', ['ingest', 'read', 'admin'], null, now)).key;
+    keys.aRead = (await createKey(database, 'brand-a', ['read'], 'analyst', now)).key;
+    keys.aIngest = (await createKey(database, 'brand-a', ['ingest'], 'shop', now)).key;
+    keys.b = (await createKey(database, 'brand-b', ['ingest', 'read', 'admin'], null, now)).key;
     const sink = new Writable({
       write(chunk, _encoding, done) {
         logLines.push(String(chunk));
@@ -134,9 +134,9 @@ describe('HTTP API on SQLite', () => {
     expect(none.status).toBe(401);
     expect(none.headers.get('www-authenticate')).toBe('Bearer');
     expect((await call('GET', '/v1/fans/u000007', `${keys.a.slice(0, -2)}xx`)).status).toBe(401);
-    const revocable = createKey(database, 'brand-a', ['read'], null, new Date());
+    const revocable = await createKey(database, 'brand-a', ['read'], null, new Date());
     expect((await call('GET', '/v1/program', revocable.key)).status).toBe(200);
-    database.revokeKey(revocable.id, new Date().toISOString());
+    await database.revokeKey(revocable.id, new Date().toISOString());
     expect((await call('GET', '/v1/program', revocable.key)).status).toBe(401);
   });
 

@@ -10,12 +10,12 @@ export function tempDir(prefix = 'fanflow-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-export function withStore<T>(dbPath: string, run: (workspace: Workspace) => T): T {
-  const store = openSqliteStore(dbPath);
+export async function withStore<T>(dbPath: string, run: (workspace: Workspace) => T | Promise<T>, workspaceName?: string): Promise<T> {
+  const store = await openSqliteStore(dbPath, { workspace: workspaceName });
   try {
-    return run(openWorkspace(store, null));
+    return await run(await openWorkspace(store, null));
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -25,19 +25,24 @@ export function writeNdjson(path: string, events: unknown[]): string {
 }
 
 export function importInto(dbPath: string, ...files: string[]) {
-  return withStore(dbPath, (workspace) => files.map((file) => importFile(workspace, file, { rejectsPath: `${file}.rejects.ndjson` })));
+  return withStore(dbPath, async (workspace) => {
+    const summaries = [];
+    for (const file of files) summaries.push(await importFile(workspace, file, { rejectsPath: `${file}.rejects.ndjson` }));
+    return summaries;
+  });
+}
+
+/** Everything derived that a workspace holds, as comparable text. */
+export async function dumpWorkspace(workspace: Workspace): Promise<{ world: string[]; postings: string[]; events: number }> {
+  await catchUp(workspace);
+  const loaded = await loadStoredWorld(workspace.store);
+  if (!loaded) return { world: [], postings: [], events: 0 };
+  const postings: string[] = [];
+  for await (const batch of workspace.store.readPostings()) for (const p of batch) postings.push(`${p.seq}|${p.eventId}|${p.source}|${p.target}|${p.amount}|${p.rule}`);
+  return { world: fingerprintWorld(loaded.world), postings, events: await workspace.store.countEvents() };
 }
 
 /** Everything derived that a store holds, as comparable text. */
-export function dumpState(dbPath: string): { world: string[]; postings: string[]; events: number } {
-  return withStore(dbPath, (workspace) => {
-    catchUp(workspace);
-    const loaded = loadStoredWorld(workspace);
-    if (!loaded) return { world: [], postings: [], events: 0 };
-    return {
-      world: fingerprintWorld(loaded.world),
-      postings: [...workspace.store.readPostings()].map((p) => `${p.seq}|${p.eventId}|${p.source}|${p.target}|${p.amount}|${p.rule}`),
-      events: workspace.store.countEvents(),
-    };
-  });
+export function dumpState(dbPath: string, workspaceName?: string): Promise<{ world: string[]; postings: string[]; events: number }> {
+  return withStore(dbPath, dumpWorkspace, workspaceName);
 }

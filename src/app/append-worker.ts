@@ -2,48 +2,39 @@
  * The log appender's thread: its own connection to the SQLite file, appending the chunks it is
  * sent in order (each its own durable transaction) and answering with their statuses.
  */
-import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { workerData, type MessagePort } from 'node:worker_threads';
 import { openSqliteStore } from '../store/sqlite-store.js';
-import type { LogEntry } from '../store/store.js';
+import type { LogEntry, Store } from '../store/store.js';
 import { samePayload } from './same-payload.js';
 
 interface Setup {
   path: string;
   workspace: string;
   port: MessagePort;
-  signal: SharedArrayBuffer;
 }
 
-const { path, workspace, port, signal } = workerData as Setup;
-const counter = new Int32Array(signal);
-// A failure to open is answered to every chunk, so that the waiting import reports it.
-let store: ReturnType<typeof openSqliteStore> | null = null;
-let openError: string | null = null;
-try {
-  store = openSqliteStore(path, { cacheKiB: 16384, workspace });
-} catch (error) {
-  openError = `cannot open ${path} for appending: ${(error as Error).message}`;
-}
-
-const answer = (message: unknown) => {
-  port.postMessage(message);
-  Atomics.add(counter, 0, 1);
-  Atomics.notify(counter, 0);
-};
+const { path, workspace, port } = workerData as Setup;
+// A failure to open is answered to every chunk, so that the import reports it.
+const opened: Promise<Store> = openSqliteStore(path, { cacheKiB: 16384, workspace });
+opened.catch(() => undefined);
+// Chunks are handled one after another, in the order they arrive.
+let queue: Promise<void> = Promise.resolve();
 
 port.on('message', (message: { entries?: LogEntry[]; close?: true }) => {
-  if (message.close) {
-    store?.close();
-    answer({ closed: true });
-    port.close();
-    return;
-  }
-  try {
-    if (!store) answer({ error: openError });
-    else answer({ statuses: store.append(message.entries as LogEntry[], samePayload) });
-  } catch (error) {
-    answer({ error: (error as Error).message });
-  }
+  queue = queue.then(async () => {
+    if (message.close) {
+      await (await opened.catch(() => null))?.close();
+      port.postMessage({ closed: true });
+      port.close();
+      return;
+    }
+    try {
+      const store = await opened.catch((error: Error) => {
+        throw new Error(`cannot open ${path} for appending: ${error.message}`);
+      });
+      port.postMessage({ statuses: await store.append(message.entries as LogEntry[], samePayload) });
+    } catch (error) {
+      port.postMessage({ error: (error as Error).message });
+    }
+  });
 });
-// Nothing is sent on the parent channel; the port above carries the work.
-void parentPort;

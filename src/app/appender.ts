@@ -1,20 +1,19 @@
 /**
- * Appends import chunks to the log, either in this thread or on a worker thread with its own
- * connection, so that SQLite's inserts and fsyncs run while this thread parses the next chunk and
- * applies the previous one. Chunks are appended in the order sent; `receive` returns the statuses
- * of the oldest chunk not yet received, waiting for them if needed. Importing stays synchronous:
- * the wait is an Atomics.wait on a counter the worker bumps after each answer.
+ * Appends import chunks to the log, either through the store or, for a large file on SQLite, on a
+ * worker thread with its own connection, so that SQLite's inserts and fsyncs run while this
+ * thread parses the next chunk and applies the previous one. Chunks are appended in the order
+ * sent; `receive` resolves with the statuses of the oldest chunk not yet received.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import type { AppendStatus, LogEntry, Store } from '../store/store.js';
 import { samePayload } from './same-payload.js';
 
 export interface Appender {
   send(entries: LogEntry[]): void;
-  receive(): AppendStatus[];
-  close(): void;
+  receive(): Promise<AppendStatus[]>;
+  close(): Promise<void>;
 }
 
 // The compiled worker, found from this module in src/app or in dist/app alike.
@@ -25,68 +24,79 @@ export const WORKER_MIN_BYTES = 8 << 20;
 
 export function wantsWorker(store: Store, bytes: number): boolean {
   const forced = process.env.FANFLOW_APPEND_WORKER;
-  if (store.path === null || !existsSync(WORKER_FILE)) return false;
+  if (store.kind !== 'sqlite' || store.path === null || !existsSync(WORKER_FILE)) return false;
   if (forced === '1') return true;
   if (forced === '0') return false;
   return bytes >= WORKER_MIN_BYTES;
 }
 
 export function createAppender(store: Store, useWorker: boolean): Appender {
-  return useWorker && store.path !== null ? workerAppender(store.path, store.workspace) : inlineAppender(store);
+  return useWorker && store.kind === 'sqlite' && store.path !== null ? workerAppender(store.path, store.workspace) : storeAppender(store);
 }
 
-function inlineAppender(store: Store): Appender {
-  const queue: AppendStatus[][] = [];
+function storeAppender(store: Store): Appender {
+  const queue: Promise<AppendStatus[]>[] = [];
   return {
-    send: (entries) => queue.push(store.append(entries, samePayload)),
-    receive: () => {
-      const statuses = queue.shift();
-      if (!statuses) throw new Error('invariant: receive without a chunk sent');
-      return statuses;
+    send(entries) {
+      const appended = store.append(entries, samePayload);
+      // Observed here so that a failure is not reported as unhandled before it is received.
+      appended.catch(() => undefined);
+      queue.push(appended);
     },
-    close: () => {},
+    receive() {
+      const next = queue.shift();
+      if (!next) throw new Error('invariant: receive without a chunk sent');
+      return next;
+    },
+    async close() {
+      await Promise.allSettled(queue.splice(0));
+    },
   };
 }
 
 function workerAppender(path: string, workspace: string): Appender {
   const { port1, port2 } = new MessageChannel();
-  const signal = new SharedArrayBuffer(4);
-  const counter = new Int32Array(signal);
-  const worker = new Worker(WORKER_FILE, { workerData: { path, workspace, port: port2, signal }, transferList: [port2] });
-  worker.unref();
-  let answered = 0;
-  let pending = 0;
-  const next = (): Record<string, unknown> => {
-    for (;;) {
-      const message = receiveMessageOnPort(port1);
-      if (message) {
-        answered++;
-        return message.message as Record<string, unknown>;
-      }
-      // Wakes when the worker has answered once more than already received (or every second, to recheck).
-      Atomics.wait(counter, 0, answered, 1000);
-    }
+  const worker = new Worker(WORKER_FILE, { workerData: { path, workspace, port: port2 }, transferList: [port2] });
+  const waiting: ((message: Record<string, unknown>) => void)[] = [];
+  const answers: Record<string, unknown>[] = [];
+  port1.on('message', (message: Record<string, unknown>) => {
+    const resolve = waiting.shift();
+    if (resolve) resolve(message);
+    else answers.push(message);
+  });
+  let failure: Error | null = null;
+  worker.on('error', (error) => {
+    failure = error;
+    for (const resolve of waiting.splice(0)) resolve({ error: `append worker failed: ${error.message}` });
+  });
+  const next = (): Promise<Record<string, unknown>> => {
+    const ready = answers.shift();
+    if (ready) return Promise.resolve(ready);
+    if (failure) return Promise.resolve({ error: `append worker failed: ${(failure as Error).message}` });
+    return new Promise((resolve) => waiting.push(resolve));
   };
+  let pending = 0;
   return {
     send(entries) {
       pending++;
       port1.postMessage({ entries });
     },
-    receive() {
+    async receive() {
       if (pending === 0) throw new Error('invariant: receive without a chunk sent');
       pending--;
-      const message = next();
+      const message = await next();
       if (typeof message.error === 'string') throw new Error(message.error);
       return message.statuses as AppendStatus[];
     },
-    close() {
+    async close() {
       while (pending > 0) {
         pending--;
-        next();
+        await next();
       }
       port1.postMessage({ close: true });
-      next();
+      await next();
       port1.close();
+      await worker.terminate();
     },
   };
 }

@@ -33,8 +33,8 @@ const CHUNK_EVENTS = 20_000;
 const READ_BYTES = 4 << 20;
 const RAW_KEPT = 2000;
 
-/** Calls `onLine(text, lineNumber)` for each line of a file, reading in large blocks. */
-function forEachLine(path: string, onLine: (text: string, line: number) => void, onBytes: (bytes: number) => void): void {
+/** The lines of a file with their numbers, read in large blocks; `onBytes` hears the progress. */
+function* readLines(path: string, onBytes: (bytes: number) => void): Generator<{ text: string; line: number }> {
   const fd = openSync(path, 'r');
   try {
     const buffer = Buffer.allocUnsafe(READ_BYTES);
@@ -49,14 +49,14 @@ function forEachLine(path: string, onLine: (text: string, line: number) => void,
       const text = carry + decoder.decode(buffer.subarray(0, read), { stream: true });
       let start = 0;
       for (let index = text.indexOf('\n'); index !== -1; index = text.indexOf('\n', start)) {
-        onLine(text.slice(start, index), ++line);
+        yield { text: text.slice(start, index), line: ++line };
         start = index + 1;
       }
       carry = text.slice(start);
       onBytes(bytes);
     }
     carry += decoder.decode();
-    if (carry.length > 0) onLine(carry, ++line);
+    if (carry.length > 0) yield { text: carry, line: ++line };
   } finally {
     closeSync(fd);
   }
@@ -110,16 +110,16 @@ export interface ImportOptions {
   chunkEvents?: number;
 }
 
-export function importFile(workspace: Workspace, path: string, options: ImportOptions = {}): ImportSummary {
+export async function importFile(workspace: Workspace, path: string, options: ImportOptions = {}): Promise<ImportSummary> {
   const progress = options.progress ?? silentProgress;
   const { store } = workspace;
   const phases = new PhaseTimer();
   // Settles events a crashed run appended but did not apply.
-  if (!isCurrent(workspace)) catchUp(workspace, progress);
+  if (!(await isCurrent(workspace))) await catchUp(workspace, progress);
   phases.lap('settle');
   const summary: ImportSummary = { accepted: 0, duplicates: 0, conflicts: 0, rejected: 0, rejectsFile: null, rebuilt: false, lines: 0 };
   const rejects: RejectLine[] = [];
-  const applier = startStreamingApply(workspace);
+  const applier = await startStreamingApply(workspace);
   const totalBytes = statSync(path).size;
   const appender = createAppender(store, options.appendOnWorker ?? wantsWorker(store, totalBytes));
   const chunkEvents = options.chunkEvents ?? CHUNK_EVENTS;
@@ -127,9 +127,9 @@ export function importFile(workspace: Workspace, path: string, options: ImportOp
   let events: FanEvent[] = [];
   // Chunks sent to the appender whose statuses have not been received, oldest first.
   const inFlight: FanEvent[][] = [];
-  const settleOldest = () => {
+  const settleOldest = async () => {
     const chunk = inFlight.shift() as FanEvent[];
-    const statuses = appender.receive();
+    const statuses = await appender.receive();
     const accepted: FanEvent[] = [];
     for (let i = 0; i < statuses.length; i++) {
       if (statuses[i] === 'accepted') {
@@ -141,69 +141,66 @@ export function importFile(workspace: Workspace, path: string, options: ImportOp
     applier.offer(accepted);
   };
   // Sends the chunk, then applies the previous one while the appender works on this one.
-  const flush = () => {
+  const flush = async () => {
     if (entries.length === 0) return;
     appender.send(entries);
     inFlight.push(events);
     entries = [];
     events = [];
-    if (inFlight.length > 1) settleOldest();
+    if (inFlight.length > 1) await settleOldest();
   };
-  const handle = (value: unknown, raw: string, line: number) => {
+  /** True when the chunk is full and should be flushed. */
+  const handle = (value: unknown, raw: string, line: number): boolean => {
     const result = validateEvent(value);
     if (!result.ok) {
       rejects.push({ line, field: result.issues[0].field, reason: result.issues[0].reason, issues: result.issues, raw: raw.slice(0, RAW_KEPT) });
-      return;
+      return false;
     }
     const event = result.event;
     entries.push({ id: event.id, ts: event.ts, body: raw, source: path, line });
     events.push(event);
-    if (entries.length >= chunkEvents) flush();
+    return entries.length >= chunkEvents;
   };
   progress.start(totalBytes, 'import');
-  if (path.toLowerCase().endsWith('.csv')) {
-    const text = readFileSync(path, 'utf8');
-    const records = parseCsv(text, { columns: true, info: true, skip_empty_lines: true, relax_column_count: true }) as { record: Record<string, string>; info: { lines: number } }[];
-    for (const { record, info } of records) {
-      summary.lines++;
-      const object = csvRecordToObject(record);
-      handle(object, JSON.stringify(object), info.lines);
-    }
-    progress.update(totalBytes);
-  } else {
-    forEachLine(
-      path,
-      (text, line) => {
+  try {
+    if (path.toLowerCase().endsWith('.csv')) {
+      const text = readFileSync(path, 'utf8');
+      const records = parseCsv(text, { columns: true, info: true, skip_empty_lines: true, relax_column_count: true }) as { record: Record<string, string>; info: { lines: number } }[];
+      for (const { record, info } of records) {
+        summary.lines++;
+        const object = csvRecordToObject(record);
+        if (handle(object, JSON.stringify(object), info.lines)) await flush();
+      }
+      progress.update(totalBytes);
+    } else {
+      for (const { text, line } of readLines(path, (bytes) => progress.update(bytes))) {
         summary.lines = line;
-        if (text.trim() === '') return;
+        if (text.trim() === '') continue;
         let value: unknown;
         try {
           value = JSON.parse(text);
         } catch (error) {
           rejects.push({ line, field: '(line)', reason: `invalid JSON: ${(error as Error).message}`, issues: [], raw: text.slice(0, RAW_KEPT) });
-          return;
+          continue;
         }
-        handle(value, text, line);
-      },
-      (bytes) => progress.update(bytes),
-    );
-  }
-  try {
-    flush();
-    while (inFlight.length > 0) settleOldest();
+        if (handle(value, text, line)) await flush();
+      }
+    }
+    await flush();
+    while (inFlight.length > 0) await settleOldest();
   } finally {
-    appender.close();
+    await appender.close();
   }
   progress.stop();
   phases.lap('parse+append');
   summary.rejected = rejects.length;
   if (rejects.length > 0) {
-    store.recordRejects(rejects.map((r): RejectRecord => ({ source: path, line: r.line, field: r.field, reason: r.reason, raw: r.raw })));
+    await store.recordRejects(rejects.map((r): RejectRecord => ({ source: path, line: r.line, field: r.field, reason: r.reason, raw: r.raw })));
     const rejectsPath = options.rejectsPath ?? `${path}.rejects.ndjson`;
     writeFileSync(rejectsPath, rejects.map((r) => JSON.stringify(r)).join('\n') + '\n');
     summary.rejectsFile = rejectsPath;
   }
-  summary.rebuilt = applier.finish(progress)?.rebuilt ?? false;
+  summary.rebuilt = (await applier.finish(progress))?.rebuilt ?? false;
   phases.lap('save');
   phases.report('import');
   return summary;

@@ -37,19 +37,19 @@ function randomId(): string {
 }
 
 /** Creates a key; the returned `key` is the only time its secret exists outside the client. */
-export function createKey(catalog: Catalog, workspace: string, scopes: KeyScope[], label: string | null, now: Date): { key: string; id: string; workspace: string; scopes: KeyScope[] } {
+export async function createKey(catalog: Catalog, workspace: string, scopes: KeyScope[], label: string | null, now: Date): Promise<{ key: string; id: string; workspace: string; scopes: KeyScope[] }> {
   checkWorkspaceName(workspace);
   const id = randomId();
   const secret = randomBytes(32).toString('base64url');
-  catalog.createKey({ id, workspace, hash: hashSecret(secret), scopes, label, createdAt: now.toISOString() });
+  await catalog.createKey({ id, workspace, hash: hashSecret(secret), scopes, label, createdAt: now.toISOString() });
   return { key: `ff_${id}_${secret}`, id, workspace, scopes };
 }
 
 /** The stored key a presented key proves, or null (unknown, malformed, wrong secret, revoked). */
-export function authenticate(catalog: Catalog, presented: string): StoredKey | null {
+export async function authenticate(catalog: Catalog, presented: string): Promise<StoredKey | null> {
   const match = KEY_PATTERN.exec(presented);
   if (!match) return null;
-  const stored = catalog.findKey(match[1]);
+  const stored = await catalog.findKey(match[1]);
   if (!stored || stored.revokedAt !== null) return null;
   const expected = Buffer.from(stored.hash, 'hex');
   const actual = Buffer.from(hashSecret(match[2]), 'hex');

@@ -11,6 +11,10 @@ import { NotFoundError, UsageError } from './errors.js';
 import { catchUp, isCurrent, worldAt, type Workspace } from './workspace.js';
 import { deserializeFan, restoreWorld } from './serialize.js';
 
+function clockOf(meta: { world: string } | null): number {
+  return meta ? ((JSON.parse(meta.world) as { clock: number | null }).clock ?? Number.NEGATIVE_INFINITY) : Number.NEGATIVE_INFINITY;
+}
+
 function percentile(below: number, total: number): number {
   return total <= 1 ? 100 : Math.round((100 * below) / (total - 1));
 }
@@ -40,22 +44,21 @@ export function loyaltyScores(world: World): Map<string, number> {
  * One fan as of `asOf`. At or after the stored state's clock this reads one row and runs the
  * fan's own midnights; an earlier instant replays the log up to it.
  */
-export function queryFan(workspace: Workspace, id: string, asOf: number): FanView {
+export async function queryFan(workspace: Workspace, id: string, asOf: number): Promise<FanView> {
   const { engine, store, program } = workspace;
-  if (!isCurrent(workspace)) catchUp(workspace);
-  const meta = store.loadStateMeta();
-  const clock = meta ? (JSON.parse(meta.world) as { clock: number | null }).clock ?? Number.NEGATIVE_INFINITY : Number.NEGATIVE_INFINITY;
+  if (!(await isCurrent(workspace))) await catchUp(workspace);
+  const clock = clockOf(await store.loadStateMeta());
   let fan: FanState | undefined;
   let loyalty: number | null;
   if (asOf >= clock) {
-    const row = store.loadFan(id);
+    const row = await store.loadFan(id);
     if (!row) throw new NotFoundError(`unknown fan ${JSON.stringify(id)}`);
     fan = deserializeFan(row.state);
     engine.advanceFan(fan, clock, asOf);
-    const rank = Number.isFinite(fan.loyaltyLog) ? store.loyaltyRank(fan.loyaltyLog) : null;
+    const rank = Number.isFinite(fan.loyaltyLog) ? await store.loyaltyRank(fan.loyaltyLog) : null;
     loyalty = rank === null ? 0 : percentile(rank.below, rank.total);
   } else {
-    const past = worldAt(workspace, asOf);
+    const past = await worldAt(workspace, asOf);
     fan = past.fans.get(id);
     if (!fan) throw new NotFoundError(`fan ${JSON.stringify(id)} did not exist at ${new Date(asOf).toISOString()}`);
     loyalty = loyaltyScores(past).get(id) ?? 0;
@@ -77,8 +80,8 @@ function tagMatches(view: FanView, key: string, value: string): boolean {
 }
 
 /** Fans matching the filter as of `asOf`, in fan-number order, without long histories. */
-export function queryFans(workspace: Workspace, filter: FanFilter, asOf: number): FanView[] {
-  const world = worldAt(workspace, asOf);
+export async function queryFans(workspace: Workspace, filter: FanFilter, asOf: number): Promise<FanView[]> {
+  const world = await worldAt(workspace, asOf);
   const scores = loyaltyScores(world);
   const result: FanView[] = [];
   for (const stored of world.fans.values()) {
@@ -97,9 +100,9 @@ export function queryFans(workspace: Workspace, filter: FanFilter, asOf: number)
 export const PAGE_SCAN_ROWS = 2000;
 
 /** The fan's loyalty score from the stored ranks. */
-function storedLoyalty(workspace: Workspace, fan: FanState): number {
+async function storedLoyalty(workspace: Workspace, fan: FanState): Promise<number> {
   if (!Number.isFinite(fan.loyaltyLog)) return 0;
-  const rank = workspace.store.loyaltyRank(fan.loyaltyLog);
+  const rank = await workspace.store.loyaltyRank(fan.loyaltyLog);
   return percentile(rank.below, rank.total);
 }
 
@@ -108,11 +111,10 @@ function storedLoyalty(workspace: Workspace, fan: FanState): number {
  * number; 0 for the first page). Reads stored fans in number order, so a page costs at most
  * PAGE_SCAN_ROWS rows whatever the community's size; `next` is null after the last fan.
  */
-export function queryFanPage(workspace: Workspace, filter: FanFilter, asOf: number, cursor: number, limit: number): { items: FanView[]; next: number | null } {
+export async function queryFanPage(workspace: Workspace, filter: FanFilter, asOf: number, cursor: number, limit: number): Promise<{ items: FanView[]; next: number | null }> {
   const { engine, store, program } = workspace;
-  if (!isCurrent(workspace)) catchUp(workspace);
-  const meta = store.loadStateMeta();
-  const clock = meta ? (JSON.parse(meta.world) as { clock: number | null }).clock ?? Number.NEGATIVE_INFINITY : Number.NEGATIVE_INFINITY;
+  if (!(await isCurrent(workspace))) await catchUp(workspace);
+  const clock = clockOf(await store.loadStateMeta());
   const matches = (view: FanView) =>
     (filter.level === undefined || view.level.level === filter.level) &&
     (filter.layer === undefined || view.layer.layer === filter.layer) &&
@@ -120,7 +122,7 @@ export function queryFanPage(workspace: Workspace, filter: FanFilter, asOf: numb
   const items: FanView[] = [];
   if (asOf < clock) {
     // A past instant: the world replayed up to it, paged in memory.
-    const past = worldAt(workspace, asOf);
+    const past = await worldAt(workspace, asOf);
     const scores = loyaltyScores(past);
     const fans = [...past.fans.values()].filter((fan) => fan.no + 1 > cursor);
     let scanned = 0;
@@ -135,19 +137,19 @@ export function queryFanPage(workspace: Workspace, filter: FanFilter, asOf: numb
   let after = cursor;
   let scanned = 0;
   while (items.length < limit && scanned < PAGE_SCAN_ROWS) {
-    const rows = store.pageFans({ afterNo: after - 1, limit: Math.min(500, PAGE_SCAN_ROWS - scanned) });
+    const rows = await store.pageFans({ afterNo: after - 1, limit: Math.min(500, PAGE_SCAN_ROWS - scanned) });
     if (rows.length === 0) return { items, next: null };
     for (const row of rows) {
       scanned++;
       after = row.no + 1;
       const fan = deserializeFan(row.state);
       engine.advanceFan(fan, clock, asOf);
-      const view = computeFanView(fan, program, engine.calendar, asOf, storedLoyalty(workspace, fan));
+      const view = computeFanView(fan, program, engine.calendar, asOf, await storedLoyalty(workspace, fan));
       if (matches(view)) items.push(brief(view));
       if (items.length >= limit) break;
     }
   }
-  return { items, next: store.pageFans({ afterNo: after - 1, limit: 1 }).length > 0 ? after : null };
+  return { items, next: (await store.pageFans({ afterNo: after - 1, limit: 1 })).length > 0 ? after : null };
 }
 
 /** A fan in a list: the balance without the recent postings. */
@@ -156,10 +158,10 @@ function brief(view: FanView): FanView {
   return view;
 }
 
-export function queryReport(workspace: Workspace, month: string, asOf: number): MonthlyReport {
+export async function queryReport(workspace: Workspace, month: string, asOf: number): Promise<MonthlyReport> {
   const { calendar } = workspace.engine;
   if (calendar.startOfMonth(month) > asOf) throw new UsageError(`month ${month} starts after --as-of ${new Date(asOf).toISOString()}`);
-  return reportFromStoredSnapshots(workspace, month, asOf) ?? evaluateMonthlyReport(worldAt(workspace, asOf), workspace.engine, month, asOf);
+  return (await reportFromStoredSnapshots(workspace, month, asOf)) ?? evaluateMonthlyReport(await worldAt(workspace, asOf), workspace.engine, month, asOf);
 }
 
 // The candidate scan below must fill lists as long as the report's.
@@ -170,17 +172,17 @@ const LIST_LENGTH = ACTION_LIST_LENGTH;
  * month snapshots and month totals, and the lists of fans to act on from the few fans that can
  * be on them (stored layer and last activity select them), not from every fan.
  */
-function reportFromStoredSnapshots(workspace: Workspace, month: string, asOf: number): MonthlyReport | null {
+async function reportFromStoredSnapshots(workspace: Workspace, month: string, asOf: number): Promise<MonthlyReport | null> {
   const { engine, store, program } = workspace;
-  if (!isCurrent(workspace)) catchUp(workspace);
-  const meta = store.loadStateMeta();
+  if (!(await isCurrent(workspace))) await catchUp(workspace);
+  const meta = await store.loadStateMeta();
   if (!meta || !hasMonotoneLayers(program)) return null;
-  const world = restoreWorld(meta.world, [], store.readSnapshots());
+  const world = restoreWorld(meta.world, [], await store.readSnapshots());
   const endKey = engine.calendar.nextMonthKey(month);
   const monthEnd = engine.calendar.startOfMonth(endKey);
   if (asOf < world.clock || monthEnd > asOf) return null;
   if (!world.snapshots[endKey]) {
-    const provisional = store.loadProvisional();
+    const provisional = await store.loadProvisional();
     if (provisional?.month === endKey) world.snapshots[endKey] = JSON.parse(provisional.data) as Snapshot;
   }
   if (!world.snapshots[endKey]) return null;
@@ -197,8 +199,8 @@ function reportFromStoredSnapshots(workspace: Workspace, month: string, asOf: nu
   };
   // Without new events windows only lose events, so a stored Core/Backbone fan is at most that
   // now, a stored General fan at most General: the small Core/Backbone set is read whole.
-  for (const state of store.findFanStates({ layers: ['C', 'B'], activeAfter: windowStart, level: 4 })) take(state);
-  for (const state of store.findInactiveRecent(windowStart, LIST_LENGTH * 5)) take(state);
+  for (const state of await store.findFanStates({ layers: ['C', 'B'], activeAfter: windowStart, level: 4 })) take(state);
+  for (const state of await store.findInactiveRecent(windowStart, LIST_LENGTH * 5)) take(state);
   // General fans closest to Backbone: read in order of a lower bound of their gap (and an upper
   // bound of their interactions) until no further fan can enter the top of the list.
   const best: [number, number][] = [];
@@ -209,11 +211,13 @@ function reportFromStoredSnapshots(workspace: Workspace, month: string, asOf: nu
     if (best.length > LIST_LENGTH) best.length = LIST_LENGTH;
   };
   fans.forEach(consider);
-  for (const row of store.iterateByBackboneGap('G', windowStart)) {
-    const worst = best.length === LIST_LENGTH ? best[LIST_LENGTH - 1] : null;
-    if (worst && (row.backboneGap > worst[0] || (row.backboneGap === worst[0] && row.interactionsInWindow < worst[1]))) break;
-    const fan = take(row.state);
-    if (fan) consider(fan);
+  scan: for await (const rows of store.iterateByBackboneGap('G', windowStart)) {
+    for (const row of rows) {
+      const worst = best.length === LIST_LENGTH ? best[LIST_LENGTH - 1] : null;
+      if (worst && (row.backboneGap > worst[0] || (row.backboneGap === worst[0] && row.interactionsInWindow < worst[1]))) break scan;
+      const fan = take(row.state);
+      if (fan) consider(fan);
+    }
   }
   return evaluateMonthlyReport(world, engine, month, asOf, fans);
 }

@@ -42,25 +42,25 @@ export interface Workspace {
  * Opens the workspace under a program: the one given, else the store's active one, else the
  * built-in default. `activate` makes a given program the store's active one.
  */
-export function openWorkspace(store: Store, given: LoadedProgram | null): Workspace {
-  const loaded = given ?? activeProgramOf(store) ?? defaultProgram();
+export async function openWorkspace(store: Store, given: LoadedProgram | null): Promise<Workspace> {
+  const loaded = given ?? (await activeProgramOf(store)) ?? defaultProgram();
   return { store, program: loaded.program, yaml: loaded.yaml, engine: createEngine(loaded.program) };
 }
 
 /** The store's active program; its spec was validated when it was activated. */
-function activeProgramOf(store: Store): LoadedProgram | null {
-  const active = store.activeProgram();
+async function activeProgramOf(store: Store): Promise<LoadedProgram | null> {
+  const active = await store.activeProgram();
   if (!active) return null;
   if (active.spec === null) return compileProgramText(active.yaml, `active program ${active.version}`);
   return { program: compileProgram(JSON.parse(active.spec) as ProgramSpec, active.version), yaml: active.yaml };
 }
 
 /** Records a program as the store's active one (if it is not already). */
-export function activate(store: Store, loaded: LoadedProgram, at: string): void {
-  const active = store.activeProgram();
+export async function activate(store: Store, loaded: LoadedProgram, at: string): Promise<void> {
+  const active = await store.activeProgram();
   if (active && active.version === loaded.program.version && active.spec !== null) return;
   const { version: _version, historyDays: _history, ...spec } = loaded.program;
-  store.activateProgram(loaded.program.version, loaded.yaml, JSON.stringify(spec), at);
+  await store.activateProgram(loaded.program.version, loaded.yaml, JSON.stringify(spec), at);
 }
 
 function parseStored(row: StoredLogEvent): FanEvent {
@@ -69,8 +69,8 @@ function parseStored(row: StoredLogEvent): FanEvent {
   return result.event;
 }
 
-export function loadStoredWorld(workspace: Workspace): { world: World; appliedSeq: number } | null {
-  const stored = workspace.store.loadState();
+export async function loadStoredWorld(store: Store): Promise<{ world: World; appliedSeq: number } | null> {
+  const stored = await store.loadState();
   if (!stored) return null;
   return {
     world: restoreWorld(stored.world, stored.fans.map((fan) => fan.state), stored.snapshots),
@@ -78,10 +78,10 @@ export function loadStoredWorld(workspace: Workspace): { world: World; appliedSe
   };
 }
 
-function persist(workspace: Workspace, world: World, out: EngineOutput, appliedSeq: number, rebuild: boolean, postingBlocks: readonly PostingBlock[] = []): void {
+async function persist(workspace: Workspace, store: Store, world: World, out: EngineOutput, appliedSeq: number, rebuild: boolean, postingBlocks: readonly PostingBlock[] = []): Promise<void> {
   const { program } = workspace;
   const fans = rebuild ? [...world.fans.values()] : [...out.touched].map((id) => world.fans.get(id) as FanState);
-  workspace.store.saveState({
+  await store.saveState({
     programVersion: program.version,
     appliedSeq,
     rebuild,
@@ -108,9 +108,9 @@ function persist(workspace: Workspace, world: World, out: EngineOutput, appliedS
 }
 
 /** True when the stored state covers the whole log under the workspace's program. */
-export function isCurrent(workspace: Workspace): boolean {
-  const meta = workspace.store.loadStateMeta();
-  return meta !== null && meta.programVersion === workspace.program.version && meta.appliedSeq === workspace.store.maxSeq() && engineVersionOf(meta.world) === ENGINE_VERSION;
+export async function isCurrent(workspace: Workspace, store: Store = workspace.store): Promise<boolean> {
+  const meta = await store.loadStateMeta();
+  return meta !== null && meta.programVersion === workspace.program.version && engineVersionOf(meta.world) === ENGINE_VERSION && meta.appliedSeq === (await store.maxSeq());
 }
 
 // The last world text read and its engine version: reads of an unchanged state skip the parse.
@@ -123,9 +123,10 @@ export function engineVersionOf(worldMeta: string): number {
   return version;
 }
 
-/** Stores a full rebuild as the state, covering the whole log. */
-export function saveRebuild(workspace: Workspace, world: World, out: EngineOutput): void {
-  persist(workspace, world, out, workspace.store.maxSeq(), true);
+/** Stores a full rebuild as the state, covering the log up to `appliedSeq`. */
+export async function saveRebuild(workspace: Workspace, world: World, out: EngineOutput, appliedSeq: number): Promise<void> {
+  await workspace.store.exclusive((store) => persist(workspace, store, world, out, appliedSeq, true));
+  workspace.cache = null;
 }
 
 /**
@@ -153,22 +154,25 @@ function provisionalSnapshot(workspace: Workspace, world: World): { month: strin
 }
 
 /** Applies the whole log from scratch in (ts, id) order, up to `until` when given. */
-export function rebuildWorld(workspace: Workspace, progress: Progress = silentProgress, until?: number): { world: World; out: EngineOutput } {
-  const { engine, store, program } = workspace;
+export async function rebuildWorld(workspace: Workspace, progress: Progress = silentProgress, until?: number, store: Store = workspace.store): Promise<{ world: World; out: EngineOutput; appliedSeq: number }> {
+  const { engine, program } = workspace;
   const world = createWorld(program.version);
   const out = engine.newOutput();
   const phases = new PhaseTimer();
-  progress.start(store.maxSeq(), 'replay');
+  const appliedSeq = await store.maxSeq();
+  progress.start(appliedSeq, 'replay');
   let done = 0;
-  for (const row of store.readOrdered(until)) {
-    engine.apply(world, parseStored(row), out);
-    if (++done % 20_000 === 0) progress.update(done);
+  // Events appended after the position read above belong to the next catch-up.
+  for await (const rows of store.readOrdered(until)) {
+    for (const row of rows) if (row.seq <= appliedSeq) engine.apply(world, parseStored(row), out);
+    done += rows.length;
+    if (done % 20_000 < rows.length) progress.update(done);
   }
   progress.update(done);
   progress.stop();
   phases.lap('read+parse+engine');
   phases.report('rebuild');
-  return { world, out };
+  return { world, out, appliedSeq };
 }
 
 export interface CatchUpResult {
@@ -182,14 +186,14 @@ export interface CatchUpResult {
  * are applied incrementally; an earlier arrival, a program change or a missing state rebuild
  * from the log.
  */
-export function catchUp(workspace: Workspace, progress: Progress = silentProgress): CatchUpResult {
-  return workspace.store.exclusive(() => catchUpLocked(workspace, progress));
+export function catchUp(workspace: Workspace, progress: Progress = silentProgress): Promise<CatchUpResult> {
+  return workspace.store.exclusive((store) => catchUpLocked(workspace, store, progress));
 }
 
-function catchUpLocked(workspace: Workspace, progress: Progress): CatchUpResult {
+async function catchUpLocked(workspace: Workspace, store: Store, progress: Progress): Promise<CatchUpResult> {
   try {
-    const result = catchUpFrom(workspace, progress);
-    workspace.cache = workspace.keepWorld ? { world: result.world, appliedSeq: workspace.store.maxSeq() } : null;
+    const result = await catchUpFrom(workspace, store, progress);
+    workspace.cache = workspace.keepWorld ? { world: result.world, appliedSeq: result.appliedSeq } : null;
     return result;
   } catch (error) {
     workspace.cache = null;
@@ -198,52 +202,64 @@ function catchUpLocked(workspace: Workspace, progress: Progress): CatchUpResult 
 }
 
 /** The cached world when the stored state is still where the cache left it, else the stored one. */
-function currentStoredWorld(workspace: Workspace): { world: World; appliedSeq: number } | null {
-  const { cache, store, program } = workspace;
+async function currentStoredWorld(workspace: Workspace, store: Store): Promise<{ world: World; appliedSeq: number } | null> {
+  const { cache, program } = workspace;
   if (cache) {
-    const meta = store.loadStateMeta();
+    const meta = await store.loadStateMeta();
     if (meta && meta.appliedSeq === cache.appliedSeq && meta.programVersion === program.version) return cache;
     workspace.cache = null;
   }
-  return loadStoredWorld(workspace);
+  return loadStoredWorld(store);
 }
 
-function catchUpFrom(workspace: Workspace, progress: Progress): CatchUpResult {
-  const { store, engine, program } = workspace;
-  const maxSeq = store.maxSeq();
-  const loaded = currentStoredWorld(workspace);
+async function catchUpFrom(workspace: Workspace, store: Store, progress: Progress): Promise<CatchUpResult & { appliedSeq: number }> {
+  const { engine, program } = workspace;
+  const maxSeq = await store.maxSeq();
+  const loaded = await currentStoredWorld(workspace, store);
   const stale = !loaded || loaded.world.programVersion !== program.version || loaded.world.engineVersion !== ENGINE_VERSION;
-  if (!stale && loaded.appliedSeq === maxSeq) return { applied: 0, rebuilt: false, world: loaded.world };
-  let events = stale ? [] : [...store.readAfter(loaded.appliedSeq)].map(parseStored);
-  if (!stale) events = [...events].sort(compareEvents);
+  if (!stale && loaded.appliedSeq === maxSeq) return { applied: 0, rebuilt: false, world: loaded.world, appliedSeq: maxSeq };
+  const events: FanEvent[] = [];
+  if (!stale) {
+    for await (const rows of store.readAfter(loaded.appliedSeq)) {
+      for (const row of rows) if (row.seq <= maxSeq) events.push(parseStored(row));
+    }
+    events.sort(compareEvents);
+  }
   const world = loaded?.world;
   const inOrder = !stale && world !== undefined && (events.length === 0 || compareEvents(events[0], { ts: world.lastTs, id: world.lastId }) > 0);
   if (!inOrder || !world) {
-    const rebuilt = rebuildWorld(workspace, progress);
-    persist(workspace, rebuilt.world, rebuilt.out, maxSeq, true);
-    return { applied: maxSeq - (loaded?.appliedSeq ?? 0), rebuilt: true, world: rebuilt.world };
+    workspace.cache = null;
+    const rebuilt = await rebuildWorld(workspace, progress, undefined, store);
+    await persist(workspace, store, rebuilt.world, rebuilt.out, rebuilt.appliedSeq, true);
+    return { applied: rebuilt.appliedSeq - (loaded?.appliedSeq ?? 0), rebuilt: true, world: rebuilt.world, appliedSeq: rebuilt.appliedSeq };
   }
   const phases = new PhaseTimer();
   const out = engine.newOutput();
   progress.start(events.length, 'apply');
-  for (let i = 0; i < events.length; i++) {
-    engine.apply(world, events[i], out);
-    if (i % 20_000 === 0) progress.update(i);
+  try {
+    for (let i = 0; i < events.length; i++) {
+      engine.apply(world, events[i], out);
+      if (i % 20_000 === 0) progress.update(i);
+    }
+  } catch (error) {
+    // The world may be half-applied: it is no longer the stored one.
+    workspace.cache = null;
+    throw error;
   }
   progress.update(events.length);
   progress.stop();
   phases.lap('engine');
-  persist(workspace, world, out, maxSeq, false);
+  await persist(workspace, store, world, out, maxSeq, false);
   phases.lap('save');
   phases.report('apply');
-  return { applied: events.length, rebuilt: false, world };
+  return { applied: events.length, rebuilt: false, world, appliedSeq: maxSeq };
 }
 
 export interface StreamingApply {
   /** The accepted events of one appended chunk: applied now while they continue the log in order. */
   offer(events: FanEvent[]): void;
   /** Stores what was applied, or, if the log moved otherwise, catches up from it. */
-  finish(progress: Progress): CatchUpResult | null;
+  finish(progress: Progress): Promise<CatchUpResult | null>;
 }
 
 /**
@@ -251,11 +267,12 @@ export interface StreamingApply {
  * file in ts order), so the import never holds the whole file. Out-of-order arrival or another
  * writer switches to catching up from the log at the end.
  */
-export function startStreamingApply(workspace: Workspace): StreamingApply {
+export async function startStreamingApply(workspace: Workspace): Promise<StreamingApply> {
   const { store, engine } = workspace;
-  const startSeq = store.maxSeq();
-  const loaded = isCurrent(workspace) ? loadStoredWorld(workspace) : null;
+  const startSeq = await store.maxSeq();
+  const loaded = (await isCurrent(workspace)) ? await loadStoredWorld(store) : null;
   let world: World | null = loaded ? loaded.world : startSeq === 0 ? createWorld(workspace.program.version) : null;
+  workspace.cache = null;
   const out = engine.newOutput();
   const blocks: PostingBlock[] = [];
   let applied = 0;
@@ -278,17 +295,17 @@ export function startStreamingApply(workspace: Workspace): StreamingApply {
         out.postings.splice(0, full);
       }
     },
-    finish(progress) {
-      if (offered === 0 && isCurrent(workspace)) return null;
-      return store.exclusive(() => {
-        const meta = store.loadStateMeta();
-        const untouched = (meta?.appliedSeq ?? 0) === (loaded?.appliedSeq ?? 0) && store.maxSeq() === startSeq + applied;
+    async finish(progress) {
+      if (offered === 0 && (await isCurrent(workspace))) return null;
+      return store.exclusive(async (tx) => {
+        const meta = await tx.loadStateMeta();
+        const untouched = (meta?.appliedSeq ?? 0) === (loaded?.appliedSeq ?? 0) && (await tx.maxSeq()) === startSeq + applied;
         if (world && untouched) {
-          persist(workspace, world, out, startSeq + applied, false, blocks);
+          await persist(workspace, tx, world, out, startSeq + applied, false, blocks);
           return { applied, rebuilt: false, world };
         }
         world = null;
-        return catchUpLocked(workspace, progress);
+        return catchUpLocked(workspace, tx, progress);
       });
     },
   };
@@ -298,15 +315,15 @@ export function startStreamingApply(workspace: Workspace): StreamingApply {
  * The world as it was, or will be, at `asOf`: the current state advanced through the midnights
  * up to `asOf`, or for an earlier instant a replay of the log up to it. Never written back.
  */
-export function worldAt(workspace: Workspace, asOf: number): World {
-  const world = catchUp(workspace).world;
+export async function worldAt(workspace: Workspace, asOf: number): Promise<World> {
+  const world = (await catchUp(workspace)).world;
   // The caller may change this world (the clock below): it is no longer the stored one.
   if (workspace.cache?.world === world) workspace.cache = null;
   if (asOf >= world.clock) {
     workspace.engine.advanceClock(world, asOf, workspace.engine.newOutput());
     return world;
   }
-  const replayed = rebuildWorld(workspace, silentProgress, asOf).world;
+  const replayed = (await rebuildWorld(workspace, silentProgress, asOf)).world;
   workspace.engine.advanceClock(replayed, asOf, workspace.engine.newOutput());
   return replayed;
 }

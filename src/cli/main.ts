@@ -81,23 +81,23 @@ function printJson(value: unknown): void {
 }
 
 /** Opens the store and the program; a --program different from the active one becomes active. */
-function open(options: GlobalOptions, create = true): Workspace {
+async function open(options: GlobalOptions, create = true): Promise<Workspace> {
   if (!create && !existsSync(options.db)) throw new UsageError(`no database at ${options.db} (import events first, or pass --db)`);
   mkdirSync(dirname(resolve(options.db)), { recursive: true });
-  const store = openSqliteStore(options.db, { workspace: checkWorkspaceName(options.workspace) });
+  const store = await openSqliteStore(options.db, { workspace: checkWorkspaceName(options.workspace) });
   const given: LoadedProgram | null = options.program ? loadProgramFile(options.program) : null;
-  const workspace = openWorkspace(store, given);
+  const workspace = await openWorkspace(store, given);
   // The program in use becomes the active one, so later commands read it without re-validating.
-  if (given || (create && !store.activeProgram())) activate(store, { program: workspace.program, yaml: workspace.yaml }, new Date().toISOString());
+  if (given || (create && !(await store.activeProgram()))) await activate(store, { program: workspace.program, yaml: workspace.yaml }, new Date().toISOString());
   return workspace;
 }
 
-function withWorkspace<T>(options: GlobalOptions, create: boolean, run: (workspace: Workspace) => T): T {
-  const workspace = open(options, create);
+async function withWorkspace<T>(options: GlobalOptions, create: boolean, run: (workspace: Workspace) => T | Promise<T>): Promise<T> {
+  const workspace = await open(options, create);
   try {
-    return run(workspace);
+    return await run(workspace);
   } finally {
-    workspace.store.close();
+    await workspace.store.close();
   }
 }
 
@@ -132,16 +132,18 @@ export function buildCli(): Command {
     .argument('<files...>', 'event files (.ndjson/.jsonl or .csv)')
     .option('--rejects <file>', 'where to write rejected lines (default: <file>.rejects.ndjson)')
     .option('--json', 'print one JSON summary')
-    .action((files: string[], _opts, command: Command) => {
+    .action(async (files: string[], _opts, command: Command) => {
       const options = globals(command) as GlobalOptions & { rejects?: string };
       for (const file of files) if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
-      const summaries = withWorkspace(options, true, (workspace) =>
-        files.map((file) => {
-          const summary = importFile(workspace, file, { progress: progressBar(showProgress()), rejectsPath: options.rejects ?? null });
+      const summaries = await withWorkspace(options, true, async (workspace) => {
+        const done: ImportSummary[] = [];
+        for (const file of files) {
+          const summary = await importFile(workspace, file, { progress: progressBar(showProgress()), rejectsPath: options.rejects ?? null });
           if (!options.json) print(summaryLine(file, summary));
-          return summary;
-        }),
-      );
+          done.push(summary);
+        }
+        return done;
+      });
       if (options.json) {
         const total = summaries.reduce(
           (sum, s) => ({ accepted: sum.accepted + s.accepted, duplicates: sum.duplicates + s.duplicates, conflicts: sum.conflicts + s.conflicts, rejected: sum.rejected + s.rejected, rejectsFile: sum.rejectsFile ?? s.rejectsFile }),
@@ -157,9 +159,9 @@ export function buildCli(): Command {
     .description('show one fan: level with its rule and figures, layer, points, tags, churn risk')
     .argument('<id>', 'the fan external id')
     .option('--json', 'print JSON')
-    .action((id: string, _opts, command: Command) => {
+    .action(async (id: string, _opts, command: Command) => {
       const options = globals(command);
-      const view = withWorkspace(options, false, (workspace) => queryFan(workspace, id, parseAsOf(options.asOf)));
+      const view = await withWorkspace(options, false, (workspace) => queryFan(workspace, id, parseAsOf(options.asOf)));
       if (options.json) printJson(view);
       else print(renderFan(view, messages(resolveLang(options.lang, process.env))));
     });
@@ -173,7 +175,7 @@ export function buildCli(): Command {
     .option('--limit <n>', 'at most this many fans')
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'csv', 'json', 'ndjson']).default('table'))
     .option('--json', 'same as --format json')
-    .action((_opts, command: Command) => {
+    .action(async (_opts, command: Command) => {
       const options = globals(command) as GlobalOptions & { layer?: string; level?: string; tag?: string[]; limit?: string; format: string };
       const level = options.level === undefined ? undefined : Number(options.level);
       if (level !== undefined && !(Number.isInteger(level) && level >= 1 && level <= 5)) throw new UsageError('--level must be an integer 1–5');
@@ -183,7 +185,7 @@ export function buildCli(): Command {
         const [key, ...rest] = tag.split('=');
         return { key, value: rest.length === 0 ? 'true' : rest.join('=') };
       });
-      const views = withWorkspace(options, false, (workspace) => queryFans(workspace, { layer: options.layer, level, tags, limit }, parseAsOf(options.asOf)));
+      const views = await withWorkspace(options, false, (workspace) => queryFans(workspace, { layer: options.layer, level, tags, limit }, parseAsOf(options.asOf)));
       const format = options.json ? 'json' : options.format;
       if (format === 'json') printJson(views);
       else if (format === 'ndjson') print(views.map((view) => JSON.stringify(view)).join('\n') + (views.length ? '\n' : ''));
@@ -197,10 +199,10 @@ export function buildCli(): Command {
     .option('--month <YYYY-MM>', 'the month (default: the last full month before --as-of)')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'md', 'json']).default('text'))
     .option('--json', 'same as --format json')
-    .action((_opts, command: Command) => {
+    .action(async (_opts, command: Command) => {
       const options = globals(command) as GlobalOptions & { month?: string; format: string };
       if (options.month !== undefined && !parseMonthKey(options.month)) throw new UsageError(`--month must be YYYY-MM, got ${options.month}`);
-      const report = withWorkspace(options, false, (workspace) => {
+      const report = await withWorkspace(options, false, (workspace) => {
         const asOf = parseAsOf(options.asOf);
         return queryReport(workspace, options.month ?? previousMonth(asOf, workspace), asOf);
       });
@@ -243,10 +245,10 @@ export function buildCli(): Command {
     .command('show')
     .description('print the program in effect (YAML, or --json)')
     .option('--json', 'print JSON')
-    .action((_opts, command: Command) => {
+    .action(async (_opts, command: Command) => {
       const options = globals(command);
       const shown = existsSync(options.db) || options.program
-        ? withWorkspace(options, true, (workspace) => ({ version: workspace.program.version, yaml: workspace.yaml, program: workspace.program }))
+        ? await withWorkspace(options, true, (workspace) => ({ version: workspace.program.version, yaml: workspace.yaml, program: workspace.program }))
         : (() => {
             const loaded = compileProgramText(DEFAULT_PROGRAM_YAML, '(built-in default)');
             return { version: loaded.program.version, yaml: loaded.yaml, program: loaded.program };
@@ -259,9 +261,9 @@ export function buildCli(): Command {
     .command('replay')
     .description('rebuild all state from the event log and verify it equals the incremental state')
     .option('--json', 'print JSON')
-    .action((_opts, command: Command) => {
+    .action(async (_opts, command: Command) => {
       const options = globals(command);
-      const result = withWorkspace(options, false, (workspace) => runReplay(workspace, progressBar(showProgress())));
+      const result = await withWorkspace(options, false, (workspace) => runReplay(workspace, progressBar(showProgress())));
       if (options.json) printJson(result);
       else print(`replayed ${result.events} events → ${result.fans} fans in ${result.seconds.toFixed(2)} s (${Math.round(result.eventsPerSecond)} events/s); incremental state ${result.verified ? 'verified identical' : result.compared ? `DIFFERS in ${result.differences} records (replaced by the replay)` : 'absent, under another program or from another engine version (replaced)'}; ledger ${result.ledgerOk ? 'balanced' : 'NOT balanced'}\n`);
       if (result.compared && !result.verified) process.exitCode = 1;
@@ -307,16 +309,16 @@ export function buildCli(): Command {
     .option('--label <text>', 'what the key is for')
     .option('--database-url <url>', 'PostgreSQL URL (also FANFLOW_DATABASE_URL)')
     .option('--json', 'print JSON')
-    .action((_opts, command: Command) => {
+    .action(async (_opts, command: Command) => {
       const options = storeOptions(command) as GlobalOptions & { scopes: string; label?: string; json?: boolean };
       const scopes = parseScopes(options.scopes);
-      const database = openSqliteDatabase(options.db);
+      const database = await openSqliteDatabase(options.db);
       try {
-        const created = createKey(database, checkWorkspaceName(options.workspace), scopes, options.label ?? null, new Date());
+        const created = await createKey(database, checkWorkspaceName(options.workspace), scopes, options.label ?? null, new Date());
         if (options.json) printJson(created);
         else print(`${created.key}\nworkspace ${created.workspace}, scopes ${created.scopes.join(',')}, id ${created.id}. Store the key now: it is not shown again.\n`);
       } finally {
-        database.close();
+        await database.close();
       }
     });
   keys
@@ -324,16 +326,16 @@ export function buildCli(): Command {
     .description('list keys (all workspaces unless --workspace is given)')
     .option('--database-url <url>', 'PostgreSQL URL (also FANFLOW_DATABASE_URL)')
     .option('--json', 'print JSON')
-    .action((_opts, command: Command) => {
+    .action(async (_opts, command: Command) => {
       const options = storeOptions(command) as GlobalOptions & { json?: boolean };
-      const database = openSqliteDatabase(options.db);
+      const database = await openSqliteDatabase(options.db);
       try {
         const named = command.getOptionValueSourceWithGlobals('workspace') !== 'default';
-        const listed = database.listKeys(named ? options.workspace : undefined).map(describeKey);
+        const listed = (await database.listKeys(named ? options.workspace : undefined)).map(describeKey);
         if (options.json) printJson({ keys: listed });
         else print(listed.length === 0 ? 'no keys\n' : `${listed.map((k) => `${k.id}  ${k.workspace.padEnd(12)} ${k.scopes.join(',').padEnd(18)} ${k.createdAt}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}${k.label ? `  ${k.label}` : ''}`).join('\n')}\n`);
       } finally {
-        database.close();
+        await database.close();
       }
     });
   keys
@@ -342,17 +344,17 @@ export function buildCli(): Command {
     .argument('<id>', 'key id')
     .option('--database-url <url>', 'PostgreSQL URL (also FANFLOW_DATABASE_URL)')
     .option('--json', 'print JSON')
-    .action((id: string, _opts, command: Command) => {
+    .action(async (id: string, _opts, command: Command) => {
       const options = storeOptions(command) as GlobalOptions & { json?: boolean };
-      const database = openSqliteDatabase(options.db);
+      const database = await openSqliteDatabase(options.db);
       try {
         const keyId = /^ff_([a-z2-9]{12})_/.exec(id)?.[1] ?? id;
-        if (!database.findKey(keyId)) throw new NotFoundError(`no key ${keyId}`);
-        const revoked = database.revokeKey(keyId, new Date().toISOString());
+        if (!(await database.findKey(keyId))) throw new NotFoundError(`no key ${keyId}`);
+        const revoked = await database.revokeKey(keyId, new Date().toISOString());
         if (options.json) printJson({ id: keyId, revoked });
         else print(revoked ? `revoked ${keyId}\n` : `${keyId} was already revoked\n`);
       } finally {
-        database.close();
+        await database.close();
       }
     });
 
@@ -379,7 +381,7 @@ interface DemoOptions extends GlobalOptions {
   labels?: string;
 }
 
-function runDemo(options: DemoOptions): void {
+async function runDemo(options: DemoOptions): Promise<void> {
   const fans = Number(options.fans);
   const months = Number(options.months);
   if (!Number.isInteger(fans) || fans < 10) throw new UsageError('--fans must be an integer ≥ 10');
@@ -398,8 +400,8 @@ function runDemo(options: DemoOptions): void {
   }
   const asOf = options.asOf ? parseAsOf(options.asOf) : community.end;
   const m = messages(resolveLang(options.lang, process.env));
-  const report = withWorkspace(options, true, (workspace) => {
-    const summary = importFile(workspace, file, { progress: progressBar(showProgress()) });
+  const report = await withWorkspace(options, true, async (workspace) => {
+    const summary = await importFile(workspace, file, { progress: progressBar(showProgress()) });
     if (!options.json) process.stderr.write(summaryLine(file, summary));
     const month = workspace.engine.calendar.previousMonthKey(workspace.engine.calendar.monthKey(asOf));
     return queryReport(workspace, month, asOf);

@@ -14,7 +14,7 @@ import { parseTimestamp } from '../core/events.js';
 import { NotFoundError, UsageError } from '../app/errors.js';
 import { authenticate } from '../app/keys.js';
 import type { KeyScope, StoredKey } from '../store/store.js';
-import type { SqliteDatabase } from '../store/sqlite-store.js';
+import type { Database } from '../store/store.js';
 import { ApiProblem, sendProblem, type ProblemIssue } from './problem.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
@@ -37,7 +37,7 @@ import {
 } from './schemas.js';
 
 export interface ServerOptions {
-  database: SqliteDatabase;
+  database: Database;
   logger: Logger;
   /** Requests per second per key (token bucket; burst twice that). */
   rateLimit?: number;
@@ -82,11 +82,13 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
   const { database, logger } = options;
   const metrics = createMetrics();
   const limiter = new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT);
-  const runtimes = new Map<string, WorkspaceRuntime>();
-  const runtimeOf = (workspace: string): WorkspaceRuntime => {
+  const runtimes = new Map<string, Promise<WorkspaceRuntime>>();
+  const runtimeOf = (workspace: string): Promise<WorkspaceRuntime> => {
     let runtime = runtimes.get(workspace);
     if (!runtime) {
-      runtime = new WorkspaceRuntime(database.workspace(workspace));
+      runtime = database.workspace(workspace).then((store) => WorkspaceRuntime.open(store));
+      // A failed opening is retried by the next request.
+      runtime.catch(() => runtimes.delete(workspace));
       runtimes.set(workspace, runtime);
     }
     return runtime;
@@ -146,12 +148,12 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
     const header = c.req.header('Authorization') ?? '';
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) throw new ApiProblem(401, 'UNAUTHORIZED', 'send Authorization: Bearer <key>', undefined, { 'WWW-Authenticate': 'Bearer' });
-    const key = authenticate(database, match[1]);
+    const key = await authenticate(database, match[1]);
     if (!key) throw new ApiProblem(401, 'UNAUTHORIZED', 'the key is unknown or revoked', undefined, { 'WWW-Authenticate': 'Bearer' });
     const wait = limiter.take(key.id);
     if (wait > 0) throw new ApiProblem(429, 'RATE_LIMITED', `rate limit of ${limiter.perSecond} requests/s for this key`, undefined, { 'Retry-After': String(Math.ceil(wait)) });
     c.set('key', key);
-    c.set('runtime', runtimeOf(key.workspace));
+    c.set('runtime', await runtimeOf(key.workspace));
     await next();
   });
 
@@ -159,9 +161,9 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
     if (!c.get('key').scopes.includes(scope)) throw new ApiProblem(403, 'FORBIDDEN', `this route needs the ${scope} scope`);
   };
 
-  app.get('/healthz', (c) => {
+  app.get('/healthz', async (c) => {
     try {
-      database.listWorkspaces();
+      await database.listWorkspaces();
       return c.json({ ok: true, version: options.version ?? null });
     } catch (error) {
       logger.error({ err: error }, 'health check failed');
@@ -203,10 +205,10 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
       },
       responses: { 200: { description: 'The fan', content: { 'application/json': { schema: FanViewSchema } } }, ...problemResponses(400, 401, 403, 404, 429) },
     }),
-    (c) => {
+    async (c) => {
       requireScope(c, 'read');
       const { id } = c.req.valid('param');
-      const view = c.get('runtime').fan(id, parseAsOfParam(c.req.valid('query').asOf));
+      const view = await c.get('runtime').fan(id, parseAsOfParam(c.req.valid('query').asOf));
       return c.json(view as never, 200);
     },
   );
@@ -230,7 +232,7 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
       },
       responses: { 200: { description: 'A page of fans', content: { 'application/json': { schema: FanPageSchema } } }, ...problemResponses(400, 401, 403, 429) },
     }),
-    (c) => {
+    async (c) => {
       requireScope(c, 'read');
       const query = c.req.valid('query');
       const tagTexts = query.tag === undefined ? [] : Array.isArray(query.tag) ? query.tag : [query.tag];
@@ -239,7 +241,7 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
         if (at <= 0) throw new ApiProblem(400, 'BAD_REQUEST', `tag ${JSON.stringify(text)}: use key=value`, [{ field: `tag[${index}]`, reason: 'use key=value' }]);
         return { key: text.slice(0, at), value: text.slice(at + 1) };
       });
-      const page = c.get('runtime').fans({ layer: query.layer, level: query.level, tags }, parseAsOfParam(query.asOf), decodeCursor(query.cursor), query.limit);
+      const page = await c.get('runtime').fans({ layer: query.layer, level: query.level, tags }, parseAsOfParam(query.asOf), decodeCursor(query.cursor), query.limit);
       return c.json({ items: page.items, nextCursor: encodeCursor(page.next) } as never, 200);
     },
   );
@@ -256,11 +258,11 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
       },
       responses: { 200: { description: 'The report', content: { 'application/json': { schema: ReportSchema } } }, ...problemResponses(400, 401, 403, 429) },
     }),
-    (c) => {
+    async (c) => {
       requireScope(c, 'read');
       const { month } = c.req.valid('param');
       if (parseMonthKey(month) === null) throw new ApiProblem(400, 'BAD_REQUEST', `month ${JSON.stringify(month)}: use YYYY-MM`, [{ field: 'month', reason: 'use YYYY-MM' }]);
-      const report = c.get('runtime').report(month, parseAsOfParam(c.req.valid('query').asOf));
+      const report = await c.get('runtime').report(month, parseAsOfParam(c.req.valid('query').asOf));
       return c.json(report as never, 200);
     },
   );
@@ -273,9 +275,9 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
       security,
       responses: { 200: { description: 'Version and YAML', content: { 'application/json': { schema: ProgramSchema } } }, ...problemResponses(401, 403, 429) },
     }),
-    (c) => {
+    async (c) => {
       requireScope(c, 'read');
-      return c.json(c.get('runtime').program(), 200);
+      return c.json(await c.get('runtime').program(), 200);
     },
   );
 
@@ -287,9 +289,9 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
       security,
       responses: { 200: { description: 'Versions', content: { 'application/json': { schema: z.object({ items: z.array(z.object({ version: z.string(), activatedAt: z.string() })) }) } } }, ...problemResponses(401, 403, 429) },
     }),
-    (c) => {
+    async (c) => {
       requireScope(c, 'read');
-      return c.json({ items: c.get('runtime').programHistory() }, 200);
+      return c.json({ items: await c.get('runtime').programHistory() }, 200);
     },
   );
 
@@ -317,13 +319,13 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
       request: { body: { required: true, content: { 'application/json': { schema: ProgramRequestSchema } } } },
       responses: { 200: { description: 'The active version', content: { 'application/json': { schema: z.object({ version: z.string(), changed: z.boolean() }) } } }, ...problemResponses(400, 401, 403, 422, 429) },
     }),
-    (c) => {
+    async (c) => {
       requireScope(c, 'admin');
       const runtime = c.get('runtime');
       const { yaml } = c.req.valid('json');
       const check = runtime.checkProgram(yaml);
       if (!check.ok) throw new ApiProblem(422, 'INVALID_PROGRAM', 'the program does not validate', check.issues.map((issue) => ({ field: issue.path, reason: `${issue.line !== undefined && issue.line !== null ? `line ${issue.line}: ` : ''}${issue.message}` })));
-      return c.json(runtime.activateProgram(yaml), 200);
+      return c.json(await runtime.activateProgram(yaml), 200);
     },
   );
 
@@ -339,13 +341,13 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
       },
       responses: { 201: { description: 'Recorded (or already recorded under this requestId)', content: { 'application/json': { schema: ActionResponseSchema } } }, ...problemResponses(400, 401, 403, 404, 409, 429) },
     }),
-    (c) => {
+    async (c) => {
       requireScope(c, 'admin');
       const runtime = c.get('runtime');
       const { id } = c.req.valid('param');
       const body = c.req.valid('json');
       const now = Date.now();
-      runtime.fan(id, now); // 404 for a fan this workspace does not know
+      await runtime.fan(id, now); // 404 for a fan this workspace does not know
       const missing = (field: string) => new ApiProblem(400, 'BAD_REQUEST', `${body.action} needs ${field}`, [{ field, reason: 'required' }]);
       const props: Record<string, unknown> = { actor: c.get('key').id, ...(body.note !== undefined ? { note: body.note } : {}) };
       let type: string;
@@ -376,15 +378,15 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
       }
       const eventId = `op-${body.requestId ?? randomUUID()}`;
       // The same requestId again answers with the first outcome (its time is the first one's).
-      const recorded = body.requestId === undefined ? null : runtime.event(eventId);
+      const recorded = body.requestId === undefined ? null : await runtime.event(eventId);
       if (recorded) {
         if (recorded.fan !== id || recorded.type !== type) throw new ApiProblem(409, 'CONFLICT', `requestId ${body.requestId} was used for another action`);
-        return c.json({ event: recorded, status: 'duplicate', fan: runtime.fan(id, Date.now()) } as never, 201);
+        return c.json({ event: recorded, status: 'duplicate', fan: await runtime.fan(id, Date.now()) } as never, 201);
       }
       const event = { id: eventId, type, fan: id, ts: new Date(now).toISOString(), props };
-      const [result] = runtime.ingest([event], `api:${c.get('key').id}`);
+      const [result] = await runtime.ingest([event], `api:${c.get('key').id}`);
       if (result.status === 'rejected') throw new ApiProblem(400, 'BAD_REQUEST', result.reason, result.issues);
-      return c.json({ event, status: result.status, fan: runtime.fan(id, Date.now()) } as never, 201);
+      return c.json({ event, status: result.status, fan: await runtime.fan(id, Date.now()) } as never, 201);
     },
   );
 

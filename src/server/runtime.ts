@@ -32,17 +32,23 @@ export interface ProgramCheck {
 const SYNC_DELAY_MS = 200;
 
 export class WorkspaceRuntime {
-  private workspace: Workspace;
   private syncTimer: NodeJS.Timeout | null = null;
+  // Reads and the background pass share one catch-up at a time.
+  private syncing: Promise<void> | null = null;
 
-  constructor(private readonly store: Store) {
-    this.workspace = this.open();
+  private constructor(
+    private readonly store: Store,
+    private workspace: Workspace,
+  ) {}
+
+  static async open(store: Store): Promise<WorkspaceRuntime> {
+    return new WorkspaceRuntime(store, await WorkspaceRuntime.openWorkspace(store));
   }
 
-  private open(): Workspace {
-    const workspace = openWorkspace(this.store, null);
+  private static async openWorkspace(store: Store): Promise<Workspace> {
+    const workspace = await openWorkspace(store, null);
     workspace.keepWorld = true;
-    if (!this.store.activeProgram()) activate(this.store, { program: workspace.program, yaml: workspace.yaml }, new Date().toISOString());
+    if (!(await store.activeProgram())) await activate(store, { program: workspace.program, yaml: workspace.yaml }, new Date().toISOString());
     return workspace;
   }
 
@@ -54,11 +60,11 @@ export class WorkspaceRuntime {
    * Validates each event, appends the valid ones in one durable transaction, and answers in
    * request order. Rejected events are recorded with the source given.
    */
-  ingest(values: readonly unknown[], source: string): IngestResult[] {
-    return this.ingestSources([{ values, source }])[0];
+  async ingest(values: readonly unknown[], source: string): Promise<IngestResult[]> {
+    return (await this.ingestSources([{ values, source }]))[0];
   }
 
-  private ingestSources(requests: { values: readonly unknown[]; source: string }[]): IngestResult[][] {
+  private async ingestSources(requests: { values: readonly unknown[]; source: string }[]): Promise<IngestResult[][]> {
     const answers: IngestResult[][] = requests.map((request) => new Array(request.values.length));
     const entries: LogEntry[] = [];
     const positions: [number, number][] = [];
@@ -79,14 +85,14 @@ export class WorkspaceRuntime {
       });
     });
     if (entries.length > 0) {
-      const statuses = this.store.append(entries, samePayload);
+      const statuses = await this.store.append(entries, samePayload);
       statuses.forEach((status, i) => {
         const [request, index] = positions[i];
         answers[request][index] = { id: entries[i].id, status };
       });
       this.scheduleSync();
     }
-    if (rejects.length > 0) this.store.recordRejects(rejects);
+    if (rejects.length > 0) await this.store.recordRejects(rejects);
     return answers;
   }
 
@@ -104,11 +110,11 @@ export class WorkspaceRuntime {
     });
   }
 
-  private flushGroup(): void {
+  private async flushGroup(): Promise<void> {
     const group = this.group;
     this.group = [];
     try {
-      const all = this.ingestSources(group.map((request) => ({ values: request.values, source: request.source })));
+      const all = await this.ingestSources(group.map((request) => ({ values: request.values, source: request.source })));
       group.forEach((request, index) => request.done(all[index]));
     } catch (error) {
       for (const request of group) request.fail(error);
@@ -119,41 +125,44 @@ export class WorkspaceRuntime {
     if (this.syncTimer) return;
     this.syncTimer = setTimeout(() => {
       this.syncTimer = null;
-      try {
-        this.sync();
-      } catch {
-        // Reads catch up themselves and report a failure; a background pass retries later.
-        this.scheduleSync();
-      }
+      // Reads catch up themselves and report a failure; a background pass retries later.
+      this.sync().catch(() => this.scheduleSync());
     }, SYNC_DELAY_MS);
     this.syncTimer.unref();
   }
 
   /** Brings the derived state up to the end of the log (and to the store's active program). */
-  sync(): void {
-    const active = this.store.activeProgram();
-    if (active && active.version !== this.workspace.program.version) this.workspace = this.open();
-    if (!isCurrent(this.workspace)) catchUp(this.workspace);
+  sync(): Promise<void> {
+    this.syncing ??= this.syncOnce().finally(() => {
+      this.syncing = null;
+    });
+    return this.syncing;
+  }
+
+  private async syncOnce(): Promise<void> {
+    const active = await this.store.activeProgram();
+    if (active && active.version !== this.workspace.program.version) this.workspace = await WorkspaceRuntime.openWorkspace(this.store);
+    if (!(await isCurrent(this.workspace))) await catchUp(this.workspace);
   }
 
   /** A stored event by id (its body as sent), or null. */
-  event(id: string): Record<string, unknown> | null {
-    const body = this.store.readEvent(id);
+  async event(id: string): Promise<Record<string, unknown> | null> {
+    const body = await this.store.readEvent(id);
     return body === null ? null : (JSON.parse(body) as Record<string, unknown>);
   }
 
-  fan(id: string, asOf: number): FanView {
-    this.sync();
+  async fan(id: string, asOf: number): Promise<FanView> {
+    await this.sync();
     return queryFan(this.workspace, id, asOf);
   }
 
-  fans(filter: FanFilter, asOf: number, cursor: number, limit: number): { items: FanView[]; next: number | null } {
-    this.sync();
+  async fans(filter: FanFilter, asOf: number, cursor: number, limit: number): Promise<{ items: FanView[]; next: number | null }> {
+    await this.sync();
     return queryFanPage(this.workspace, filter, asOf, cursor, limit);
   }
 
-  report(month: string, asOf: number): MonthlyReport {
-    this.sync();
+  async report(month: string, asOf: number): Promise<MonthlyReport> {
+    await this.sync();
     return queryReport(this.workspace, month, asOf);
   }
 
@@ -162,13 +171,14 @@ export class WorkspaceRuntime {
     return calendar.previousMonthKey(calendar.monthKey(asOf));
   }
 
-  program(): { version: string; yaml: string; activatedAt: string | null } {
-    const active = this.store.activeProgram();
+  async program(): Promise<{ version: string; yaml: string; activatedAt: string | null }> {
+    await this.sync();
+    const active = await this.store.activeProgram();
     return { version: this.workspace.program.version, yaml: this.workspace.yaml, activatedAt: active?.activatedAt ?? null };
   }
 
-  programHistory(): { version: string; activatedAt: string }[] {
-    return this.store.programHistory().map(({ version, activatedAt }) => ({ version, activatedAt }));
+  async programHistory(): Promise<{ version: string; activatedAt: string }[]> {
+    return (await this.store.programHistory()).map(({ version, activatedAt }) => ({ version, activatedAt }));
   }
 
   checkProgram(yaml: string): ProgramCheck {
@@ -178,12 +188,13 @@ export class WorkspaceRuntime {
   }
 
   /** Makes a program active and rebuilds the state under it from the whole log. */
-  activateProgram(yaml: string): { version: string; changed: boolean } {
+  async activateProgram(yaml: string): Promise<{ version: string; changed: boolean }> {
     const loaded = compileProgramText(yaml, 'program');
+    await this.sync();
     const changed = loaded.program.version !== this.workspace.program.version;
-    activate(this.store, loaded, new Date().toISOString());
-    this.workspace = this.open();
-    catchUp(this.workspace);
+    await activate(this.store, loaded, new Date().toISOString());
+    this.workspace = await WorkspaceRuntime.openWorkspace(this.store);
+    await catchUp(this.workspace);
     return { version: loaded.program.version, changed };
   }
 }

@@ -28,7 +28,7 @@ export interface RunningServer {
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const logger = pino({ level: options.logLevel ?? process.env.FANFLOW_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization'] }, pino.destination(2));
   mkdirSync(dirname(resolve(options.db)), { recursive: true });
-  const database = openSqliteDatabase(options.db);
+  const database = await openSqliteDatabase(options.db);
   const { app } = createServerApp({ database, logger, rateLimit: options.rateLimit, maxBodyBytes: options.maxBodyBytes, version: options.version });
   const server: ServerType = await new Promise((resolveServer, reject) => {
     const started = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () => resolveServer(started));
@@ -43,9 +43,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     close() {
       closing ??= new Promise<void>((done) => {
         server.close(() => {
-          database.close();
-          logger.flush();
-          done();
+          void database.close().finally(() => {
+            logger.flush();
+            done();
+          });
         });
         // Idle keep-alive connections would hold the close open.
         (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();

@@ -4,8 +4,9 @@
  * carries its workspace's number.
  */
 import Database from 'better-sqlite3';
+import type { Posting } from '../core/state.js';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
-import { DEFAULT_WORKSPACE, type AppendStatus, type Catalog, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type StoredKey, type StoredLogEvent, type StoredProgram, type StoredState } from './store.js';
+import { DEFAULT_WORKSPACE, type AppendStatus, type Batches, type Database as DatabasePort, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type StoredKey, type StoredLogEvent, type StoredProgram, type StoredState } from './store.js';
 
 // The log is keyed by event id (WITHOUT ROWID): the id check and the append are one B-tree,
 // with no secondary index on the hot path. Postings are stored in blocks of consecutive seqs.
@@ -123,14 +124,42 @@ export interface SqliteOptions {
 }
 
 /** One SQLite file: the catalog of workspaces and keys, and a store per workspace. */
-export interface SqliteDatabase extends Catalog {
+export interface SqliteDatabase extends DatabasePort {
+  readonly kind: 'sqlite';
   readonly path: string | null;
-  /** The store of one workspace, created if new. */
-  workspace(name: string): Store;
-  close(): void;
 }
 
-export function openSqliteDatabase(path: string, options: SqliteOptions = {}): SqliteDatabase {
+/**
+ * Serialises the operations on one connection: a transaction (`exclusive`) holds it from BEGIN
+ * to COMMIT, so no other request's statement can slip into the open transaction between awaits.
+ */
+class Gate {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(operation: () => T | Promise<T>): Promise<T> {
+    const result = this.tail.then(operation);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Holds the gate until the returned function is called. */
+  async acquire(): Promise<() => void> {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const previous = this.tail;
+    this.tail = previous.then(() => held);
+    await previous;
+    return release;
+  }
+}
+
+const BATCH = 2000;
+
+export async function openSqliteDatabase(path: string, options: SqliteOptions = {}): Promise<SqliteDatabase> {
+  return openSqliteDatabaseNow(path, options);
+}
+
+function openSqliteDatabaseNow(path: string, options: SqliteOptions): SqliteDatabase {
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
@@ -139,6 +168,7 @@ export function openSqliteDatabase(path: string, options: SqliteOptions = {}): S
   db.pragma(`cache_size = -${Math.max(1024, Math.floor(options.cacheKiB ?? 131072))}`);
   db.pragma('foreign_keys = ON');
   migrate(db);
+  const gate = new Gate();
   const filePath = path === ':memory:' || path === '' ? null : path;
   const workspaceNo = db.prepare('SELECT no FROM workspaces WHERE name = ?').pluck();
   const insertWorkspace = db.prepare(`INSERT INTO workspaces (name, created_at) VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) ON CONFLICT (name) DO NOTHING`);
@@ -149,50 +179,184 @@ export function openSqliteDatabase(path: string, options: SqliteOptions = {}): S
     return workspaceNo.get(name) as number;
   };
   const stores = new Map<string, Store>();
-  const findKeyById = db.prepare(`SELECT k.id, w.name AS workspace, k.hash, k.scopes, k.label, k.created_at AS createdAt, k.revoked_at AS revokedAt FROM api_keys k JOIN workspaces w ON w.no = k.ws WHERE k.id = ?`);
   const keyColumns = 'k.id, w.name AS workspace, k.hash, k.scopes, k.label, k.created_at AS createdAt, k.revoked_at AS revokedAt';
+  const findKeyById = db.prepare(`SELECT ${keyColumns} FROM api_keys k JOIN workspaces w ON w.no = k.ws WHERE k.id = ?`);
   const toKey = (row: { id: string; workspace: string; hash: string; scopes: string; label: string | null; createdAt: string; revokedAt: string | null }): StoredKey => ({
     ...row,
     scopes: row.scopes.split(',').filter((scope) => scope !== '') as KeyScope[],
   });
   return {
+    kind: 'sqlite',
     path: filePath,
-    workspace(name) {
-      let store = stores.get(name);
-      if (!store) {
-        store = workspaceStore(db, filePath, name, ensureWorkspace(name));
-        stores.set(name, store);
-      }
-      return store;
-    },
-    listWorkspaces: () => db.prepare('SELECT name, created_at AS createdAt FROM workspaces ORDER BY no').all() as { name: string; createdAt: string }[],
-    createKey(key) {
-      const ws = ensureWorkspace(key.workspace);
-      db.prepare('INSERT INTO api_keys (id, ws, hash, scopes, label, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(key.id, ws, key.hash, key.scopes.join(','), key.label, key.createdAt);
-    },
-    findKey: (id) => {
-      const row = findKeyById.get(id) as Parameters<typeof toKey>[0] | undefined;
-      return row ? toKey(row) : null;
-    },
+    workspace: (name) =>
+      gate.run(() => {
+        let store = stores.get(name);
+        if (!store) {
+          store = asyncStore(workspaceStore(db, filePath, name, ensureWorkspace(name)), gate, db, false);
+          stores.set(name, store);
+        }
+        return store;
+      }),
+    listWorkspaces: () => gate.run(() => db.prepare('SELECT name, created_at AS createdAt FROM workspaces ORDER BY no').all() as { name: string; createdAt: string }[]),
+    createKey: (key) =>
+      gate.run(() => {
+        const ws = ensureWorkspace(key.workspace);
+        db.prepare('INSERT INTO api_keys (id, ws, hash, scopes, label, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(key.id, ws, key.hash, key.scopes.join(','), key.label, key.createdAt);
+      }),
+    findKey: (id) =>
+      gate.run(() => {
+        const row = findKeyById.get(id) as Parameters<typeof toKey>[0] | undefined;
+        return row ? toKey(row) : null;
+      }),
     listKeys: (workspace) =>
-      (
-        (workspace === undefined
-          ? db.prepare(`SELECT ${keyColumns} FROM api_keys k JOIN workspaces w ON w.no = k.ws ORDER BY k.created_at, k.id`).all()
-          : db.prepare(`SELECT ${keyColumns} FROM api_keys k JOIN workspaces w ON w.no = k.ws WHERE w.name = ? ORDER BY k.created_at, k.id`).all(workspace)) as Parameters<typeof toKey>[0][]
-      ).map(toKey),
-    revokeKey: (id, at) => db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes > 0,
-    close: () => db.close(),
+      gate.run(() =>
+        (
+          (workspace === undefined
+            ? db.prepare(`SELECT ${keyColumns} FROM api_keys k JOIN workspaces w ON w.no = k.ws ORDER BY k.created_at, k.id`).all()
+            : db.prepare(`SELECT ${keyColumns} FROM api_keys k JOIN workspaces w ON w.no = k.ws WHERE w.name = ? ORDER BY k.created_at, k.id`).all(workspace)) as Parameters<typeof toKey>[0][]
+        ).map(toKey),
+      ),
+    revokeKey: (id, at) => gate.run(() => db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes > 0),
+    close: () => gate.run(() => {
+      db.close();
+    }),
   };
 }
 
 /** The store of the "default" workspace (or the one named) of a file, owning its connection. */
-export function openSqliteStore(path: string, options: SqliteOptions & { workspace?: string } = {}): Store {
-  const database = openSqliteDatabase(path, options);
-  const store = database.workspace(options.workspace ?? DEFAULT_WORKSPACE);
+export async function openSqliteStore(path: string, options: SqliteOptions & { workspace?: string } = {}): Promise<Store> {
+  const database = openSqliteDatabaseNow(path, options);
+  const store = await database.workspace(options.workspace ?? DEFAULT_WORKSPACE);
   return { ...store, close: () => database.close() };
 }
 
-function workspaceStore(db: Database.Database, path: string | null, name: string, ws: number): Store {
+/** The asynchronous Store over the synchronous operations: through the gate, or inside a transaction that holds it. */
+function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransaction: boolean): Store {
+  const call = <T>(operation: () => T): Promise<T> => {
+    if (!inTransaction) return gate.run(operation);
+    try {
+      return Promise.resolve(operation());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
+  const batches = <T>(open: () => Iterable<T>): Batches<T> => ({
+    async *[Symbol.asyncIterator]() {
+      const release = inTransaction ? null : await gate.acquire();
+      try {
+        let batch: T[] = [];
+        for (const row of open()) {
+          batch.push(row);
+          if (batch.length === BATCH) {
+            yield batch;
+            batch = [];
+          }
+        }
+        if (batch.length > 0) yield batch;
+      } finally {
+        release?.();
+      }
+    },
+  });
+  let inside: Store | null = null;
+  const store: Store = {
+    kind: 'sqlite',
+    path: sync.path,
+    workspace: sync.workspace,
+    append: (entries, samePayload) => call(() => sync.append(entries, samePayload)),
+    recordRejects: (rejects) => call(() => sync.recordRejects(rejects)),
+    exclusive: (run) => {
+      if (inTransaction) return run(store);
+      inside ??= asyncStore(sync, gate, db, true);
+      const transaction = inside;
+      return gate.run(async () => {
+        db.exec('BEGIN IMMEDIATE');
+        try {
+          const result = await run(transaction);
+          db.exec('COMMIT');
+          return result;
+        } catch (error) {
+          if (db.inTransaction) db.exec('ROLLBACK');
+          throw error;
+        }
+      });
+    },
+    maxSeq: () => call(() => sync.maxSeq()),
+    readAfter: (afterSeq) => batches(() => sync.readAfter(afterSeq)),
+    readOrdered: (until) => batches(() => sync.readOrdered(until)),
+    countEvents: () => call(() => sync.countEvents()),
+    readEvent: (id) => call(() => sync.readEvent(id)),
+    loadState: () => call(() => sync.loadState()),
+    loadStateMeta: () => call(() => sync.loadStateMeta()),
+    loadProvisional: () => call(() => sync.loadProvisional()),
+    loadFan: (id) => call(() => sync.loadFan(id)),
+    iterateFans: () => batches(() => sync.iterateFans()),
+    pageFans: (query) => call(() => sync.pageFans(query)),
+    readSnapshots: () => call(() => sync.readSnapshots()),
+    findFanStates: (query) => call(() => sync.findFanStates(query)),
+    iterateByBackboneGap: (layer, activeAfter) => batches(() => sync.iterateByBackboneGap(layer, activeAfter)),
+    findInactiveRecent: (activeAtOrBefore, limit) => call(() => sync.findInactiveRecent(activeAtOrBefore, limit)),
+    saveState: (write) => call(() => sync.saveState(write)),
+    loyaltyRank: (value) => call(() => sync.loyaltyRank(value)),
+    readPostings: () => batches(() => sync.readPostings()),
+    activeProgram: () => call(() => sync.activeProgram()),
+    programHistory: () => call(() => sync.programHistory()),
+    activateProgram: (version, yaml, spec, at) => call(() => sync.activateProgram(version, yaml, spec, at)),
+    close: async () => {},
+  };
+  return store;
+}
+
+/** The adapter's synchronous operations; the exported Store wraps them (see asyncStore). */
+interface SyncStore {
+  /** The database file, for a second connection on another thread (null when in memory). */
+  readonly path: string | null;
+  /** The workspace this store reads and writes; no call sees another's rows. */
+  readonly workspace: string;
+  /**
+   * Appends entries to the log durably; one status per entry, in order. An id already stored
+   * with the same body, or a body that `samePayload` finds equal, is a duplicate; otherwise a conflict.
+   */
+  append(entries: readonly LogEntry[], samePayload: (storedBody: string, entry: LogEntry) => boolean): AppendStatus[];
+  recordRejects(rejects: readonly RejectRecord[]): void;
+  /** Runs `run` holding the store's write lock, atomically: one writer derives state at a time. */
+  maxSeq(): number;
+  /** Log entries with seq > afterSeq, in seq order. */
+  readAfter(afterSeq: number): Iterable<StoredLogEvent>;
+  /** The whole log (ts ≤ until when given) in (ts, id) order, streamed. */
+  readOrdered(until?: number): Iterable<StoredLogEvent>;
+  countEvents(): number;
+  /** The stored body of one event, by id. */
+  readEvent(id: string): string | null;
+  loadState(): StoredState | null;
+  /** The state's position and program without loading any fan. */
+  loadStateMeta(): { programVersion: string; appliedSeq: number; world: string } | null;
+  /** The stored provisional snapshot (see StateWrite.provisional). */
+  loadProvisional(): { month: string; data: string } | null;
+  loadFan(id: string): { state: string; programVersion: string } | null;
+  /** Every stored fan state, in fan-number order, one at a time. */
+  iterateFans(): Iterable<{ id: string; state: string }>;
+  /** Up to `limit` stored fans with a number above `afterNo` (and the stored level, if given), by number. */
+  pageFans(query: { afterNo: number; limit: number }): { no: number; state: string }[];
+  readSnapshots(): { month: string; data: string }[];
+  /** States of fans whose stored layer is one of `layers` with activity after `activeAfter`, or at `level`. */
+  findFanStates(query: { layers: string[]; activeAfter: number; level: number }): string[];
+  /** Fans of a stored layer active after the instant, by Backbone gap then interactions (most first). */
+  iterateByBackboneGap(layer: string, activeAfter: number): Iterable<{ state: string; backboneGap: number; interactionsInWindow: number }>;
+  /** States of followers with no activity after the instant (or stored Observation), most recently followed first. */
+  findInactiveRecent(activeAtOrBefore: number, limit: number): string[];
+  saveState(write: StateWrite): void;
+  /** How many fans have a loyalty value below `value` (fans without activity included), of how many. */
+  loyaltyRank(value: number): { below: number; total: number };
+  readPostings(): Iterable<Posting>;
+  activeProgram(): StoredProgram | null;
+  /** Every program activated in this workspace, the active one first. */
+  programHistory(): StoredProgram[];
+  activateProgram(version: string, yaml: string, spec: string, at: string): void;
+  close(): void;
+}
+
+function workspaceStore(db: Database.Database, path: string | null, name: string, ws: number): SyncStore {
   // One statement per batch: the rows it inserted come back; the others already existed.
   const insertEvents = new Map<number, Database.Statement>();
   const insertMany = (count: number) => {
@@ -213,6 +377,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   const readLogSeq = () => Number(state('logSeq') ?? 0);
   const fanById = db.prepare('SELECT state, program_version AS programVersion FROM fans WHERE ws = ? AND id = ?');
   const activeProgramRow = db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs WHERE ws = ? ORDER BY seq DESC LIMIT 1');
+  const pageRows = db.prepare('SELECT no, state FROM fans WHERE ws = ? AND no > ? ORDER BY no LIMIT ?');
   const ranksRow = db.prepare('SELECT total, unranked, sorted FROM loyalty_ranks WHERE ws = ?');
   const positionRows = db.prepare(`SELECT key, value FROM state WHERE ws = ? AND key IN ('world', 'programVersion', 'appliedSeq')`);
 
@@ -299,11 +464,10 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   };
 
   return {
-    kind: 'sqlite',
     path,
     workspace: name,
-    append: (entries, samePayload) => appendAll.immediate(entries, samePayload),
-    exclusive: <T>(run: () => T): T => db.transaction(run).immediate(),
+    // Immediate: the write lock is taken at the start (no upgrade from a read lock to fail).
+    append: (entries, samePayload) => (db.inTransaction ? appendAll(entries, samePayload) : appendAll.immediate(entries, samePayload)),
     recordRejects: db.transaction((rejects: readonly RejectRecord[]) => {
       for (const r of rejects) insertReject.run(ws, r.source, r.line, r.field, r.reason, r.raw);
     }),
@@ -331,13 +495,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     },
     iterateFans: () => db.prepare('SELECT id, state FROM fans WHERE ws = ? ORDER BY no').iterate(ws) as Iterable<{ id: string; state: string }>,
     pageFans: (query) => {
-      const conditions = ['ws = ?', 'no > ?'];
-      const parameters: unknown[] = [ws, query.afterNo];
-      if (query.level !== undefined) {
-        conditions.push('level = ?');
-        parameters.push(query.level);
-      }
-      return db.prepare(`SELECT no, state FROM fans WHERE ${conditions.join(' AND ')} ORDER BY no LIMIT ?`).all(...parameters, query.limit) as { no: number; state: string }[];
+      return pageRows.all(ws, query.afterNo, query.limit) as { no: number; state: string }[];
     },
     readSnapshots: () => db.prepare('SELECT month, data FROM snapshots WHERE ws = ? ORDER BY month').all(ws) as { month: string; data: string }[],
     findFanStates: (query) => {

@@ -94,61 +94,81 @@ export interface StoredKey {
 
 /** What a deployment knows besides the workspaces' data: the workspaces and their keys. */
 export interface Catalog {
-  listWorkspaces(): { name: string; createdAt: string }[];
+  listWorkspaces(): Promise<{ name: string; createdAt: string }[]>;
   /** Stores a key (creating its workspace if new). */
-  createKey(key: { id: string; workspace: string; hash: string; scopes: KeyScope[]; label: string | null; createdAt: string }): void;
-  findKey(id: string): StoredKey | null;
-  listKeys(workspace?: string): StoredKey[];
+  createKey(key: { id: string; workspace: string; hash: string; scopes: KeyScope[]; label: string | null; createdAt: string }): Promise<void>;
+  findKey(id: string): Promise<StoredKey | null>;
+  listKeys(workspace?: string): Promise<StoredKey[]>;
   /** False when no such key, or already revoked. */
-  revokeKey(id: string, at: string): boolean;
+  revokeKey(id: string, at: string): Promise<boolean>;
 }
 
+/** A database: the catalog, and a store per workspace. One adapter per dialect. */
+export interface Database extends Catalog {
+  readonly kind: 'sqlite' | 'postgres';
+  /** The store of one workspace, created if new. */
+  workspace(name: string): Promise<Store>;
+  close(): Promise<void>;
+}
+
+/** Rows streamed in batches (a few thousand at a time), so that loops over millions stay cheap. */
+export type Batches<T> = AsyncIterable<readonly T[]>;
+
+/**
+ * One workspace's storage. Every method is asynchronous; the SQLite adapter answers at once, the
+ * PostgreSQL adapter over the network. Inside `exclusive`, use the store passed to the callback.
+ */
 export interface Store {
-  readonly kind: 'sqlite';
-  /** The database file, for a second connection on another thread (null when in memory). */
+  readonly kind: 'sqlite' | 'postgres';
+  /** The database file, for a second connection on another thread (null when in memory or not SQLite). */
   readonly path: string | null;
   /** The workspace this store reads and writes; no call sees another's rows. */
   readonly workspace: string;
   /**
    * Appends entries to the log durably; one status per entry, in order. An id already stored
    * with the same body, or a body that `samePayload` finds equal, is a duplicate; otherwise a conflict.
+   * Seqs are dense and in commit order within the workspace.
    */
-  append(entries: readonly LogEntry[], samePayload: (storedBody: string, entry: LogEntry) => boolean): AppendStatus[];
-  recordRejects(rejects: readonly RejectRecord[]): void;
-  /** Runs `run` holding the store's write lock, atomically: one writer derives state at a time. */
-  exclusive<T>(run: () => T): T;
-  maxSeq(): number;
+  append(entries: readonly LogEntry[], samePayload: (storedBody: string, entry: LogEntry) => boolean): Promise<AppendStatus[]>;
+  recordRejects(rejects: readonly RejectRecord[]): Promise<void>;
+  /**
+   * Runs `run` as the workspace's one state writer, in one transaction: writers of derived state
+   * queue behind each other (appends may go on meanwhile). `run` uses the store it is given.
+   */
+  exclusive<T>(run: (store: Store) => Promise<T>): Promise<T>;
+  maxSeq(): Promise<number>;
   /** Log entries with seq > afterSeq, in seq order. */
-  readAfter(afterSeq: number): Iterable<StoredLogEvent>;
+  readAfter(afterSeq: number): Batches<StoredLogEvent>;
   /** The whole log (ts ≤ until when given) in (ts, id) order, streamed. */
-  readOrdered(until?: number): Iterable<StoredLogEvent>;
-  countEvents(): number;
+  readOrdered(until?: number): Batches<StoredLogEvent>;
+  countEvents(): Promise<number>;
   /** The stored body of one event, by id. */
-  readEvent(id: string): string | null;
-  loadState(): StoredState | null;
+  readEvent(id: string): Promise<string | null>;
+  loadState(): Promise<StoredState | null>;
   /** The state's position and program without loading any fan. */
-  loadStateMeta(): { programVersion: string; appliedSeq: number; world: string } | null;
+  loadStateMeta(): Promise<{ programVersion: string; appliedSeq: number; world: string } | null>;
   /** The stored provisional snapshot (see StateWrite.provisional). */
-  loadProvisional(): { month: string; data: string } | null;
-  loadFan(id: string): { state: string; programVersion: string } | null;
-  /** Every stored fan state, in fan-number order, one at a time. */
-  iterateFans(): Iterable<{ id: string; state: string }>;
-  /** Up to `limit` stored fans with a number above `afterNo` (and the stored level, if given), by number. */
-  pageFans(query: { afterNo: number; limit: number; level?: number }): { no: number; state: string }[];
-  readSnapshots(): { month: string; data: string }[];
+  loadProvisional(): Promise<{ month: string; data: string } | null>;
+  loadFan(id: string): Promise<{ state: string; programVersion: string } | null>;
+  /** Every stored fan state, in fan-number order. */
+  iterateFans(): Batches<{ id: string; state: string }>;
+  /** Up to `limit` stored fans with a number above `afterNo`, by number. */
+  pageFans(query: { afterNo: number; limit: number }): Promise<{ no: number; state: string }[]>;
+  readSnapshots(): Promise<{ month: string; data: string }[]>;
   /** States of fans whose stored layer is one of `layers` with activity after `activeAfter`, or at `level`. */
-  findFanStates(query: { layers: string[]; activeAfter: number; level: number }): string[];
+  findFanStates(query: { layers: string[]; activeAfter: number; level: number }): Promise<string[]>;
   /** Fans of a stored layer active after the instant, by Backbone gap then interactions (most first). */
-  iterateByBackboneGap(layer: string, activeAfter: number): Iterable<{ state: string; backboneGap: number; interactionsInWindow: number }>;
+  iterateByBackboneGap(layer: string, activeAfter: number): Batches<{ state: string; backboneGap: number; interactionsInWindow: number }>;
   /** States of followers with no activity after the instant (or stored Observation), most recently followed first. */
-  findInactiveRecent(activeAtOrBefore: number, limit: number): string[];
-  saveState(write: StateWrite): void;
+  findInactiveRecent(activeAtOrBefore: number, limit: number): Promise<string[]>;
+  saveState(write: StateWrite): Promise<void>;
   /** How many fans have a loyalty value below `value` (fans without activity included), of how many. */
-  loyaltyRank(value: number): { below: number; total: number };
-  readPostings(): Iterable<Posting>;
-  activeProgram(): StoredProgram | null;
+  loyaltyRank(value: number): Promise<{ below: number; total: number }>;
+  readPostings(): Batches<Posting>;
+  activeProgram(): Promise<StoredProgram | null>;
   /** Every program activated in this workspace, the active one first. */
-  programHistory(): StoredProgram[];
-  activateProgram(version: string, yaml: string, spec: string, at: string): void;
-  close(): void;
+  programHistory(): Promise<StoredProgram[]>;
+  activateProgram(version: string, yaml: string, spec: string, at: string): Promise<void>;
+  /** Closes the connection when this store owns it (opened alone); otherwise nothing. */
+  close(): Promise<void>;
 }
