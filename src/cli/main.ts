@@ -16,8 +16,9 @@ import { queryFan, queryFans, queryReport } from '../app/queries.js';
 import { activate, openWorkspace, type Progress, type Workspace } from '../app/workspace.js';
 import { runReplay } from '../app/replay.js';
 import { DEFAULT_GENERATE, generateCommunity } from '../demo/generate.js';
-import { openSqliteDatabase, openSqliteStore } from '../store/sqlite-store.js';
-import { DEFAULT_WORKSPACE } from '../store/store.js';
+import { openSqliteDatabase } from '../store/sqlite-store.js';
+import { openPostgresDatabase } from '../store/postgres-store.js';
+import { DEFAULT_WORKSPACE, type Database, type Store } from '../store/store.js';
 import { checkWorkspaceName, createKey, describeKey, parseScopes } from '../app/keys.js';
 import { startServer } from '../server/serve.js';
 import { messages, resolveLang } from './messages.js';
@@ -27,6 +28,7 @@ const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', i
 
 interface GlobalOptions {
   db: string;
+  databaseUrl?: string;
   workspace: string;
   asOf?: string;
   program?: string;
@@ -80,11 +82,26 @@ function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** Opens the store and the program; a --program different from the active one becomes active. */
-async function open(options: GlobalOptions, create = true): Promise<Workspace> {
+/** The database the options name: PostgreSQL with --database-url (or FANFLOW_DATABASE_URL), else the SQLite file. */
+async function openDatabase(options: GlobalOptions, create = true): Promise<Database> {
+  const url = options.databaseUrl ?? process.env.FANFLOW_DATABASE_URL;
+  if (url) {
+    try {
+      return await openPostgresDatabase(url);
+    } catch (error) {
+      throw new UsageError(`cannot use PostgreSQL at ${url.replace(/\/\/[^@/]*@/, '//…@')}: ${(error as Error).message}`);
+    }
+  }
   if (!create && !existsSync(options.db)) throw new UsageError(`no database at ${options.db} (import events first, or pass --db)`);
   mkdirSync(dirname(resolve(options.db)), { recursive: true });
-  const store = await openSqliteStore(options.db, { workspace: checkWorkspaceName(options.workspace) });
+  return openSqliteDatabase(options.db);
+}
+
+/** Opens the store and the program; a --program different from the active one becomes active. */
+async function open(options: GlobalOptions, create = true): Promise<Workspace> {
+  const database = await openDatabase(options, create);
+  const opened = await database.workspace(checkWorkspaceName(options.workspace));
+  const store: Store = { ...opened, close: () => database.close() };
   const given: LoadedProgram | null = options.program ? loadProgramFile(options.program) : null;
   const workspace = await openWorkspace(store, given);
   // The program in use becomes the active one, so later commands read it without re-validating.
@@ -118,6 +135,7 @@ export function buildCli(): Command {
   const cli = new Command('fanflow')
     .description('Fan ecosystem engine: layers, levels, points ledger and community health from an event log.')
     .option('--db <path>', 'SQLite database file', './fanflow.db')
+    .option('--database-url <url>', 'PostgreSQL instead of the SQLite file: postgres://user@host:5432/db[?schema=name] (also FANFLOW_DATABASE_URL)')
     .option('--workspace <name>', 'workspace (brand) inside the database', process.env.FANFLOW_WORKSPACE ?? DEFAULT_WORKSPACE)
     .option('--as-of <instant>', 'evaluate as of this instant (RFC 3339 or epoch ms; default: now)')
     .option('--program <file.yaml>', 'program file (default: the active program in the database, else the built-in default)')
@@ -269,20 +287,14 @@ export function buildCli(): Command {
       if (result.compared && !result.verified) process.exitCode = 1;
     });
 
-  const storeOptions = (command: Command) => {
-    const options = globals(command) as GlobalOptions & { databaseUrl?: string };
-    const url = options.databaseUrl ?? process.env.FANFLOW_DATABASE_URL;
-    if (url) throw new UsageError(`--database-url ${url.replace(/\/\/[^@/]*@/, '//…@')}: the PostgreSQL store is not part of this version; use --db FILE (SQLite)`);
-    mkdirSync(dirname(resolve(options.db)), { recursive: true });
-    return options;
-  };
+  const storeOptions = (command: Command) => globals(command);
+
 
   cli
     .command('serve')
     .description('run the HTTP API (OpenAPI at /openapi.json, reference at /docs)')
     .option('--port <n>', 'port', '8080')
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
-    .option('--database-url <url>', 'PostgreSQL URL (also FANFLOW_DATABASE_URL)')
     .option('--rate-limit <n>', 'requests per second per API key (bursts up to twice that)', '2000')
     .action(async (_opts, command: Command) => {
       const options = storeOptions(command) as GlobalOptions & { port: string; host: string; rateLimit: string };
@@ -290,8 +302,10 @@ export function buildCli(): Command {
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${options.port}: not a port number`);
       const rateLimit = Number(options.rateLimit);
       if (!(rateLimit > 0)) throw new UsageError(`--rate-limit ${options.rateLimit}: a positive number of requests per second`);
-      const server = await startServer({ db: options.db, host: options.host, port, rateLimit, version: PACKAGE_VERSION });
-      process.stderr.write(`fanflow serving ${options.db} at ${server.url} (API reference: ${server.url}/docs)\n`);
+      const database = await openDatabase(options);
+      const server = await startServer({ database, host: options.host, port, rateLimit, version: PACKAGE_VERSION });
+      const where = database.kind === 'postgres' ? 'PostgreSQL' : options.db;
+      process.stderr.write(`fanflow serving ${where} at ${server.url} (API reference: ${server.url}/docs)\n`);
       await new Promise<void>((done) => {
         const stop = () => {
           void server.close().then(done);
@@ -307,12 +321,11 @@ export function buildCli(): Command {
     .description('create a key (and the workspace if new)')
     .requiredOption('--scopes <list>', 'comma-separated: ingest, read, admin')
     .option('--label <text>', 'what the key is for')
-    .option('--database-url <url>', 'PostgreSQL URL (also FANFLOW_DATABASE_URL)')
     .option('--json', 'print JSON')
     .action(async (_opts, command: Command) => {
       const options = storeOptions(command) as GlobalOptions & { scopes: string; label?: string; json?: boolean };
       const scopes = parseScopes(options.scopes);
-      const database = await openSqliteDatabase(options.db);
+      const database = await openDatabase(options);
       try {
         const created = await createKey(database, checkWorkspaceName(options.workspace), scopes, options.label ?? null, new Date());
         if (options.json) printJson(created);
@@ -324,11 +337,10 @@ export function buildCli(): Command {
   keys
     .command('list')
     .description('list keys (all workspaces unless --workspace is given)')
-    .option('--database-url <url>', 'PostgreSQL URL (also FANFLOW_DATABASE_URL)')
     .option('--json', 'print JSON')
     .action(async (_opts, command: Command) => {
       const options = storeOptions(command) as GlobalOptions & { json?: boolean };
-      const database = await openSqliteDatabase(options.db);
+      const database = await openDatabase(options);
       try {
         const named = command.getOptionValueSourceWithGlobals('workspace') !== 'default';
         const listed = (await database.listKeys(named ? options.workspace : undefined)).map(describeKey);
@@ -342,11 +354,10 @@ export function buildCli(): Command {
     .command('revoke')
     .description('revoke a key by its id (the part after ff_)')
     .argument('<id>', 'key id')
-    .option('--database-url <url>', 'PostgreSQL URL (also FANFLOW_DATABASE_URL)')
     .option('--json', 'print JSON')
     .action(async (id: string, _opts, command: Command) => {
       const options = storeOptions(command) as GlobalOptions & { json?: boolean };
-      const database = await openSqliteDatabase(options.db);
+      const database = await openDatabase(options);
       try {
         const keyId = /^ff_([a-z2-9]{12})_/.exec(id)?.[1] ?? id;
         if (!(await database.findKey(keyId))) throw new NotFoundError(`no key ${keyId}`);

@@ -1,17 +1,16 @@
 /**
- * `fanflow serve`: the HTTP API on one SQLite file. Stops cleanly on SIGTERM/SIGINT (in-flight
+ * `fanflow serve`: the HTTP API on a database (a SQLite file or PostgreSQL). Stops cleanly on SIGTERM/SIGINT (in-flight
  * requests finish, the database closes). Logs are JSON lines on stderr (pino), without keys.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { pino } from 'pino';
-import { openSqliteDatabase } from '../store/sqlite-store.js';
+import type { Database } from '../store/store.js';
 import { createServerApp } from './app.js';
 
 export interface ServeOptions {
-  db: string;
+  /** The database to serve; closed when the server stops. */
+  database: Database;
   host: string;
   port: number;
   rateLimit?: number;
@@ -27,8 +26,7 @@ export interface RunningServer {
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const logger = pino({ level: options.logLevel ?? process.env.FANFLOW_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization'] }, pino.destination(2));
-  mkdirSync(dirname(resolve(options.db)), { recursive: true });
-  const database = await openSqliteDatabase(options.db);
+  const { database } = options;
   const { app } = createServerApp({ database, logger, rateLimit: options.rateLimit, maxBodyBytes: options.maxBodyBytes, version: options.version });
   const server: ServerType = await new Promise((resolveServer, reject) => {
     const started = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () => resolveServer(started));
@@ -36,7 +34,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   });
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-  logger.info({ url, db: options.db }, 'listening');
+  logger.info({ url, store: database.kind }, 'listening');
   let closing: Promise<void> | null = null;
   return {
     url,

@@ -1,0 +1,376 @@
+/**
+ * The production store: PostgreSQL through Kysely and `pg`. The same contract as the SQLite
+ * adapter (test/store-contract.ts runs against both), the same schema keyed by workspace first.
+ *
+ * Concurrency between server instances:
+ * - appends of one workspace serialise on its log counter row (`SELECT … FOR UPDATE`), so seqs are
+ *   dense and in commit order, and duplicate ids are decided against the committed log;
+ * - `exclusive` (the one writer of derived state) holds a transaction-scoped advisory lock on the
+ *   workspace; appends go on meanwhile, and readers of the log stop at the position they read.
+ */
+import { Kysely, Migrator, PostgresDialect, sql, type Migration, type Transaction } from 'kysely';
+import pg from 'pg';
+import type { Posting } from '../core/state.js';
+import { decodePostings, encodePostingBlocks } from './posting-codec.js';
+import type { AppendStatus, Batches, Database, KeyScope, LogEntry, RejectRecord, StateWrite, Store, StoredKey, StoredLogEvent, StoredProgram, StoredState } from './store.js';
+import { DEFAULT_WORKSPACE } from './store.js';
+
+// Columns are typed loosely: every statement below is written with the `sql` tag against this schema.
+type Db = Record<string, Record<string, unknown>>;
+type Executor = Kysely<Db> | Transaction<Db>;
+
+const MIGRATIONS: Record<string, Migration> = {
+  '0001_schema': {
+    async up(db) {
+      await sql`
+        CREATE TABLE workspaces (no serial PRIMARY KEY, name text NOT NULL UNIQUE, created_at text NOT NULL);
+        CREATE TABLE api_keys (id text PRIMARY KEY, ws integer NOT NULL REFERENCES workspaces (no), hash text NOT NULL, scopes text NOT NULL, label text, created_at text NOT NULL, revoked_at text);
+        CREATE INDEX api_keys_ws ON api_keys (ws);
+        CREATE TABLE events (ws integer NOT NULL, id text COLLATE "C" NOT NULL, seq bigint NOT NULL, ts double precision NOT NULL, body text NOT NULL, PRIMARY KEY (ws, id));
+        CREATE UNIQUE INDEX events_seq ON events (ws, seq);
+        CREATE INDEX events_order ON events (ws, ts, id);
+        CREATE TABLE conflicts (seq bigserial PRIMARY KEY, ws integer NOT NULL, id text NOT NULL, body text NOT NULL, source text, line integer);
+        CREATE TABLE rejects (seq bigserial PRIMARY KEY, ws integer NOT NULL, source text, line integer, field text NOT NULL, reason text NOT NULL, raw text NOT NULL);
+        CREATE TABLE programs (ws integer NOT NULL, version text NOT NULL, yaml text NOT NULL, spec text, activated_at text NOT NULL, seq integer NOT NULL, PRIMARY KEY (ws, version));
+        CREATE TABLE fans (
+          ws integer NOT NULL, id text COLLATE "C" NOT NULL, no integer NOT NULL, level integer NOT NULL, layer text NOT NULL,
+          loyalty double precision, state text NOT NULL, program_version text NOT NULL, last_activity double precision,
+          recency double precision, backbone_gap integer, ix_window integer, PRIMARY KEY (ws, id));
+        CREATE INDEX fans_no ON fans (ws, no);
+        CREATE INDEX fans_layer ON fans (ws, layer, last_activity);
+        CREATE INDEX fans_recency ON fans (ws, recency);
+        CREATE INDEX fans_backbone_gap ON fans (ws, layer, backbone_gap, ix_window);
+        CREATE INDEX fans_level ON fans (ws, level);
+        CREATE INDEX fans_loyalty ON fans (ws, loyalty);
+        CREATE TABLE posting_blocks (ws integer NOT NULL, first_seq bigint NOT NULL, last_seq bigint NOT NULL, program_version text NOT NULL, postings text NOT NULL, PRIMARY KEY (ws, first_seq));
+        CREATE TABLE derived (seq bigserial PRIMARY KEY, ws integer NOT NULL, type text NOT NULL, fan text, ts double precision NOT NULL, event_id text, data text NOT NULL, program_version text NOT NULL);
+        CREATE INDEX derived_fan ON derived (ws, fan, seq);
+        CREATE TABLE snapshots (ws integer NOT NULL, month text NOT NULL, data text NOT NULL, program_version text NOT NULL, PRIMARY KEY (ws, month));
+        CREATE TABLE state (ws integer NOT NULL, key text NOT NULL, value text NOT NULL, PRIMARY KEY (ws, key));
+        CREATE TABLE loyalty_ranks (ws integer PRIMARY KEY, total integer NOT NULL, unranked integer NOT NULL, sorted bytea NOT NULL);
+      `.execute(db);
+    },
+  },
+};
+
+const BATCH = 2000;
+const INSERT_ROWS = 1000;
+
+export interface PostgresDatabase extends Database {
+  readonly kind: 'postgres';
+  /** The schema the tables live in. */
+  readonly schema: string;
+}
+
+/**
+ * Connects to `url` (postgres://…). A `schema` query parameter puts the tables in that schema
+ * (created if missing), so that several deployments or test runs can share one database.
+ */
+export async function openPostgresDatabase(url: string, options: { poolSize?: number } = {}): Promise<PostgresDatabase> {
+  const parsed = new URL(url);
+  const schema = parsed.searchParams.get('schema') ?? 'public';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`schema ${JSON.stringify(schema)}: use lower-case letters, digits and _`);
+  parsed.searchParams.delete('schema');
+  const pool = new pg.Pool({ connectionString: parsed.toString(), max: options.poolSize ?? 10, options: `-c search_path=${schema}` });
+  // Numbers stay numbers: bigint (seq) and numeric columns fit doubles here.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
+  const db = new Kysely<Db>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    await sql`SELECT 1`.execute(db);
+    if (schema !== 'public') await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
+    const migrator = new Migrator({ db, provider: { getMigrations: async () => MIGRATIONS }, migrationTableSchema: schema });
+    const { error } = await migrator.migrateToLatest();
+    if (error) throw error;
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  return postgresDatabase(db, schema);
+}
+
+function postgresDatabase(db: Kysely<Db>, schema: string): PostgresDatabase {
+  const stores = new Map<string, Promise<Store>>();
+  const ensureWorkspace = async (name: string): Promise<number> => {
+    await sql`INSERT INTO workspaces (name, created_at) VALUES (${name}, ${new Date().toISOString()}) ON CONFLICT (name) DO NOTHING`.execute(db);
+    const row = (await sql<{ no: number }>`SELECT no FROM workspaces WHERE name = ${name}`.execute(db)).rows[0];
+    // The log counter row that appends lock.
+    await sql`INSERT INTO state (ws, key, value) VALUES (${row.no}, 'logSeq', '0') ON CONFLICT (ws, key) DO NOTHING`.execute(db);
+    return row.no;
+  };
+  const keyRows = sql`SELECT k.id, w.name AS workspace, k.hash, k.scopes, k.label, k.created_at AS "createdAt", k.revoked_at AS "revokedAt" FROM api_keys k JOIN workspaces w ON w.no = k.ws`;
+  const toKey = (row: Record<string, unknown>): StoredKey => ({
+    id: row.id as string,
+    workspace: row.workspace as string,
+    hash: row.hash as string,
+    scopes: (row.scopes as string).split(',').filter((scope) => scope !== '') as KeyScope[],
+    label: (row.label as string | null) ?? null,
+    createdAt: row.createdAt as string,
+    revokedAt: (row.revokedAt as string | null) ?? null,
+  });
+  return {
+    kind: 'postgres',
+    schema,
+    workspace(name) {
+      let store = stores.get(name);
+      if (!store) {
+        store = ensureWorkspace(name).then((ws) => workspaceStore(db, db, name, ws));
+        store.catch(() => stores.delete(name));
+        stores.set(name, store);
+      }
+      return store;
+    },
+    listWorkspaces: async () => (await sql<{ name: string; createdAt: string }>`SELECT name, created_at AS "createdAt" FROM workspaces ORDER BY no`.execute(db)).rows,
+    async createKey(key) {
+      const ws = await ensureWorkspace(key.workspace);
+      await sql`INSERT INTO api_keys (id, ws, hash, scopes, label, created_at) VALUES (${key.id}, ${ws}, ${key.hash}, ${key.scopes.join(',')}, ${key.label}, ${key.createdAt})`.execute(db);
+    },
+    findKey: async (id) => {
+      const row = (await sql<Record<string, unknown>>`${keyRows} WHERE k.id = ${id}`.execute(db)).rows[0];
+      return row ? toKey(row) : null;
+    },
+    listKeys: async (workspace) =>
+      (workspace === undefined
+        ? (await sql<Record<string, unknown>>`${keyRows} ORDER BY k.created_at, k.id`.execute(db)).rows
+        : (await sql<Record<string, unknown>>`${keyRows} WHERE w.name = ${workspace} ORDER BY k.created_at, k.id`.execute(db)).rows
+      ).map(toKey),
+    revokeKey: async (id, at) => Number((await sql`UPDATE api_keys SET revoked_at = ${at} WHERE id = ${id} AND revoked_at IS NULL`.execute(db)).numAffectedRows ?? 0) > 0,
+    close: () => db.destroy(),
+  };
+}
+
+/** Values as one multi-row VALUES list, chunked to stay under the protocol's parameter limit. */
+function valuesList(rows: readonly unknown[][]) {
+  return sql.join(rows.map((row) => sql`(${sql.join(row)})`));
+}
+
+async function* keyset<T, K>(fetch: (after: K | null) => Promise<T[]>, keyOf: (row: T) => K): AsyncGenerator<readonly T[]> {
+  let after: K | null = null;
+  for (;;) {
+    const rows = await fetch(after);
+    if (rows.length === 0) return;
+    yield rows;
+    if (rows.length < BATCH) return;
+    after = keyOf(rows[rows.length - 1]);
+  }
+}
+
+function batches<T>(generate: () => AsyncGenerator<readonly T[]>): Batches<T> {
+  return { [Symbol.asyncIterator]: generate };
+}
+
+function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number): Store {
+  const state = async (key: string): Promise<string | undefined> => (await sql<{ value: string }>`SELECT value FROM state WHERE ws = ${ws} AND key = ${key}`.execute(db)).rows[0]?.value;
+  const putState = (executor: Executor, key: string, value: string) =>
+    sql`INSERT INTO state (ws, key, value) VALUES (${ws}, ${key}, ${value}) ON CONFLICT (ws, key) DO UPDATE SET value = excluded.value`.execute(executor);
+  const programColumns = sql`version, yaml, spec, activated_at AS "activatedAt"`;
+
+  const appendIn = async (trx: Executor, entries: readonly LogEntry[], samePayload: (stored: string, entry: LogEntry) => boolean): Promise<AppendStatus[]> => {
+    // The counter row serialises this workspace's appends (and makes seqs follow commit order).
+    const counter = await sql<{ value: string }>`SELECT value FROM state WHERE ws = ${ws} AND key = 'logSeq' FOR UPDATE`.execute(trx);
+    let logSeq = Number(counter.rows[0]?.value ?? 0);
+    const stored = new Map<string, string>();
+    const ids = [...new Set(entries.map((entry) => entry.id))];
+    for (let from = 0; from < ids.length; from += 10_000) {
+      const slice = ids.slice(from, from + 10_000);
+      for (const row of (await sql<{ id: string; body: string }>`SELECT id, body FROM events WHERE ws = ${ws} AND id = ANY(${slice}::text[])`.execute(trx)).rows) stored.set(row.id, row.body);
+    }
+    const statuses: AppendStatus[] = new Array(entries.length);
+    const inserts: unknown[][] = [];
+    const conflicts: unknown[][] = [];
+    entries.forEach((entry, index) => {
+      const existing = stored.get(entry.id);
+      if (existing === undefined) {
+        stored.set(entry.id, entry.body);
+        inserts.push([ws, entry.id, ++logSeq, entry.ts, entry.body]);
+        statuses[index] = 'accepted';
+      } else if (existing === entry.body || samePayload(existing, entry)) statuses[index] = 'duplicate';
+      else {
+        statuses[index] = 'conflict';
+        conflicts.push([ws, entry.id, entry.body, entry.source, entry.line]);
+      }
+    });
+    for (let from = 0; from < inserts.length; from += INSERT_ROWS) {
+      await sql`INSERT INTO events (ws, id, seq, ts, body) VALUES ${valuesList(inserts.slice(from, from + INSERT_ROWS))}`.execute(trx);
+    }
+    for (let from = 0; from < conflicts.length; from += INSERT_ROWS) {
+      await sql`INSERT INTO conflicts (ws, id, body, source, line) VALUES ${valuesList(conflicts.slice(from, from + INSERT_ROWS))}`.execute(trx);
+    }
+    if (inserts.length > 0) await putState(trx, 'logSeq', String(logSeq));
+    return statuses;
+  };
+
+  const saveIn = async (trx: Executor, write: StateWrite) => {
+    if (write.rebuild) {
+      for (const table of ['fans', 'posting_blocks', 'derived', 'snapshots']) await sql`DELETE FROM ${sql.table(table)} WHERE ws = ${ws}`.execute(trx);
+    }
+    for (let from = 0; from < write.fans.length; from += 5000) {
+      const fans = write.fans.slice(from, from + 5000);
+      const column = <T>(pick: (fan: StateWrite['fans'][number]) => T) => fans.map(pick);
+      await sql`
+        INSERT INTO fans (ws, id, no, level, layer, loyalty, state, program_version, last_activity, recency, backbone_gap, ix_window)
+        SELECT ${ws}, * FROM unnest(${column((f) => f.id)}::text[], ${column((f) => f.no)}::int[], ${column((f) => f.level)}::int[], ${column((f) => f.layer)}::text[],
+          ${column((f) => f.loyaltyLog)}::float8[], ${column((f) => f.state)}::text[], ${column(() => write.programVersion)}::text[], ${column((f) => f.lastActivity)}::float8[],
+          ${column((f) => f.recency)}::float8[], ${column((f) => f.backboneGap)}::int[], ${column((f) => f.interactionsInWindow)}::int[])
+        ON CONFLICT (ws, id) DO UPDATE SET no = excluded.no, level = excluded.level, layer = excluded.layer, loyalty = excluded.loyalty, state = excluded.state,
+          program_version = excluded.program_version, last_activity = excluded.last_activity, recency = excluded.recency,
+          backbone_gap = excluded.backbone_gap, ix_window = excluded.ix_window`.execute(trx);
+    }
+    const blocks = [...write.postingBlocks, ...encodePostingBlocks(write.postings)];
+    for (const block of blocks) {
+      await sql`INSERT INTO posting_blocks (ws, first_seq, last_seq, program_version, postings) VALUES (${ws}, ${block.firstSeq}, ${block.lastSeq}, ${write.programVersion}, ${block.data})`.execute(trx);
+    }
+    const derived = write.derived.map((d) => [ws, d.type, d.fan, d.ts, 'eventId' in d ? d.eventId : null, JSON.stringify(d), write.programVersion]);
+    for (let from = 0; from < derived.length; from += INSERT_ROWS) {
+      await sql`INSERT INTO derived (ws, type, fan, ts, event_id, data, program_version) VALUES ${valuesList(derived.slice(from, from + INSERT_ROWS))}`.execute(trx);
+    }
+    for (const snapshot of write.snapshots) {
+      await sql`INSERT INTO snapshots (ws, month, data, program_version) VALUES (${ws}, ${snapshot.month}, ${snapshot.data}, ${write.programVersion})
+        ON CONFLICT (ws, month) DO UPDATE SET data = excluded.data, program_version = excluded.program_version`.execute(trx);
+    }
+    const values = (await sql<{ loyalty: number }>`SELECT loyalty FROM fans WHERE ws = ${ws} AND loyalty IS NOT NULL ORDER BY loyalty`.execute(trx)).rows.map((row) => row.loyalty);
+    const total = Number((await sql<{ count: string }>`SELECT count(*) AS count FROM fans WHERE ws = ${ws}`.execute(trx)).rows[0].count);
+    await sql`INSERT INTO loyalty_ranks (ws, total, unranked, sorted) VALUES (${ws}, ${total}, ${total - values.length}, ${Buffer.from(Float64Array.from(values).buffer)})
+      ON CONFLICT (ws) DO UPDATE SET total = excluded.total, unranked = excluded.unranked, sorted = excluded.sorted`.execute(trx);
+    await putState(trx, 'world', write.world);
+    await putState(trx, 'provisionalSnapshot', JSON.stringify(write.provisional));
+    await putState(trx, 'appliedSeq', String(write.appliedSeq));
+    await putState(trx, 'programVersion', write.programVersion);
+  };
+
+  let ranks: { version: string; total: number; unranked: number; sorted: Float64Array } | null = null;
+  const inTransaction = db !== root;
+
+  const store: Store = {
+    kind: 'postgres',
+    path: null,
+    workspace: name,
+    append: (entries, samePayload) => (inTransaction ? appendIn(db, entries, samePayload) : root.transaction().execute((trx) => appendIn(trx, entries, samePayload))),
+    async recordRejects(rejects: readonly RejectRecord[]) {
+      const rows = rejects.map((r) => [ws, r.source, r.line, r.field, r.reason, r.raw]);
+      for (let from = 0; from < rows.length; from += INSERT_ROWS) {
+        await sql`INSERT INTO rejects (ws, source, line, field, reason, raw) VALUES ${valuesList(rows.slice(from, from + INSERT_ROWS))}`.execute(db);
+      }
+    },
+    exclusive: (run) => {
+      if (inTransaction) return run(store);
+      return root.transaction().execute(async (trx) => {
+        // One writer of derived state per workspace, across every server instance.
+        await sql`SELECT pg_advisory_xact_lock(${0x66616e66}, ${ws})`.execute(trx);
+        return run(workspaceStore(root, trx, name, ws));
+      });
+    },
+    maxSeq: async () => Number((await state('logSeq')) ?? 0),
+    readAfter: (afterSeq) =>
+      batches(() =>
+        keyset<StoredLogEvent, number>(
+          async (after) => (await sql<{ seq: string; body: string }>`SELECT seq, body FROM events WHERE ws = ${ws} AND seq > ${after ?? afterSeq} ORDER BY seq LIMIT ${BATCH}`.execute(db)).rows.map((row) => ({ seq: Number(row.seq), body: row.body })),
+          (row) => row.seq,
+        ),
+      ),
+    readOrdered: (until) =>
+      batches(() =>
+        keyset<StoredLogEvent & { ts: number; id: string }, [number, string]>(
+          async (after) =>
+            (
+              await sql<{ seq: string; body: string; ts: number; id: string }>`SELECT seq, body, ts, id FROM events WHERE ws = ${ws}
+                ${after ? sql`AND (ts, id) > (${after[0]}, ${after[1]})` : sql``} ${until !== undefined ? sql`AND ts <= ${until}` : sql``}
+                ORDER BY ts, id LIMIT ${BATCH}`.execute(db)
+            ).rows.map((row) => ({ seq: Number(row.seq), body: row.body, ts: row.ts, id: row.id })),
+          (row) => [row.ts, row.id],
+        ),
+      ),
+    countEvents: async () => Number((await sql<{ count: string }>`SELECT count(*) AS count FROM events WHERE ws = ${ws}`.execute(db)).rows[0].count),
+    readEvent: async (id) => (await sql<{ body: string }>`SELECT body FROM events WHERE ws = ${ws} AND id = ${id}`.execute(db)).rows[0]?.body ?? null,
+    async loadState(): Promise<StoredState | null> {
+      const meta = await store.loadStateMeta();
+      if (!meta) return null;
+      const fans = (await sql<{ id: string; state: string }>`SELECT id, state FROM fans WHERE ws = ${ws} ORDER BY no`.execute(db)).rows;
+      return { ...meta, fans, snapshots: await store.readSnapshots() };
+    },
+    async loadStateMeta() {
+      const rows = (await sql<{ key: string; value: string }>`SELECT key, value FROM state WHERE ws = ${ws} AND key IN ('world', 'programVersion', 'appliedSeq')`.execute(db)).rows;
+      const value = (key: string) => rows.find((row) => row.key === key)?.value;
+      const world = value('world');
+      if (world === undefined) return null;
+      return { world, programVersion: value('programVersion') as string, appliedSeq: Number(value('appliedSeq')) };
+    },
+    loadProvisional: async () => JSON.parse((await state('provisionalSnapshot')) ?? 'null') as { month: string; data: string } | null,
+    loadFan: async (id) => (await sql<{ state: string; programVersion: string }>`SELECT state, program_version AS "programVersion" FROM fans WHERE ws = ${ws} AND id = ${id}`.execute(db)).rows[0] ?? null,
+    iterateFans: () =>
+      batches(() =>
+        keyset<{ id: string; state: string; no: number }, number>(
+          async (after) => (await sql<{ id: string; state: string; no: number }>`SELECT id, state, no FROM fans WHERE ws = ${ws} AND no > ${after ?? -1} ORDER BY no LIMIT ${BATCH}`.execute(db)).rows,
+          (row) => row.no,
+        ),
+      ),
+    pageFans: async (query) => (await sql<{ no: number; state: string }>`SELECT no, state FROM fans WHERE ws = ${ws} AND no > ${query.afterNo} ORDER BY no LIMIT ${query.limit}`.execute(db)).rows,
+    readSnapshots: async () => (await sql<{ month: string; data: string }>`SELECT month, data FROM snapshots WHERE ws = ${ws} ORDER BY month`.execute(db)).rows,
+    findFanStates: async (query) =>
+      (
+        await sql<{ state: string }>`SELECT state FROM fans WHERE ws = ${ws} AND layer = ANY(${query.layers}::text[]) AND last_activity > ${query.activeAfter}
+          UNION SELECT state FROM fans WHERE ws = ${ws} AND level = ${query.level}`.execute(db)
+      ).rows.map((row) => row.state),
+    iterateByBackboneGap: (layer, activeAfter) =>
+      batches(async function* () {
+        for (let offset = 0; ; offset += BATCH) {
+          const rows = (
+            await sql<{ state: string; backboneGap: number; interactionsInWindow: number }>`SELECT state, backbone_gap AS "backboneGap", ix_window AS "interactionsInWindow"
+              FROM fans WHERE ws = ${ws} AND layer = ${layer} AND last_activity > ${activeAfter} ORDER BY backbone_gap, ix_window DESC, no LIMIT ${BATCH} OFFSET ${offset}`.execute(db)
+          ).rows;
+          if (rows.length === 0) return;
+          yield rows;
+          if (rows.length < BATCH) return;
+        }
+      }),
+    findInactiveRecent: async (activeAtOrBefore, limit) =>
+      (
+        await sql<{ state: string }>`SELECT state FROM fans WHERE ws = ${ws} AND layer <> 'U' AND (layer = 'O' OR last_activity IS NULL OR last_activity <= ${activeAtOrBefore})
+          ORDER BY recency DESC, no LIMIT ${limit}`.execute(db)
+      ).rows.map((row) => row.state),
+    saveState: (write) => (inTransaction ? saveIn(db, write) : root.transaction().execute((trx) => saveIn(trx, write))),
+    async loyaltyRank(value) {
+      const version = `${(await state('appliedSeq')) ?? ''}|${(await state('programVersion')) ?? ''}`;
+      if (ranks?.version !== version) {
+        const row = (await sql<{ total: number; unranked: number; sorted: Buffer }>`SELECT total, unranked, sorted FROM loyalty_ranks WHERE ws = ${ws}`.execute(db)).rows[0];
+        if (!row) return { below: 0, total: 0 };
+        ranks = { version, total: row.total, unranked: row.unranked, sorted: new Float64Array(row.sorted.buffer.slice(row.sorted.byteOffset, row.sorted.byteOffset + row.sorted.byteLength)) };
+      }
+      const { sorted } = ranks;
+      let low = 0;
+      let high = sorted.length;
+      while (low < high) {
+        const mid = (low + high) >>> 1;
+        if (sorted[mid] < value) low = mid + 1;
+        else high = mid;
+      }
+      return { below: ranks.unranked + low, total: ranks.total };
+    },
+    readPostings: () =>
+      batches(async function* () {
+        let after = -1;
+        for (;;) {
+          const rows = (await sql<{ firstSeq: string; programVersion: string; postings: string }>`SELECT first_seq AS "firstSeq", program_version AS "programVersion", postings FROM posting_blocks WHERE ws = ${ws} AND first_seq > ${after} ORDER BY first_seq LIMIT 20`.execute(db)).rows;
+          if (rows.length === 0) return;
+          for (const row of rows) yield [...decodePostings(row.postings, row.programVersion)] as Posting[];
+          after = Number(rows[rows.length - 1].firstSeq);
+        }
+      }),
+    activeProgram: async () => (await sql<StoredProgram>`SELECT ${programColumns} FROM programs WHERE ws = ${ws} ORDER BY seq DESC LIMIT 1`.execute(db)).rows[0] ?? null,
+    programHistory: async () => (await sql<StoredProgram>`SELECT ${programColumns} FROM programs WHERE ws = ${ws} ORDER BY seq DESC`.execute(db)).rows,
+    async activateProgram(version, yaml, spec, at) {
+      await sql`INSERT INTO programs (ws, version, yaml, spec, activated_at, seq) VALUES (${ws}, ${version}, ${yaml}, ${spec}, ${at}, (SELECT COALESCE(MAX(seq), 0) + 1 FROM programs WHERE ws = ${ws}))
+        ON CONFLICT (ws, version) DO UPDATE SET activated_at = excluded.activated_at, seq = excluded.seq, spec = excluded.spec`.execute(db);
+    },
+    close: async () => {},
+  };
+  return store;
+}
+
+/** The store of one workspace (default "default"), owning its pool. */
+export async function openPostgresStore(url: string, options: { workspace?: string } = {}): Promise<Store> {
+  const database = await openPostgresDatabase(url);
+  const store = await database.workspace(options.workspace ?? DEFAULT_WORKSPACE);
+  return { ...store, close: () => database.close() };
+}
