@@ -144,6 +144,39 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       expect((await database.listWorkspaces()).map((w) => w.name)).toEqual(expect.arrayContaining(['contract', 'concurrent', 'elsewhere']));
     });
 
+    it('webhooks: notifications written with the state are claimed once, retried, dead-lettered, retried again', async () => {
+      const hooks = await database.workspace('hooks');
+      await database.addWebhook({ id: 'wh-1', workspace: 'hooks', url: 'http://127.0.0.1:9/a', secret: 's1', types: ['level.changed', 'event.rejected'], createdAt: '2026-11-01T00:00:00Z' });
+      expect([...(await hooks.subscribedTypes())].sort()).toEqual(['event.rejected', 'level.changed']);
+      expect(await (await database.workspace('contract')).subscribedTypes()).toEqual(new Set());
+      await hooks.exclusive((tx) =>
+        tx.saveState(stateWrite({ notifications: [{ type: 'level.changed', data: { fan: 'f', from: 1, to: 2 } }, { type: 'points.posted', data: { fan: 'f', amount: 5 } }] })),
+      );
+      await hooks.recordRejects([{ source: 'api', line: 1, field: 'ts', reason: 'required', raw: '{}' }]);
+      const now = Date.now();
+      const claimed = await database.claimDeliveries(now, 10, 60_000);
+      expect(claimed.map((item) => item.type)).toEqual(['level.changed', 'event.rejected']);
+      expect(claimed[0]).toMatchObject({ workspace: 'hooks', subscription: 'wh-1', url: 'http://127.0.0.1:9/a', secret: 's1', attempts: 0 });
+      expect(JSON.parse(claimed[0].payload)).toMatchObject({ type: 'level.changed', workspace: 'hooks', data: { fan: 'f', to: 2 } });
+      // Claimed items are not handed to a second dispatcher before their lease ends.
+      expect(await database.claimDeliveries(now, 10, 60_000)).toEqual([]);
+      await database.finishDelivery(claimed[0].seq, { deliveredAt: new Date(now).toISOString() });
+      await database.finishDelivery(claimed[1].seq, { error: 'HTTP 500', nextAttemptAt: now + 1000 });
+      expect(await database.claimDeliveries(now, 10, 60_000)).toEqual([]);
+      const again = await database.claimDeliveries(now + 1000, 10, 60_000);
+      expect(again.map((item) => [item.seq, item.attempts])).toEqual([[claimed[1].seq, 1]]);
+      await database.finishDelivery(again[0].seq, { error: 'HTTP 500', nextAttemptAt: null });
+      expect((await database.deadLetters('hooks')).map((item) => [item.seq, item.attempts, item.lastError])).toEqual([[claimed[1].seq, 2, 'HTTP 500']]);
+      expect(await database.deadLetters('contract')).toEqual([]);
+      expect(await database.retryDelivery('contract', claimed[1].seq, now)).toBe(false);
+      expect(await database.retryDelivery('hooks', claimed[1].seq, now + 2000)).toBe(true);
+      expect((await database.claimDeliveries(now + 2000, 10, 60_000)).map((item) => item.seq)).toEqual([claimed[1].seq]);
+      expect((await database.listWebhooks('hooks')).map((hook) => hook.id)).toEqual(['wh-1']);
+      expect(await database.removeWebhook('contract', 'wh-1')).toBe(false);
+      expect(await database.removeWebhook('hooks', 'wh-1')).toBe(true);
+      expect(await database.listWebhooks('hooks')).toEqual([]);
+    });
+
     it('workspaces share nothing', async () => {
       const other = await database.workspace('elsewhere');
       expect(await other.countEvents()).toBe(0);

@@ -10,7 +10,8 @@ import { takeSnapshot } from '../core/snapshot.js';
 import { countFact } from '../core/facts.js';
 import { distanceTo } from '../core/layers.js';
 import { LAYER_CODES, LAYER_NAMES } from '../core/state.js';
-import type { Store, StoredLogEvent } from '../store/store.js';
+import type { Notification, Store, StoredLogEvent, WebhookEventType } from '../store/store.js';
+import { derivedNotifications, postingNotifications } from './notifications.js';
 import { encodePostingBlocks, POSTINGS_PER_BLOCK, type PostingBlock } from '../store/posting-codec.js';
 import { compileProgramText, defaultProgram, type LoadedProgram } from './program-source.js';
 import { PhaseTimer } from './phase-timer.js';
@@ -78,8 +79,31 @@ export async function loadStoredWorld(store: Store): Promise<{ world: World; app
   };
 }
 
-async function persist(workspace: Workspace, store: Store, world: World, out: EngineOutput, appliedSeq: number, rebuild: boolean, postingBlocks: readonly PostingBlock[] = []): Promise<void> {
+async function persist(
+  workspace: Workspace,
+  store: Store,
+  world: World,
+  out: EngineOutput,
+  appliedSeq: number,
+  rebuild: boolean,
+  postingBlocks: readonly PostingBlock[] = [],
+  earlier: readonly Notification[] = [],
+  fresh: FreshFilter | null = null,
+): Promise<void> {
   const { program } = workspace;
+  // Notifications are written with the state they announce, in one transaction (the outbox).
+  // An incremental pass announces everything it derived; a rebuild only what the events new to
+  // the state caused (`fresh`); a replay of known events nothing.
+  const wanted = rebuild && !fresh ? new Set<WebhookEventType>() : await store.subscribedTypes();
+  const isFresh = (eventId: string | null, ts: number) => !fresh || (eventId === null ? ts > fresh.after : fresh.ids.has(eventId));
+  const notifications =
+    wanted.size === 0
+      ? []
+      : [
+          ...earlier,
+          ...postingNotifications(fresh ? out.postings.filter((posting) => isFresh(posting.eventId, posting.ts)) : out.postings, wanted),
+          ...derivedNotifications(fresh ? out.derived.filter((event) => isFresh('eventId' in event ? event.eventId : null, event.ts)) : out.derived, wanted),
+        ];
   const fans = rebuild ? [...world.fans.values()] : [...out.touched].map((id) => world.fans.get(id) as FanState);
   await store.saveState({
     programVersion: program.version,
@@ -104,6 +128,7 @@ async function persist(workspace: Workspace, store: Store, world: World, out: En
     snapshots: Object.entries(world.snapshots).map(([month, snapshot]) => ({ month, data: JSON.stringify(snapshot) })),
     provisional: provisionalSnapshot(workspace, world),
     world: serializeWorldMeta(world),
+    notifications,
   });
 }
 
@@ -154,17 +179,29 @@ function provisionalSnapshot(workspace: Workspace, world: World): { month: strin
 }
 
 /** Applies the whole log from scratch in (ts, id) order, up to `until` when given. */
-export async function rebuildWorld(workspace: Workspace, progress: Progress = silentProgress, until?: number, store: Store = workspace.store): Promise<{ world: World; out: EngineOutput; appliedSeq: number }> {
+export async function rebuildWorld(
+  workspace: Workspace,
+  progress: Progress = silentProgress,
+  until?: number,
+  store: Store = workspace.store,
+  sinceSeq: number | null = null,
+): Promise<{ world: World; out: EngineOutput; appliedSeq: number; freshIds: Set<string> }> {
   const { engine, program } = workspace;
   const world = createWorld(program.version);
   const out = engine.newOutput();
   const phases = new PhaseTimer();
   const appliedSeq = await store.maxSeq();
+  const freshIds = new Set<string>();
   progress.start(appliedSeq, 'replay');
   let done = 0;
   // Events appended after the position read above belong to the next catch-up.
   for await (const rows of store.readOrdered(until)) {
-    for (const row of rows) if (row.seq <= appliedSeq) engine.apply(world, parseStored(row), out);
+    for (const row of rows) {
+      if (row.seq > appliedSeq) continue;
+      const event = parseStored(row);
+      if (sinceSeq !== null && row.seq > sinceSeq) freshIds.add(event.id);
+      engine.apply(world, event, out);
+    }
     done += rows.length;
     if (done % 20_000 < rows.length) progress.update(done);
   }
@@ -172,7 +209,13 @@ export async function rebuildWorld(workspace: Workspace, progress: Progress = si
   progress.stop();
   phases.lap('read+parse+engine');
   phases.report('rebuild');
-  return { world, out, appliedSeq };
+  return { world, out, appliedSeq, freshIds };
+}
+
+/** In a rebuild: the events new to the state (by id), and the clock before them (for midnight changes). */
+interface FreshFilter {
+  ids: Set<string>;
+  after: number;
 }
 
 export interface CatchUpResult {
@@ -229,8 +272,10 @@ async function catchUpFrom(workspace: Workspace, store: Store, progress: Progres
   const inOrder = !stale && world !== undefined && (events.length === 0 || compareEvents(events[0], { ts: world.lastTs, id: world.lastId }) > 0);
   if (!inOrder || !world) {
     workspace.cache = null;
-    const rebuilt = await rebuildWorld(workspace, progress, undefined, store);
-    await persist(workspace, store, rebuilt.world, rebuilt.out, rebuilt.appliedSeq, true);
+    const sinceSeq = loaded?.appliedSeq ?? 0;
+    const rebuilt = await rebuildWorld(workspace, progress, undefined, store, sinceSeq);
+    const after = loaded && Number.isFinite(loaded.world.clock) ? loaded.world.clock : Number.NEGATIVE_INFINITY;
+    await persist(workspace, store, rebuilt.world, rebuilt.out, rebuilt.appliedSeq, true, [], [], { ids: rebuilt.freshIds, after });
     return { applied: rebuilt.appliedSeq - (loaded?.appliedSeq ?? 0), rebuilt: true, world: rebuilt.world, appliedSeq: rebuilt.appliedSeq };
   }
   const phases = new PhaseTimer();
@@ -275,6 +320,9 @@ export async function startStreamingApply(workspace: Workspace): Promise<Streami
   workspace.cache = null;
   const out = engine.newOutput();
   const blocks: PostingBlock[] = [];
+  // Postings leave `out` as encoded blocks; their notifications are taken first.
+  const wanted = await store.subscribedTypes();
+  const postingNotices: Notification[] = [];
   let applied = 0;
   let offered = 0;
   return {
@@ -291,6 +339,7 @@ export async function startStreamingApply(workspace: Workspace): Promise<Streami
       // Encoded postings take a fraction of the memory of posting objects.
       if (out.postings.length >= POSTINGS_PER_BLOCK) {
         const full = out.postings.length - (out.postings.length % POSTINGS_PER_BLOCK);
+        postingNotices.push(...postingNotifications(out.postings.slice(0, full), wanted));
         blocks.push(...encodePostingBlocks(out.postings.slice(0, full)));
         out.postings.splice(0, full);
       }
@@ -301,7 +350,7 @@ export async function startStreamingApply(workspace: Workspace): Promise<Streami
         const meta = await tx.loadStateMeta();
         const untouched = (meta?.appliedSeq ?? 0) === (loaded?.appliedSeq ?? 0) && (await tx.maxSeq()) === startSeq + applied;
         if (world && untouched) {
-          await persist(workspace, tx, world, out, startSeq + applied, false, blocks);
+          await persist(workspace, tx, world, out, startSeq + applied, false, blocks, postingNotices);
           return { applied, rebuilt: false, world };
         }
         world = null;

@@ -18,7 +18,8 @@ import { runReplay } from '../app/replay.js';
 import { DEFAULT_GENERATE, generateCommunity } from '../demo/generate.js';
 import { openSqliteDatabase } from '../store/sqlite-store.js';
 import { openPostgresDatabase } from '../store/postgres-store.js';
-import { DEFAULT_WORKSPACE, type Database, type Store } from '../store/store.js';
+import { DEFAULT_WORKSPACE, WEBHOOK_EVENT_TYPES, type Database, type Store } from '../store/store.js';
+import { addSubscription, deliverDue, describeDelivery, describeSubscription, parseEventTypes } from '../app/webhooks.js';
 import { checkWorkspaceName, createKey, describeKey, parseScopes } from '../app/keys.js';
 import { startServer } from '../server/serve.js';
 import { messages, resolveLang } from './messages.js';
@@ -364,6 +365,100 @@ export function buildCli(): Command {
         const revoked = await database.revokeKey(keyId, new Date().toISOString());
         if (options.json) printJson({ id: keyId, revoked });
         else print(revoked ? `revoked ${keyId}\n` : `${keyId} was already revoked\n`);
+      } finally {
+        await database.close();
+      }
+    });
+
+  const webhooks = cli.command('webhooks').description('subscriptions to derived events, delivered with signatures and retries by fanflow serve');
+  webhooks
+    .command('add')
+    .description('subscribe a URL; prints the signing secret once')
+    .requiredOption('--url <url>', 'where to POST')
+    .requiredOption('--events <list>', `comma-separated: ${WEBHOOK_EVENT_TYPES.join(', ')}`)
+    .option('--json', 'print JSON')
+    .action(async (_opts, command: Command) => {
+      const options = globals(command) as GlobalOptions & { url: string; events: string; json?: boolean };
+      const types = parseEventTypes(options.events);
+      const database = await openDatabase(options);
+      try {
+        const subscription = await addSubscription(database, checkWorkspaceName(options.workspace), options.url, types, new Date());
+        if (options.json) printJson({ ...describeSubscription(subscription), secret: subscription.secret });
+        else print(`${subscription.id} → ${subscription.url} (${types.join(', ')})\nsecret ${subscription.secret} (shown once; it signs the Fanflow-Signature header)\n`);
+      } finally {
+        await database.close();
+      }
+    });
+  webhooks
+    .command('list')
+    .description("the workspace's subscriptions")
+    .option('--json', 'print JSON')
+    .action(async (_opts, command: Command) => {
+      const options = globals(command) as GlobalOptions & { json?: boolean };
+      const database = await openDatabase(options);
+      try {
+        const listed = (await database.listWebhooks(checkWorkspaceName(options.workspace))).map(describeSubscription);
+        if (options.json) printJson({ items: listed });
+        else print(listed.length === 0 ? 'no subscriptions\n' : `${listed.map((w) => `${w.id}  ${w.url}  ${w.types.join(',')}  ${w.createdAt}`).join('\n')}\n`);
+      } finally {
+        await database.close();
+      }
+    });
+  webhooks
+    .command('remove')
+    .description('remove a subscription (its pending deliveries are dropped)')
+    .argument('<id>', 'subscription id')
+    .action(async (id: string, _opts, command: Command) => {
+      const options = globals(command);
+      const database = await openDatabase(options);
+      try {
+        if (!(await database.removeWebhook(checkWorkspaceName(options.workspace), id))) throw new NotFoundError(`no subscription ${id} in workspace ${options.workspace}`);
+        print(`removed ${id}\n`);
+      } finally {
+        await database.close();
+      }
+    });
+  webhooks
+    .command('dead-letters')
+    .description('deliveries that failed every attempt')
+    .option('--json', 'print JSON')
+    .action(async (_opts, command: Command) => {
+      const options = globals(command) as GlobalOptions & { json?: boolean };
+      const database = await openDatabase(options);
+      try {
+        const items = (await database.deadLetters(checkWorkspaceName(options.workspace))).map(describeDelivery);
+        if (options.json) printJson({ items });
+        else print(items.length === 0 ? 'no dead letters\n' : `${items.map((d) => `${d.seq}  ${d.type}  ${d.url}  ${d.attempts} attempts  ${d.lastError ?? ''}`).join('\n')}\n`);
+      } finally {
+        await database.close();
+      }
+    });
+  webhooks
+    .command('retry')
+    .description('deliver a dead letter again')
+    .argument('<seq>', 'the dead letter number')
+    .action(async (seq: string, _opts, command: Command) => {
+      const options = globals(command);
+      if (!/^\d+$/.test(seq)) throw new UsageError(`${seq}: a dead letter number`);
+      const database = await openDatabase(options);
+      try {
+        if (!(await database.retryDelivery(checkWorkspaceName(options.workspace), Number(seq), Date.now()))) throw new NotFoundError(`no dead letter ${seq} in workspace ${options.workspace}`);
+        print(`dead letter ${seq} queued again\n`);
+      } finally {
+        await database.close();
+      }
+    });
+  webhooks
+    .command('deliver')
+    .description('one delivery pass now (what fanflow serve does continuously)')
+    .option('--json', 'print JSON')
+    .action(async (_opts, command: Command) => {
+      const options = globals(command) as GlobalOptions & { json?: boolean };
+      const database = await openDatabase(options);
+      try {
+        const pass = await deliverDue({ database });
+        if (options.json) printJson(pass);
+        else print(`${pass.attempted} attempted, ${pass.delivered} delivered, ${pass.dead} now dead letters\n`);
       } finally {
         await database.close();
       }

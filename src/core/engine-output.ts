@@ -9,6 +9,7 @@ export type DerivedEvent =
   | { type: 'LayerChanged'; fan: string; ts: number; eventId: string; from: LayerName; to: LayerName }
   | { type: 'ReferralQualified'; fan: string; referee: string; ts: number; eventId: string }
   | { type: 'Lv5Eligible'; fan: string; ts: number; eventId: string }
+  | { type: 'BadgeGranted' | 'BadgeRevoked'; fan: string; ts: number; eventId: string; badge: string }
   | { type: 'Inapplicable'; fan: string | null; ts: number; eventId: string; reason: string };
 
 export interface EngineOutput {

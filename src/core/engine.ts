@@ -132,10 +132,16 @@ export function createEngine(program: Program): Engine {
         break;
       }
       case 'op_grant_badge':
-        if (!fan.badges.includes(props.badge as string)) fan.badges.push(props.badge as string);
+        if (!fan.badges.includes(props.badge as string)) {
+          fan.badges.push(props.badge as string);
+          out.derived.push({ type: 'BadgeGranted', fan: fan.id, ts: event.ts, eventId: event.id, badge: props.badge as string });
+        }
         break;
       case 'op_revoke_badge':
-        fan.badges = fan.badges.filter((badge) => badge !== props.badge);
+        if (fan.badges.includes(props.badge as string)) {
+          fan.badges = fan.badges.filter((badge) => badge !== props.badge);
+          out.derived.push({ type: 'BadgeRevoked', fan: fan.id, ts: event.ts, eventId: event.id, badge: props.badge as string });
+        }
         break;
       case 'op_adjust_points':
         award(world, fan, props.points as number, 'operator:adjust', event, out);

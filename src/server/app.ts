@@ -13,8 +13,9 @@ import { parseMonthKey } from '../core/calendar.js';
 import { parseTimestamp } from '../core/events.js';
 import { NotFoundError, UsageError } from '../app/errors.js';
 import { authenticate } from '../app/keys.js';
+import { addSubscription, checkWebhookUrl, describeDelivery, describeSubscription, parseEventTypes } from '../app/webhooks.js';
 import type { KeyScope, StoredKey } from '../store/store.js';
-import type { Database } from '../store/store.js';
+import type { Database, WebhookEventType } from '../store/store.js';
 import { ApiProblem, sendProblem, type ProblemIssue } from './problem.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
@@ -34,6 +35,10 @@ import {
   ProgramRequestSchema,
   ProgramSchema,
   ReportSchema,
+  DeliverySchema,
+  WebhookCreatedSchema,
+  WebhookRequestSchema,
+  WebhookSchema,
 } from './schemas.js';
 
 export interface ServerOptions {
@@ -387,6 +392,93 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
       const [result] = await runtime.ingest([event], `api:${c.get('key').id}`);
       if (result.status === 'rejected') throw new ApiProblem(400, 'BAD_REQUEST', result.reason, result.issues);
       return c.json({ event, status: result.status, fan: await runtime.fan(id, Date.now()) } as never, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/webhooks',
+      summary: 'Subscribe a URL to derived events; the signing secret is returned once',
+      security,
+      request: { body: { required: true, content: { 'application/json': { schema: WebhookRequestSchema } } } },
+      responses: { 201: { description: 'The subscription, with its secret', content: { 'application/json': { schema: WebhookCreatedSchema } } }, ...problemResponses(400, 401, 403, 429) },
+    }),
+    async (c) => {
+      requireScope(c, 'admin');
+      const body = c.req.valid('json');
+      let types: WebhookEventType[];
+      let url: string;
+      try {
+        types = parseEventTypes(body.events);
+        url = checkWebhookUrl(body.url);
+      } catch (error) {
+        const field = (error as Error).message.startsWith('url') ? 'url' : 'events';
+        throw new ApiProblem(400, 'BAD_REQUEST', (error as Error).message, [{ field, reason: (error as Error).message }]);
+      }
+      const subscription = await addSubscription(database, c.get('key').workspace, url, types, new Date());
+      return c.json({ ...describeSubscription(subscription), secret: subscription.secret } as never, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/webhooks',
+      summary: "The workspace's subscriptions (without secrets)",
+      security,
+      responses: { 200: { description: 'Subscriptions', content: { 'application/json': { schema: z.object({ items: z.array(WebhookSchema) }) } } }, ...problemResponses(401, 403, 429) },
+    }),
+    async (c) => {
+      requireScope(c, 'admin');
+      return c.json({ items: (await database.listWebhooks(c.get('key').workspace)).map(describeSubscription) } as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/v1/webhooks/{id}',
+      summary: 'Remove a subscription (its pending deliveries are dropped)',
+      security,
+      request: { params: z.object({ id: z.string().min(1).max(100).openapi({ param: { name: 'id', in: 'path' } }) }) },
+      responses: { 204: { description: 'Removed' }, ...problemResponses(401, 403, 404, 429) },
+    }),
+    async (c) => {
+      requireScope(c, 'admin');
+      if (!(await database.removeWebhook(c.get('key').workspace, c.req.valid('param').id))) throw new ApiProblem(404, 'NOT_FOUND', 'no such subscription');
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/webhooks/dead-letters',
+      summary: 'Deliveries that failed every attempt',
+      security,
+      responses: { 200: { description: 'Dead letters, oldest first', content: { 'application/json': { schema: z.object({ items: z.array(DeliverySchema) }) } } }, ...problemResponses(401, 403, 429) },
+    }),
+    async (c) => {
+      requireScope(c, 'admin');
+      return c.json({ items: (await database.deadLetters(c.get('key').workspace)).map(describeDelivery) } as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/webhooks/dead-letters/{seq}/retry',
+      summary: 'Deliver a dead letter again',
+      security,
+      request: { params: z.object({ seq: z.coerce.number().int().min(1).openapi({ param: { name: 'seq', in: 'path' } }) }) },
+      responses: { 200: { description: 'Queued again', content: { 'application/json': { schema: z.object({ seq: z.number().int(), queued: z.literal(true) }) } } }, ...problemResponses(400, 401, 403, 404, 429) },
+    }),
+    async (c) => {
+      requireScope(c, 'admin');
+      const { seq } = c.req.valid('param');
+      if (!(await database.retryDelivery(c.get('key').workspace, seq, Date.now()))) throw new ApiProblem(404, 'NOT_FOUND', `no dead letter ${seq}`);
+      return c.json({ seq, queued: true as const }, 200);
     },
   );
 

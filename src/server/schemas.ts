@@ -6,6 +6,7 @@
 import { z } from '@hono/zod-openapi';
 import { CHANNELS, EVENT_TYPE_NAMES, EVENT_TYPES, type PropKind, type PropSpec } from '../core/events.js';
 import { LAYER_NAMES } from '../core/state.js';
+import { WEBHOOK_EVENT_TYPES } from '../store/store.js';
 
 const PROP_SCHEMAS: Record<PropKind, () => z.ZodType> = {
   id: () => z.string().min(1),
@@ -147,3 +148,20 @@ export const ActionRequestSchema = z
 export const ActionResponseSchema = z
   .object({ event: z.looseObject({ id: z.string(), type: z.string() }), status: z.enum(['accepted', 'duplicate', 'conflict']), fan: FanViewSchema })
   .openapi('OperatorActionResult');
+
+export const WebhookRequestSchema = z
+  .object({
+    url: z.string().min(1).max(2000).openapi({ example: 'https://crm.example.com/hooks/fanflow' }),
+    events: z.array(z.string()).min(1).openapi({ description: `Any of: ${WEBHOOK_EVENT_TYPES.join(', ')}` }),
+  })
+  .openapi('WebhookRequest');
+
+export const WebhookSchema = z
+  .object({ id: z.string(), workspace: z.string(), url: z.string(), types: z.array(z.enum(WEBHOOK_EVENT_TYPES)), createdAt: z.string() })
+  .openapi('Webhook');
+
+export const WebhookCreatedSchema = WebhookSchema.extend({ secret: z.string().openapi({ description: 'HMAC-SHA256 key of the Fanflow-Signature header; shown only here' }) }).openapi('WebhookCreated');
+
+export const DeliverySchema = z
+  .object({ seq: z.number().int(), subscription: z.string(), url: z.string(), type: z.string(), attempts: z.number().int(), lastError: z.string().nullable(), createdAt: z.string(), payload: z.looseObject({}) })
+  .openapi('Delivery');

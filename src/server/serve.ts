@@ -7,6 +7,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { pino } from 'pino';
 import type { Database } from '../store/store.js';
 import { createServerApp } from './app.js';
+import { startDispatcher } from '../app/webhooks.js';
 
 export interface ServeOptions {
   /** The database to serve; closed when the server stops. */
@@ -15,6 +16,8 @@ export interface ServeOptions {
   port: number;
   rateLimit?: number;
   maxBodyBytes?: number;
+  /** Webhook delivery: first retry delay and failures before a dead letter. */
+  webhooks?: { baseDelayMs?: number; maxAttempts?: number; pollMs?: number };
   logLevel?: string;
   version?: string;
 }
@@ -35,16 +38,21 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   logger.info({ url, store: database.kind }, 'listening');
+  // Every instance delivers; claims keep two from sending the same item at once.
+  const dispatcher = startDispatcher({ database, ...options.webhooks, onError: (error) => logger.error({ err: error }, 'webhook delivery pass failed') });
   let closing: Promise<void> | null = null;
   return {
     url,
     close() {
       closing ??= new Promise<void>((done) => {
         server.close(() => {
-          void database.close().finally(() => {
-            logger.flush();
-            done();
-          });
+          void dispatcher
+            .stop()
+            .then(() => database.close())
+            .finally(() => {
+              logger.flush();
+              done();
+            });
         });
         // Idle keep-alive connections would hold the close open.
         (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();

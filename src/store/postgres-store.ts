@@ -8,11 +8,12 @@
  * - `exclusive` (the one writer of derived state) holds a transaction-scoped advisory lock on the
  *   workspace; appends go on meanwhile, and readers of the log stop at the position they read.
  */
+import { randomUUID } from 'node:crypto';
 import { Kysely, Migrator, PostgresDialect, sql, type Migration, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { Posting } from '../core/state.js';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
-import type { AppendStatus, Batches, Database, KeyScope, LogEntry, RejectRecord, StateWrite, Store, StoredKey, StoredLogEvent, StoredProgram, StoredState } from './store.js';
+import type { AppendStatus, Batches, Database, KeyScope, LogEntry, Notification, OutboxItem, RejectRecord, StateWrite, Store, StoredKey, StoredLogEvent, StoredProgram, StoredState, WebhookEventType, WebhookSubscription } from './store.js';
 import { DEFAULT_WORKSPACE } from './store.js';
 
 // Columns are typed loosely: every statement below is written with the `sql` tag against this schema.
@@ -48,6 +49,20 @@ const MIGRATIONS: Record<string, Migration> = {
         CREATE TABLE snapshots (ws integer NOT NULL, month text NOT NULL, data text NOT NULL, program_version text NOT NULL, PRIMARY KEY (ws, month));
         CREATE TABLE state (ws integer NOT NULL, key text NOT NULL, value text NOT NULL, PRIMARY KEY (ws, key));
         CREATE TABLE loyalty_ranks (ws integer PRIMARY KEY, total integer NOT NULL, unranked integer NOT NULL, sorted bytea NOT NULL);
+      `.execute(db);
+    },
+  },
+  '0002_webhooks': {
+    async up(db) {
+      await sql`
+        CREATE TABLE webhooks (id text PRIMARY KEY, ws integer NOT NULL REFERENCES workspaces (no), url text NOT NULL, secret text NOT NULL, types text NOT NULL, created_at text NOT NULL);
+        CREATE INDEX webhooks_ws ON webhooks (ws);
+        CREATE TABLE outbox (
+          seq bigserial PRIMARY KEY, ws integer NOT NULL, subscription text NOT NULL, type text NOT NULL, payload text NOT NULL,
+          created_at text NOT NULL, attempts integer NOT NULL DEFAULT 0, next_attempt_at double precision NOT NULL, claimed_until double precision,
+          delivered_at text, last_error text, dead boolean NOT NULL DEFAULT false);
+        CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE delivered_at IS NULL AND NOT dead;
+        CREATE INDEX outbox_dead ON outbox (ws, seq) WHERE dead;
       `.execute(db);
     },
   },
@@ -136,9 +151,50 @@ function postgresDatabase(db: Kysely<Db>, schema: string): PostgresDatabase {
         : (await sql<Record<string, unknown>>`${keyRows} WHERE w.name = ${workspace} ORDER BY k.created_at, k.id`.execute(db)).rows
       ).map(toKey),
     revokeKey: async (id, at) => Number((await sql`UPDATE api_keys SET revoked_at = ${at} WHERE id = ${id} AND revoked_at IS NULL`.execute(db)).numAffectedRows ?? 0) > 0,
+    async addWebhook(subscription) {
+      const ws = await ensureWorkspace(subscription.workspace);
+      await sql`INSERT INTO webhooks (id, ws, url, secret, types, created_at) VALUES (${subscription.id}, ${ws}, ${subscription.url}, ${subscription.secret}, ${subscription.types.join(',')}, ${subscription.createdAt})`.execute(db);
+    },
+    listWebhooks: async (workspace) =>
+      (
+        await sql<Omit<WebhookSubscription, 'types'> & { types: string }>`SELECT h.id, w.name AS workspace, h.url, h.secret, h.types, h.created_at AS "createdAt"
+          FROM webhooks h JOIN workspaces w ON w.no = h.ws WHERE w.name = ${workspace} ORDER BY h.created_at, h.id`.execute(db)
+      ).rows.map((row) => ({ ...row, types: row.types.split(',') as WebhookEventType[] })),
+    removeWebhook: (workspace, id) =>
+      db.transaction().execute(async (trx) => {
+        const removed = Number((await sql`DELETE FROM webhooks WHERE id = ${id} AND ws = (SELECT no FROM workspaces WHERE name = ${workspace})`.execute(trx)).numAffectedRows ?? 0) > 0;
+        if (removed) await sql`DELETE FROM outbox WHERE subscription = ${id} AND delivered_at IS NULL`.execute(trx);
+        return removed;
+      }),
+    claimDeliveries: async (now, limit, leaseMs) =>
+      (
+        await sql<OutboxRow>`WITH due AS (
+            SELECT seq FROM outbox WHERE delivered_at IS NULL AND NOT dead AND next_attempt_at <= ${now} AND (claimed_until IS NULL OR claimed_until < ${now})
+            ORDER BY next_attempt_at, seq LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+          UPDATE outbox o SET claimed_until = ${now + leaseMs} FROM due, workspaces w, webhooks h
+          WHERE o.seq = due.seq AND w.no = o.ws AND h.id = o.subscription
+          RETURNING ${outboxColumns}`.execute(db)
+      ).rows.map(toOutboxItem),
+    async finishDelivery(seq, outcome) {
+      if ('deliveredAt' in outcome) await sql`UPDATE outbox SET delivered_at = ${outcome.deliveredAt}, attempts = attempts + 1, claimed_until = NULL, last_error = NULL WHERE seq = ${seq}`.execute(db);
+      else
+        await sql`UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL, last_error = ${outcome.error.slice(0, 1000)},
+          next_attempt_at = COALESCE(${outcome.nextAttemptAt}::float8, next_attempt_at), dead = ${outcome.nextAttemptAt === null} WHERE seq = ${seq}`.execute(db);
+    },
+    deadLetters: async (workspace) =>
+      (
+        await sql<OutboxRow>`SELECT ${outboxColumns} FROM outbox o JOIN workspaces w ON w.no = o.ws JOIN webhooks h ON h.id = o.subscription
+          WHERE w.name = ${workspace} AND o.dead ORDER BY o.seq`.execute(db)
+      ).rows.map(toOutboxItem),
+    retryDelivery: async (workspace, seq, now) =>
+      Number((await sql`UPDATE outbox SET dead = false, next_attempt_at = ${now}, claimed_until = NULL WHERE seq = ${seq} AND dead AND ws = (SELECT no FROM workspaces WHERE name = ${workspace})`.execute(db)).numAffectedRows ?? 0) > 0,
     close: () => db.destroy(),
   };
 }
+
+type OutboxRow = Omit<OutboxItem, 'seq'> & { seq: string };
+const outboxColumns = sql`o.seq, w.name AS workspace, o.subscription, h.url, h.secret, o.type, o.payload, o.attempts, o.created_at AS "createdAt", o.last_error AS "lastError"`;
+const toOutboxItem = (row: OutboxRow): OutboxItem => ({ ...row, seq: Number(row.seq) });
 
 /** Values as one multi-row VALUES list, chunked to stay under the protocol's parameter limit. */
 function valuesList(rows: readonly unknown[][]) {
@@ -165,6 +221,25 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
   const putState = (executor: Executor, key: string, value: string) =>
     sql`INSERT INTO state (ws, key, value) VALUES (${ws}, ${key}, ${value}) ON CONFLICT (ws, key) DO UPDATE SET value = excluded.value`.execute(executor);
   const programColumns = sql`version, yaml, spec, activated_at AS "activatedAt"`;
+  const subscriptions = async (executor: Executor) => (await sql<{ id: string; types: string }>`SELECT id, types FROM webhooks WHERE ws = ${ws}`.execute(executor)).rows;
+  /** Writes one outbox item per notification and subscription that wants it, in the caller's transaction. */
+  const queue = async (executor: Executor, notifications: readonly Notification[]) => {
+    if (notifications.length === 0) return;
+    const wanted = (await subscriptions(executor)).map((row) => ({ id: row.id, types: new Set(row.types.split(',')) }));
+    if (wanted.length === 0) return;
+    const now = Date.now();
+    const createdAt = new Date(now).toISOString();
+    const rows: unknown[][] = [];
+    for (const notification of notifications) {
+      for (const subscription of wanted) {
+        if (!subscription.types.has(notification.type)) continue;
+        rows.push([ws, subscription.id, notification.type, JSON.stringify({ id: randomUUID(), type: notification.type, workspace: name, createdAt, data: notification.data }), createdAt, now]);
+      }
+    }
+    for (let from = 0; from < rows.length; from += INSERT_ROWS) {
+      await sql`INSERT INTO outbox (ws, subscription, type, payload, created_at, next_attempt_at) VALUES ${valuesList(rows.slice(from, from + INSERT_ROWS))}`.execute(executor);
+    }
+  };
 
   const appendIn = async (trx: Executor, entries: readonly LogEntry[], samePayload: (stored: string, entry: LogEntry) => boolean): Promise<AppendStatus[]> => {
     // The counter row serialises this workspace's appends (and makes seqs follow commit order).
@@ -237,6 +312,7 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
     await putState(trx, 'provisionalSnapshot', JSON.stringify(write.provisional));
     await putState(trx, 'appliedSeq', String(write.appliedSeq));
     await putState(trx, 'programVersion', write.programVersion);
+    await queue(trx, write.notifications ?? []);
   };
 
   let ranks: { version: string; total: number; unranked: number; sorted: Float64Array } | null = null;
@@ -247,12 +323,17 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
     path: null,
     workspace: name,
     append: (entries, samePayload) => (inTransaction ? appendIn(db, entries, samePayload) : root.transaction().execute((trx) => appendIn(trx, entries, samePayload))),
-    async recordRejects(rejects: readonly RejectRecord[]) {
-      const rows = rejects.map((r) => [ws, r.source, r.line, r.field, r.reason, r.raw]);
-      for (let from = 0; from < rows.length; from += INSERT_ROWS) {
-        await sql`INSERT INTO rejects (ws, source, line, field, reason, raw) VALUES ${valuesList(rows.slice(from, from + INSERT_ROWS))}`.execute(db);
-      }
+    recordRejects: (rejects: readonly RejectRecord[]) => {
+      const write = async (executor: Executor) => {
+        const rows = rejects.map((r) => [ws, r.source, r.line, r.field, r.reason, r.raw]);
+        for (let from = 0; from < rows.length; from += INSERT_ROWS) {
+          await sql`INSERT INTO rejects (ws, source, line, field, reason, raw) VALUES ${valuesList(rows.slice(from, from + INSERT_ROWS))}`.execute(executor);
+        }
+        await queue(executor, rejects.map((r) => ({ type: 'event.rejected', data: { source: r.source, line: r.line, field: r.field, reason: r.reason, raw: r.raw } })));
+      };
+      return inTransaction ? write(db) : root.transaction().execute(write);
     },
+    subscribedTypes: async () => new Set((await subscriptions(db)).flatMap((row) => row.types.split(',') as WebhookEventType[])),
     exclusive: (run) => {
       if (inTransaction) return run(store);
       return root.transaction().execute(async (trx) => {

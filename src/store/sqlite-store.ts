@@ -3,10 +3,11 @@
  * acknowledged append survives a crash or power loss. One file holds many workspaces: every row
  * carries its workspace's number.
  */
+import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { Posting } from '../core/state.js';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
-import { DEFAULT_WORKSPACE, type AppendStatus, type Batches, type Database as DatabasePort, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type StoredKey, type StoredLogEvent, type StoredProgram, type StoredState } from './store.js';
+import { DEFAULT_WORKSPACE, type AppendStatus, type Batches, type Database as DatabasePort, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type StoredKey, type StoredLogEvent, type StoredProgram, type StoredState, type Notification, type OutboxItem, type WebhookEventType, type WebhookSubscription } from './store.js';
 
 // The log is keyed by event id (WITHOUT ROWID): the id check and the append are one B-tree,
 // with no secondary index on the hot path. Postings are stored in blocks of consecutive seqs.
@@ -114,6 +115,16 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE state_ws RENAME TO state;
    DROP TABLE loyalty_ranks;
    CREATE TABLE loyalty_ranks (ws INTEGER PRIMARY KEY, total INTEGER NOT NULL, unranked INTEGER NOT NULL, sorted BLOB NOT NULL);`,
+  // Webhook subscriptions and the transactional outbox of their deliveries.
+  `CREATE TABLE webhooks (id TEXT PRIMARY KEY, ws INTEGER NOT NULL REFERENCES workspaces (no), url TEXT NOT NULL, secret TEXT NOT NULL, types TEXT NOT NULL, created_at TEXT NOT NULL);
+   CREATE INDEX webhooks_ws ON webhooks (ws);
+   CREATE TABLE outbox (
+     seq INTEGER PRIMARY KEY, ws INTEGER NOT NULL, subscription TEXT NOT NULL, type TEXT NOT NULL, payload TEXT NOT NULL,
+     created_at TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, claimed_until REAL,
+     delivered_at TEXT, last_error TEXT, dead INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE delivered_at IS NULL AND dead = 0;
+   CREATE INDEX outbox_dead ON outbox (ws, seq) WHERE dead = 1;`,
 ];
 
 const BATCH_ROWS = 200;
@@ -185,6 +196,11 @@ function openSqliteDatabaseNow(path: string, options: SqliteOptions): SqliteData
     ...row,
     scopes: row.scopes.split(',').filter((scope) => scope !== '') as KeyScope[],
   });
+  const outboxRow = db.prepare(
+    `SELECT o.seq, w.name AS workspace, o.subscription, h.url, h.secret, o.type, o.payload, o.attempts, o.created_at AS createdAt, o.last_error AS lastError
+     FROM outbox o JOIN workspaces w ON w.no = o.ws JOIN webhooks h ON h.id = o.subscription WHERE o.seq = ?`,
+  );
+  const outboxItem = (seq: number) => outboxRow.get(seq) as OutboxItem;
   return {
     kind: 'sqlite',
     path: filePath,
@@ -217,6 +233,54 @@ function openSqliteDatabaseNow(path: string, options: SqliteOptions): SqliteData
         ).map(toKey),
       ),
     revokeKey: (id, at) => gate.run(() => db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes > 0),
+    addWebhook: (subscription) =>
+      gate.run(() => {
+        const ws = ensureWorkspace(subscription.workspace);
+        db.prepare('INSERT INTO webhooks (id, ws, url, secret, types, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(subscription.id, ws, subscription.url, subscription.secret, subscription.types.join(','), subscription.createdAt);
+      }),
+    listWebhooks: (workspace) =>
+      gate.run(() =>
+        (db.prepare(`SELECT h.id, w.name AS workspace, h.url, h.secret, h.types, h.created_at AS createdAt FROM webhooks h JOIN workspaces w ON w.no = h.ws WHERE w.name = ? ORDER BY h.created_at, h.id`).all(workspace) as (Omit<WebhookSubscription, 'types'> & { types: string })[]).map(
+          (row) => ({ ...row, types: row.types.split(',') as WebhookEventType[] }),
+        ),
+      ),
+    removeWebhook: (workspace, id) =>
+      gate.run(() =>
+        db.transaction(() => {
+          const removed = db.prepare('DELETE FROM webhooks WHERE id = ? AND ws = (SELECT no FROM workspaces WHERE name = ?)').run(id, workspace).changes > 0;
+          if (removed) db.prepare('DELETE FROM outbox WHERE subscription = ? AND delivered_at IS NULL').run(id);
+          return removed;
+        }).immediate(),
+      ),
+    claimDeliveries: (now, limit, leaseMs) =>
+      gate.run(() =>
+        db.transaction(() =>
+          (
+            db
+              .prepare(
+                `UPDATE outbox SET claimed_until = ? WHERE seq IN (
+                   SELECT seq FROM outbox WHERE delivered_at IS NULL AND dead = 0 AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY next_attempt_at, seq LIMIT ?)
+                 RETURNING seq`,
+              )
+              .all(now + leaseMs, now, now, limit) as { seq: number }[]
+          ).map((row) => outboxItem(row.seq)),
+        ).immediate(),
+      ),
+    finishDelivery: (seq, outcome) =>
+      gate.run(() => {
+        if ('deliveredAt' in outcome) db.prepare('UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, claimed_until = NULL, last_error = NULL WHERE seq = ?').run(outcome.deliveredAt, seq);
+        else
+          db.prepare('UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), dead = ? WHERE seq = ?').run(
+            outcome.error.slice(0, 1000),
+            outcome.nextAttemptAt,
+            outcome.nextAttemptAt === null ? 1 : 0,
+            seq,
+          );
+      }),
+    deadLetters: (workspace) =>
+      gate.run(() => (db.prepare('SELECT o.seq FROM outbox o JOIN workspaces w ON w.no = o.ws WHERE w.name = ? AND o.dead = 1 ORDER BY o.seq').all(workspace) as { seq: number }[]).map((row) => outboxItem(row.seq))),
+    retryDelivery: (workspace, seq, now) =>
+      gate.run(() => db.prepare('UPDATE outbox SET dead = 0, next_attempt_at = ?, claimed_until = NULL WHERE seq = ? AND dead = 1 AND ws = (SELECT no FROM workspaces WHERE name = ?)').run(now, seq, workspace).changes > 0),
     close: () => gate.run(() => {
       db.close();
     }),
@@ -265,6 +329,7 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
     workspace: sync.workspace,
     append: (entries, samePayload) => call(() => sync.append(entries, samePayload)),
     recordRejects: (rejects) => call(() => sync.recordRejects(rejects)),
+    subscribedTypes: () => call(() => sync.subscribedTypes()),
     exclusive: (run) => {
       if (inTransaction) return run(store);
       inside ??= asyncStore(sync, gate, db, true);
@@ -319,6 +384,7 @@ interface SyncStore {
    */
   append(entries: readonly LogEntry[], samePayload: (storedBody: string, entry: LogEntry) => boolean): AppendStatus[];
   recordRejects(rejects: readonly RejectRecord[]): void;
+  subscribedTypes(): ReadonlySet<WebhookEventType>;
   /** Runs `run` holding the store's write lock, atomically: one writer derives state at a time. */
   maxSeq(): number;
   /** Log entries with seq > afterSeq, in seq order. */
@@ -375,6 +441,23 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   const putState = db.prepare('INSERT INTO state (ws, key, value) VALUES (?, ?, ?) ON CONFLICT (ws, key) DO UPDATE SET value = excluded.value');
   const state = (key: string) => getState.get(ws, key) as string | undefined;
   const readLogSeq = () => Number(state('logSeq') ?? 0);
+  const subscriptions = db.prepare('SELECT id, types FROM webhooks WHERE ws = ?');
+  const insertOutbox = db.prepare(`INSERT INTO outbox (ws, subscription, type, payload, created_at, next_attempt_at) VALUES (${ws}, ?, ?, ?, ?, ?)`);
+  /** Writes one outbox item per notification and subscription that wants it (inside the caller's transaction). */
+  const queue = (notifications: readonly Notification[]) => {
+    if (notifications.length === 0) return;
+    const wanted = (subscriptions.all(ws) as { id: string; types: string }[]).map((row) => ({ id: row.id, types: new Set(row.types.split(',')) }));
+    if (wanted.length === 0) return;
+    const now = Date.now();
+    const createdAt = new Date(now).toISOString();
+    for (const notification of notifications) {
+      for (const subscription of wanted) {
+        if (!subscription.types.has(notification.type)) continue;
+        const payload = JSON.stringify({ id: randomUUID(), type: notification.type, workspace: name, createdAt, data: notification.data });
+        insertOutbox.run(subscription.id, notification.type, payload, createdAt, now);
+      }
+    }
+  };
   const fanById = db.prepare('SELECT state, program_version AS programVersion FROM fans WHERE ws = ? AND id = ?');
   const activeProgramRow = db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs WHERE ws = ? ORDER BY seq DESC LIMIT 1');
   const pageRows = db.prepare('SELECT no, state FROM fans WHERE ws = ? AND no > ? ORDER BY no LIMIT ?');
@@ -448,6 +531,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     putState.run(ws, 'provisionalSnapshot', JSON.stringify(write.provisional));
     putState.run(ws, 'appliedSeq', String(write.appliedSeq));
     putState.run(ws, 'programVersion', write.programVersion);
+    queue(write.notifications ?? []);
   });
 
   // The sorted loyalty values, read once per state version (the state's log position).
@@ -470,7 +554,9 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     append: (entries, samePayload) => (db.inTransaction ? appendAll(entries, samePayload) : appendAll.immediate(entries, samePayload)),
     recordRejects: db.transaction((rejects: readonly RejectRecord[]) => {
       for (const r of rejects) insertReject.run(ws, r.source, r.line, r.field, r.reason, r.raw);
+      queue(rejects.map((r) => ({ type: 'event.rejected', data: { source: r.source, line: r.line, field: r.field, reason: r.reason, raw: r.raw } })));
     }),
+    subscribedTypes: () => new Set((subscriptions.all(ws) as { types: string }[]).flatMap((row) => row.types.split(',') as WebhookEventType[])),
     maxSeq: () => readLogSeq(),
     // Both reads scan the log: they serve crash recovery and replays, not the hot path.
     readAfter: (afterSeq) => db.prepare('SELECT seq, body FROM events WHERE ws = ? AND seq > ? ORDER BY seq').iterate(ws, afterSeq) as Iterable<StoredLogEvent>,

@@ -30,6 +30,51 @@ export interface StoredLogEvent {
   readonly body: string;
 }
 
+/** What webhook subscribers can receive. */
+export const WEBHOOK_EVENT_TYPES = [
+  'level.changed',
+  'layer.changed',
+  'lv5.eligible',
+  'points.posted',
+  'badge.granted',
+  'badge.revoked',
+  'referral.qualified',
+  'event.rejected',
+  'event.inapplicable',
+] as const;
+export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+
+/** A change to tell subscribers about, written to the outbox in the transaction that makes it. */
+export interface Notification {
+  readonly type: WebhookEventType;
+  readonly data: Record<string, unknown>;
+}
+
+export interface WebhookSubscription {
+  readonly id: string;
+  readonly workspace: string;
+  readonly url: string;
+  /** The HMAC-SHA256 key of the signatures. */
+  readonly secret: string;
+  readonly types: WebhookEventType[];
+  readonly createdAt: string;
+}
+
+/** One delivery of one notification to one subscription. */
+export interface OutboxItem {
+  readonly seq: number;
+  readonly workspace: string;
+  readonly subscription: string;
+  readonly url: string;
+  readonly secret: string;
+  readonly type: WebhookEventType;
+  /** The JSON body sent, fixed when the item was written. */
+  readonly payload: string;
+  readonly attempts: number;
+  readonly createdAt: string;
+  readonly lastError: string | null;
+}
+
 /** Everything the engine derived, written back atomically with the log position it covers. */
 export interface StateWrite {
   readonly programVersion: string;
@@ -57,6 +102,8 @@ export interface StateWrite {
   /** The snapshot of the next month start, if no event arrives before it (for reports). */
   readonly provisional: { month: string; data: string } | null;
   readonly world: string;
+  /** For the outbox of the subscriptions that want them (see Store.subscribedTypes). */
+  readonly notifications?: readonly Notification[];
 }
 
 export interface StoredState {
@@ -101,6 +148,20 @@ export interface Catalog {
   listKeys(workspace?: string): Promise<StoredKey[]>;
   /** False when no such key, or already revoked. */
   revokeKey(id: string, at: string): Promise<boolean>;
+  addWebhook(subscription: WebhookSubscription): Promise<void>;
+  listWebhooks(workspace: string): Promise<WebhookSubscription[]>;
+  /** False when the workspace has no such subscription. Its pending deliveries are dropped. */
+  removeWebhook(workspace: string, id: string): Promise<boolean>;
+  /**
+   * Up to `limit` deliveries due at `now` (pending, next attempt reached, not claimed by another
+   * dispatcher), claimed for `leaseMs`: a dispatcher that dies releases them when the lease ends.
+   */
+  claimDeliveries(now: number, limit: number, leaseMs: number): Promise<OutboxItem[]>;
+  /** Records an attempt: delivered, or failed with the next attempt's time (null: dead letter). */
+  finishDelivery(seq: number, outcome: { deliveredAt: string } | { error: string; nextAttemptAt: number | null }): Promise<void>;
+  deadLetters(workspace: string): Promise<OutboxItem[]>;
+  /** Makes a dead letter due again; false when the workspace has no such dead letter. */
+  retryDelivery(workspace: string, seq: number, now: number): Promise<boolean>;
 }
 
 /** A database: the catalog, and a store per workspace. One adapter per dialect. */
@@ -130,7 +191,10 @@ export interface Store {
    * Seqs are dense and in commit order within the workspace.
    */
   append(entries: readonly LogEntry[], samePayload: (storedBody: string, entry: LogEntry) => boolean): Promise<AppendStatus[]>;
+  /** Records rejected input, and queues `event.rejected` for the subscriptions that want it. */
   recordRejects(rejects: readonly RejectRecord[]): Promise<void>;
+  /** The webhook event types some subscription of this workspace wants. */
+  subscribedTypes(): Promise<ReadonlySet<WebhookEventType>>;
   /**
    * Runs `run` as the workspace's one state writer, in one transaction: writers of derived state
    * queue behind each other (appends may go on meanwhile). `run` uses the store it is given.
