@@ -228,16 +228,66 @@ export interface CatchUpResult {
  * Brings the stored state up to the end of the log. New events all after the last applied one
  * are applied incrementally; an earlier arrival, a program change or a missing state rebuild
  * from the log.
+ *
+ * Optimistic: the engine runs without the store's write lock (so appends go on meanwhile, and
+ * with `yieldEvery` the event loop serves other requests between slices of events); the lock is
+ * taken only to write, after checking that no other writer moved the stored state meanwhile. If
+ * one did, the pass starts again from its state; after two such losses it runs under the lock.
  */
-export function catchUp(workspace: Workspace, progress: Progress = silentProgress): Promise<CatchUpResult> {
+export function catchUp(workspace: Workspace, progress: Progress = silentProgress, options: { yieldEvery?: number } = {}): Promise<CatchUpResult> {
+  return serialised(workspace, () => catchUpNow(workspace, progress, options));
+}
+
+// In one process, the passes over a workspace's world run one after another: the engine mutates
+// the cached world in place, and a pass may yield to the event loop.
+const passes = new WeakMap<Workspace, Promise<unknown>>();
+
+function serialised<T>(workspace: Workspace, run: () => Promise<T>): Promise<T> {
+  const previous = passes.get(workspace) ?? Promise.resolve();
+  const next = previous.catch(() => undefined).then(run);
+  passes.set(workspace, next);
+  return next;
+}
+
+async function catchUpNow(workspace: Workspace, progress: Progress, options: { yieldEvery?: number }): Promise<CatchUpResult> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let plan: CatchUpPlan;
+    try {
+      plan = await planCatchUp(workspace, workspace.store, progress, options.yieldEvery ?? 0);
+    } catch (error) {
+      workspace.cache = null;
+      throw error;
+    }
+    const write = plan.write;
+    if (!write) return remember(workspace, plan);
+    let saved: boolean;
+    try {
+      saved = await workspace.store.exclusive(async (tx) => {
+        const meta = await tx.loadStateMeta();
+        if ((meta?.appliedSeq ?? 0) !== plan.fromSeq || (meta?.programVersion ?? null) !== plan.fromProgram) return false;
+        await write(tx);
+        return true;
+      });
+    } catch (error) {
+      workspace.cache = null;
+      throw error;
+    }
+    if (saved) return remember(workspace, plan);
+    workspace.cache = null;
+  }
   return workspace.store.exclusive((store) => catchUpLocked(workspace, store, progress));
+}
+
+function remember(workspace: Workspace, plan: CatchUpPlan): CatchUpResult {
+  workspace.cache = workspace.keepWorld ? { world: plan.result.world, appliedSeq: plan.appliedSeq } : null;
+  return plan.result;
 }
 
 async function catchUpLocked(workspace: Workspace, store: Store, progress: Progress): Promise<CatchUpResult> {
   try {
-    const result = await catchUpFrom(workspace, store, progress);
-    workspace.cache = workspace.keepWorld ? { world: result.world, appliedSeq: result.appliedSeq } : null;
-    return result;
+    const plan = await planCatchUp(workspace, store, progress, 0);
+    if (plan.write) await plan.write(store);
+    return remember(workspace, plan);
   } catch (error) {
     workspace.cache = null;
     throw error;
@@ -255,12 +305,27 @@ async function currentStoredWorld(workspace: Workspace, store: Store): Promise<{
   return loadStoredWorld(store);
 }
 
-async function catchUpFrom(workspace: Workspace, store: Store, progress: Progress): Promise<CatchUpResult & { appliedSeq: number }> {
+/** What a catch-up computed, and how to write it (null: the state was current). */
+interface CatchUpPlan {
+  /** The stored state's position and program when the pass started. */
+  fromSeq: number;
+  fromProgram: string | null;
+  appliedSeq: number;
+  result: CatchUpResult;
+  write: ((store: Store) => Promise<void>) | null;
+}
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+async function planCatchUp(workspace: Workspace, store: Store, progress: Progress, yieldEvery: number): Promise<CatchUpPlan> {
   const { engine, program } = workspace;
+  const meta = await store.loadStateMeta();
+  const fromSeq = meta?.appliedSeq ?? 0;
+  const fromProgram = meta?.programVersion ?? null;
   const maxSeq = await store.maxSeq();
   const loaded = await currentStoredWorld(workspace, store);
   const stale = !loaded || loaded.world.programVersion !== program.version || loaded.world.engineVersion !== ENGINE_VERSION;
-  if (!stale && loaded.appliedSeq === maxSeq) return { applied: 0, rebuilt: false, world: loaded.world, appliedSeq: maxSeq };
+  if (!stale && loaded.appliedSeq === maxSeq) return { fromSeq, fromProgram, appliedSeq: maxSeq, result: { applied: 0, rebuilt: false, world: loaded.world }, write: null };
   const events: FanEvent[] = [];
   if (!stale) {
     for await (const rows of store.readAfter(loaded.appliedSeq)) {
@@ -275,29 +340,38 @@ async function catchUpFrom(workspace: Workspace, store: Store, progress: Progres
     const sinceSeq = loaded?.appliedSeq ?? 0;
     const rebuilt = await rebuildWorld(workspace, progress, undefined, store, sinceSeq);
     const after = loaded && Number.isFinite(loaded.world.clock) ? loaded.world.clock : Number.NEGATIVE_INFINITY;
-    await persist(workspace, store, rebuilt.world, rebuilt.out, rebuilt.appliedSeq, true, [], [], { ids: rebuilt.freshIds, after });
-    return { applied: rebuilt.appliedSeq - (loaded?.appliedSeq ?? 0), rebuilt: true, world: rebuilt.world, appliedSeq: rebuilt.appliedSeq };
+    return {
+      fromSeq,
+      fromProgram,
+      appliedSeq: rebuilt.appliedSeq,
+      result: { applied: rebuilt.appliedSeq - (loaded?.appliedSeq ?? 0), rebuilt: true, world: rebuilt.world },
+      write: (target) => persist(workspace, target, rebuilt.world, rebuilt.out, rebuilt.appliedSeq, true, [], [], { ids: rebuilt.freshIds, after }),
+    };
   }
   const phases = new PhaseTimer();
   const out = engine.newOutput();
   progress.start(events.length, 'apply');
-  try {
-    for (let i = 0; i < events.length; i++) {
-      engine.apply(world, events[i], out);
-      if (i % 20_000 === 0) progress.update(i);
-    }
-  } catch (error) {
-    // The world may be half-applied: it is no longer the stored one.
-    workspace.cache = null;
-    throw error;
+  // From here the world differs from the stored one until it is written.
+  workspace.cache = null;
+  for (let i = 0; i < events.length; i++) {
+    engine.apply(world, events[i], out);
+    if (i % 20_000 === 0) progress.update(i);
+    if (yieldEvery > 0 && i % yieldEvery === yieldEvery - 1) await nextTurn();
   }
   progress.update(events.length);
   progress.stop();
   phases.lap('engine');
-  await persist(workspace, store, world, out, maxSeq, false);
-  phases.lap('save');
-  phases.report('apply');
-  return { applied: events.length, rebuilt: false, world, appliedSeq: maxSeq };
+  return {
+    fromSeq,
+    fromProgram,
+    appliedSeq: maxSeq,
+    result: { applied: events.length, rebuilt: false, world },
+    write: async (target) => {
+      await persist(workspace, target, world, out, maxSeq, false);
+      phases.lap('save');
+      phases.report('apply');
+    },
+  };
 }
 
 export interface StreamingApply {
@@ -365,9 +439,12 @@ export async function startStreamingApply(workspace: Workspace): Promise<Streami
  * up to `asOf`, or for an earlier instant a replay of the log up to it. Never written back.
  */
 export async function worldAt(workspace: Workspace, asOf: number): Promise<World> {
-  const world = (await catchUp(workspace)).world;
-  // The caller may change this world (the clock below): it is no longer the stored one.
-  if (workspace.cache?.world === world) workspace.cache = null;
+  const world = await serialised(workspace, async () => {
+    const current = (await catchUpNow(workspace, silentProgress, {})).world;
+    // The caller changes this world (the clock below): it is no longer the stored one.
+    if (workspace.cache?.world === current) workspace.cache = null;
+    return current;
+  });
   if (asOf >= world.clock) {
     workspace.engine.advanceClock(world, asOf, workspace.engine.newOutput());
     return world;

@@ -33,6 +33,7 @@ const SYNC_DELAY_MS = 200;
 
 export class WorkspaceRuntime {
   private syncTimer: NodeJS.Timeout | null = null;
+  private lastSyncMs = 0;
   // Reads and the background pass share one catch-up at a time.
   private syncing: Promise<void> | null = null;
 
@@ -123,11 +124,12 @@ export class WorkspaceRuntime {
 
   private scheduleSync(): void {
     if (this.syncTimer) return;
+    // While ingest is busy, about a third of the time at most goes to catching up in the background.
     this.syncTimer = setTimeout(() => {
       this.syncTimer = null;
       // Reads catch up themselves and report a failure; a background pass retries later.
       this.sync().catch(() => this.scheduleSync());
-    }, SYNC_DELAY_MS);
+    }, Math.max(SYNC_DELAY_MS, 2 * this.lastSyncMs));
     this.syncTimer.unref();
   }
 
@@ -142,7 +144,11 @@ export class WorkspaceRuntime {
   private async syncOnce(): Promise<void> {
     const active = await this.store.activeProgram();
     if (active && active.version !== this.workspace.program.version) this.workspace = await WorkspaceRuntime.openWorkspace(this.store);
-    if (!(await isCurrent(this.workspace))) await catchUp(this.workspace);
+    if (await isCurrent(this.workspace)) return;
+    const started = performance.now();
+    // Slices of 2,000 events, so that requests are served while the engine catches up.
+    await catchUp(this.workspace, undefined, { yieldEvery: 2000 });
+    this.lastSyncMs = performance.now() - started;
   }
 
   /** A stored event by id (its body as sent), or null. */

@@ -172,10 +172,11 @@ export async function openSqliteDatabase(path: string, options: SqliteOptions = 
 
 function openSqliteDatabaseNow(path: string, options: SqliteOptions): SqliteDatabase {
   const db = new Database(path);
+  // Writers queue behind the one holding the write lock (a long rebuild holds it for a while);
+  // set first, so that even switching a new file to WAL waits instead of failing.
+  db.pragma('busy_timeout = 600000');
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
-  // Writers queue behind the one holding the write lock (a long rebuild holds it for a while).
-  db.pragma('busy_timeout = 600000');
   db.pragma(`cache_size = -${Math.max(1024, Math.floor(options.cacheKiB ?? 131072))}`);
   db.pragma('foreign_keys = ON');
   migrate(db);
@@ -645,12 +646,17 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   };
 }
 
+/**
+ * Brings the schema up to date, one migration per transaction. The version is read inside the
+ * write lock, so two processes opening a new file at once migrate it once.
+ */
 function migrate(db: Database.Database): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  for (let version = current; version < MIGRATIONS.length; version++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[version]);
-      db.pragma(`user_version = ${version + 1}`);
-    })();
-  }
+  const step = db.transaction((): boolean => {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version >= MIGRATIONS.length) return false;
+    db.exec(MIGRATIONS[version]);
+    db.pragma(`user_version = ${version + 1}`);
+    return true;
+  });
+  while (step.immediate());
 }
