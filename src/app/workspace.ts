@@ -86,11 +86,18 @@ async function persist(
   out: EngineOutput,
   appliedSeq: number,
   rebuild: boolean,
-  postingBlocks: readonly PostingBlock[] = [],
-  earlier: readonly Notification[] = [],
-  fresh: FreshFilter | null = null,
+  extra: {
+    /** Postings already encoded (a streaming import). */
+    postingBlocks?: readonly PostingBlock[];
+    /** Notifications already built (of the postings encoded early). */
+    earlier?: readonly Notification[];
+    fresh?: FreshFilter | null;
+    /** The clock before this pass: month snapshots taken before it are stored already. */
+    clockBefore?: number;
+  } = {},
 ): Promise<void> {
-  const { program } = workspace;
+  const { program, engine } = workspace;
+  const { postingBlocks = [], earlier = [], fresh = null, clockBefore = Number.NEGATIVE_INFINITY } = extra;
   // Notifications are written with the state they announce, in one transaction (the outbox).
   // An incremental pass announces everything it derived; a rebuild only what the events new to
   // the state caused (`fresh`); a replay of known events nothing.
@@ -125,7 +132,10 @@ async function persist(
     postingBlocks,
     // Layer changes follow from the log and the clock; they are emitted, not stored.
     derived: out.derived.filter((event) => event.type !== 'LayerChanged'),
-    snapshots: Object.entries(world.snapshots).map(([month, snapshot]) => ({ month, data: JSON.stringify(snapshot) })),
+    // Month snapshots never change once taken: an incremental write stores only the new ones.
+    snapshots: Object.entries(world.snapshots)
+      .filter(([month]) => rebuild || engine.calendar.startOfMonth(month) > clockBefore)
+      .map(([month, snapshot]) => ({ month, data: JSON.stringify(snapshot) })),
     provisional: provisionalSnapshot(workspace, world),
     world: serializeWorldMeta(world),
     notifications,
@@ -345,7 +355,7 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
       fromProgram,
       appliedSeq: rebuilt.appliedSeq,
       result: { applied: rebuilt.appliedSeq - (loaded?.appliedSeq ?? 0), rebuilt: true, world: rebuilt.world },
-      write: (target) => persist(workspace, target, rebuilt.world, rebuilt.out, rebuilt.appliedSeq, true, [], [], { ids: rebuilt.freshIds, after }),
+      write: (target) => persist(workspace, target, rebuilt.world, rebuilt.out, rebuilt.appliedSeq, true, { fresh: { ids: rebuilt.freshIds, after } }),
     };
   }
   const phases = new PhaseTimer();
@@ -353,6 +363,7 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
   progress.start(events.length, 'apply');
   // From here the world differs from the stored one until it is written.
   workspace.cache = null;
+  const clockBefore = world.clock;
   for (let i = 0; i < events.length; i++) {
     engine.apply(world, events[i], out);
     if (i % 20_000 === 0) progress.update(i);
@@ -367,7 +378,7 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
     appliedSeq: maxSeq,
     result: { applied: events.length, rebuilt: false, world },
     write: async (target) => {
-      await persist(workspace, target, world, out, maxSeq, false);
+      await persist(workspace, target, world, out, maxSeq, false, { clockBefore });
       phases.lap('save');
       phases.report('apply');
     },
@@ -391,6 +402,7 @@ export async function startStreamingApply(workspace: Workspace): Promise<Streami
   const startSeq = await store.maxSeq();
   const loaded = (await isCurrent(workspace)) ? await loadStoredWorld(store) : null;
   let world: World | null = loaded ? loaded.world : startSeq === 0 ? createWorld(workspace.program.version) : null;
+  const startClock = world ? world.clock : Number.NEGATIVE_INFINITY;
   workspace.cache = null;
   const out = engine.newOutput();
   const blocks: PostingBlock[] = [];
@@ -424,7 +436,7 @@ export async function startStreamingApply(workspace: Workspace): Promise<Streami
         const meta = await tx.loadStateMeta();
         const untouched = (meta?.appliedSeq ?? 0) === (loaded?.appliedSeq ?? 0) && (await tx.maxSeq()) === startSeq + applied;
         if (world && untouched) {
-          await persist(workspace, tx, world, out, startSeq + applied, false, blocks, postingNotices);
+          await persist(workspace, tx, world, out, startSeq + applied, false, { postingBlocks: blocks, earlier: postingNotices, clockBefore: startClock });
           return { applied, rebuilt: false, world };
         }
         world = null;

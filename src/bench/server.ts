@@ -6,6 +6,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import autocannon from 'autocannon';
 
+export interface PostgresFigures {
+  batchEventsPerSecond: number;
+  batchRps: number;
+  batchP99: number;
+  healthRps: number;
+}
+
 export interface ServerFigures {
   healthRps: number;
   healthP99: number;
@@ -99,5 +106,50 @@ export async function benchServer(bin: string, db: string, fanId: string, lines:
     };
   } finally {
     server.kill('SIGTERM');
+  }
+}
+
+/** Batch ingest against a server on PostgreSQL (a fresh schema of `url`, dropped afterwards). */
+export async function benchPostgres(bin: string, url: string, lines: string[]): Promise<PostgresFigures> {
+  const schema = `bench_${Date.now().toString(36)}`;
+  const schemaUrl = `${url}${url.includes('?') ? '&' : '?'}schema=${schema}`;
+  const created = spawnSync(process.execPath, [bin, '--database-url', schemaUrl, 'keys', 'create', '--workspace', 'bench-ingest', '--scopes', 'ingest,read', '--json'], { encoding: 'utf8' });
+  if (created.status !== 0) throw new Error(`keys create on PostgreSQL failed: ${created.stderr}`);
+  const key = (JSON.parse(created.stdout) as { key: string }).key;
+  const port = 19_000 + Math.floor(Math.random() * 1000);
+  const base = `http://127.0.0.1:${port}`;
+  const server = spawn(process.execPath, [bin, '--database-url', schemaUrl, 'serve', '--port', String(port), '--rate-limit', '1000000'], { stdio: 'ignore', env: { ...process.env, FANFLOW_LOG_LEVEL: 'warn' } });
+  try {
+    await waitHealthy(base);
+    const health = await run({ url: `${base}/healthz`, connections: 20 });
+    let position = 0;
+    const batch = await run({
+      url: `${base}/v1/events`,
+      method: 'POST',
+      connections: 4,
+      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+      requests: [
+        {
+          setupRequest: (request) => {
+            const events: string[] = [];
+            for (let i = 0; i < 500; i++, position++) {
+              const round = Math.floor(position / lines.length);
+              const line = lines[position % lines.length];
+              events.push(round === 0 ? line : line.replace('"id":"', `"id":"r${round}-`));
+            }
+            return { ...request, body: `{"events":[${events.join(',')}]}` };
+          },
+        },
+      ],
+    });
+    return { batchEventsPerSecond: (batch['2xx'] * 500) / DURATION_S, batchRps: batch.requests.average, batchP99: batch.latency.p99, healthRps: health.requests.average };
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((resolve) => server.once('exit', resolve));
+    const pg = await import('pg');
+    const client = new pg.default.Client({ connectionString: url });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await client.end();
   }
 }
