@@ -1,40 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_GENERATE, generateCommunity } from '../src/demo/generate.js';
 import { BIN, fanflow } from './cli-helpers.js';
+import { sendWithRetries, waitHealthy, freePort, sleep } from './server-helpers.js';
 import { dumpState, tempDir } from './store-helpers.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 function startServer(db: string, port: number): ChildProcess {
   return spawn(process.execPath, [BIN, '--db', db, 'serve', '--port', String(port)], { stdio: 'ignore', env: { ...process.env, FANFLOW_LOG_LEVEL: 'warn' } });
 }
-
-async function waitHealthy(base: string): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    try {
-      if ((await fetch(`${base}/healthz`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`server at ${base} did not become healthy`);
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('the server under SIGKILL', () => {
   it('every event acknowledged with 2xx is stored exactly once, and the state equals a clean import', async () => {
@@ -52,35 +27,10 @@ describe('the server under SIGKILL', () => {
 
     const batches: { id: string }[][] = [];
     for (let from = 0; from < events.length; from += 150) batches.push(events.slice(from, from + 150));
-    const acknowledged = new Set<string>();
-    let retries = 0;
-    let next = 0;
-    // Three clients take batches in turn and retry each until it is acknowledged.
-    const client = async () => {
-      for (let index = next++; index < batches.length; index = next++) {
-        for (;;) {
-          try {
-            const response = await fetch(`${base}/v1/events`, { method: 'POST', headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ events: batches[index] }) });
-            if (response.status === 200) {
-              const { results } = (await response.json()) as { results: { id: string; status: string }[] };
-              for (const result of results) {
-                expect(['accepted', 'duplicate']).toContain(result.status);
-                acknowledged.add(result.id);
-              }
-              break;
-            }
-            expect(response.status).toBeGreaterThanOrEqual(500);
-          } catch {
-            // connection refused or reset: the server is down; retry
-          }
-          retries++;
-          await sleep(30);
-        }
-      }
-    };
     let kills = 0;
+    let done = false;
     const killer = async () => {
-      while (next < batches.length && kills < 4) {
+      while (!done && kills < 4) {
         await sleep(250 + 150 * kills);
         server.kill('SIGKILL');
         await new Promise((resolve) => server.once('exit', resolve));
@@ -89,7 +39,10 @@ describe('the server under SIGKILL', () => {
         await waitHealthy(base);
       }
     };
-    await Promise.all([client(), client(), client(), killer()]);
+    const [{ acknowledged, retries }] = await Promise.all([
+      sendWithRetries(batches, () => [port], key, 3, (status) => expect(['accepted', 'duplicate']).toContain(status)).finally(() => (done = true)),
+      killer(),
+    ]);
     // A read catches the state up with everything acknowledged.
     expect((await fetch(`${base}/v1/fans/u000001`, { headers: { Authorization: `Bearer ${key}` } })).status).toBe(200);
     server.kill('SIGTERM');

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openWorkspace } from '../src/app/workspace.js';
@@ -8,32 +7,9 @@ import { DEFAULT_GENERATE, generateCommunity } from '../src/demo/generate.js';
 import { openPostgresDatabase } from '../src/store/postgres-store.js';
 import { BIN, fanflow } from './cli-helpers.js';
 import { freshSchema, postgresAvailable } from './postgres-helpers.js';
+import { freePort, sendWithRetries, sleep, waitHealthy } from './server-helpers.js';
 import { dumpState, dumpWorkspace, tempDir } from './store-helpers.js';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitHealthy(base: string): Promise<void> {
-  for (let attempt = 0; attempt < 300; attempt++) {
-    try {
-      if ((await fetch(`${base}/healthz`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`server at ${base} did not become healthy`);
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const postgres = await postgresAvailable();
 
 describe.skipIf(!postgres)('two servers over one PostgreSQL', () => {
@@ -54,32 +30,6 @@ describe.skipIf(!postgres)('two servers over one PostgreSQL', () => {
 
     const batches: { id: string }[][] = [];
     for (let from = 0; from < events.length; from += 120) batches.push(events.slice(from, from + 120));
-    const acknowledged = new Set<string>();
-    let next = 0;
-    let retries = 0;
-    const client = async (which: number) => {
-      for (let index = next++; index < batches.length; index = next++) {
-        for (let attempt = 0; ; attempt++) {
-          const port = ports[(which + index + attempt) % 2];
-          try {
-            const response = await fetch(`http://127.0.0.1:${port}/v1/events`, { method: 'POST', headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ events: batches[index] }) });
-            if (response.status === 200) {
-              const { results } = (await response.json()) as { results: { id: string; status: string }[] };
-              for (const result of results) {
-                expect(['accepted', 'duplicate']).toContain(result.status);
-                acknowledged.add(result.id);
-              }
-              break;
-            }
-            expect(response.status).toBeGreaterThanOrEqual(500);
-          } catch {
-            // that server is down: try the other
-          }
-          retries++;
-          await sleep(20);
-        }
-      }
-    };
     const killer = async () => {
       await sleep(300);
       servers[0].kill('SIGKILL');
@@ -88,7 +38,7 @@ describe.skipIf(!postgres)('two servers over one PostgreSQL', () => {
       servers[0] = start(ports[0]);
       await waitHealthy(`http://127.0.0.1:${ports[0]}`);
     };
-    await Promise.all([client(0), client(1), client(0), client(1), killer()]);
+    const [{ acknowledged, retries }] = await Promise.all([sendWithRetries(batches, () => ports, key, 4, (status) => expect(['accepted', 'duplicate']).toContain(status)), killer()]);
     expect(acknowledged.size).toBe(events.length);
     expect(retries).toBeGreaterThan(0);
     // Both servers answer the same fan the same way once caught up.

@@ -11,7 +11,7 @@ import { openWorkspace } from '../src/app/workspace.js';
 import { DEFAULT_GENERATE, generateCommunity } from '../src/demo/generate.js';
 import { openPostgresDatabase } from '../src/store/postgres-store.js';
 import { openSqliteDatabase } from '../src/store/sqlite-store.js';
-import type { Database, LogEntry, StateWrite, Store } from '../src/store/store.js';
+import type { Database, FanRow, LogEntry, StateWrite, Store } from '../src/store/store.js';
 import { freshSchema, postgresAvailable } from './postgres-helpers.js';
 import { dumpState, dumpWorkspace, tempDir } from './store-helpers.js';
 
@@ -23,15 +23,17 @@ async function collect<T>(batches: AsyncIterable<readonly T[]>): Promise<T[]> {
   return all;
 }
 
+const FANS: FanRow[] = [
+    { id: 'f-b', no: 1, level: 2, layer: 'G', loyaltyLog: 1.5, lastActivity: 500, recency: 100, backboneGap: 3, interactionsInWindow: 4, state: '["f-b"]' },
+    { id: 'f-a', no: 0, level: 4, layer: 'C', loyaltyLog: 2.5, lastActivity: 900, recency: 50, backboneGap: 0, interactionsInWindow: 9, state: '["f-a"]' },
+    { id: 'f-c', no: 2, level: 1, layer: 'O', loyaltyLog: null, lastActivity: null, recency: 300, backboneGap: 7, interactionsInWindow: 0, state: '["f-c"]' },
+];
+
 const stateWrite = (overrides: Partial<StateWrite> = {}): StateWrite => ({
   programVersion: 'p@1',
   appliedSeq: 3,
   rebuild: true,
-  fans: [
-    { id: 'f-b', no: 1, level: 2, layer: 'G', loyaltyLog: 1.5, lastActivity: 500, recency: 100, backboneGap: 3, interactionsInWindow: 4, state: '["f-b"]' },
-    { id: 'f-a', no: 0, level: 4, layer: 'C', loyaltyLog: 2.5, lastActivity: 900, recency: 50, backboneGap: 0, interactionsInWindow: 9, state: '["f-a"]' },
-    { id: 'f-c', no: 2, level: 1, layer: 'O', loyaltyLog: null, lastActivity: null, recency: 300, backboneGap: 7, interactionsInWindow: 0, state: '["f-c"]' },
-  ],
+  fans: FANS,
   postings: [
     { seq: 1, eventId: 'e1', ts: 10, asset: 'points', source: 'program:points:issued', target: 'fan:f-a', amount: 5, rule: 'r1', programVersion: 'p@1' },
     { seq: 2, eventId: 'e2', ts: 11, asset: 'points', source: 'program:points:issued', target: 'fan:f-b', amount: 3, rule: 'r2', programVersion: 'p@1' },
@@ -110,7 +112,7 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
         [2, 'e2', 'fan:f-b', 3],
       ]);
       // An incremental write upserts the fans it names and appends postings.
-      await store.exclusive((tx) => tx.saveState(stateWrite({ rebuild: false, appliedSeq: 4, fans: [{ ...stateWrite().fans[0], level: 3, state: '["f-b2"]' }], postings: [], snapshots: [] })));
+      await store.exclusive((tx) => tx.saveState(stateWrite({ rebuild: false, appliedSeq: 4, fans: [{ ...FANS[0], level: 3, state: '["f-b2"]' }], postings: [], snapshots: [] })));
       expect(await store.loadFan('f-b')).toEqual({ state: '["f-b2"]', programVersion: 'p@1' });
       expect((await collect(store.readPostings())).length).toBe(2);
     });

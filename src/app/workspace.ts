@@ -10,7 +10,7 @@ import { takeSnapshot } from '../core/snapshot.js';
 import { countFact } from '../core/facts.js';
 import { distanceTo } from '../core/layers.js';
 import { LAYER_CODES, LAYER_NAMES } from '../core/state.js';
-import type { Notification, Store, StoredLogEvent, WebhookEventType } from '../store/store.js';
+import type { FanRow, Notification, Store, StoredLogEvent, WebhookEventType } from '../store/store.js';
 import { derivedNotifications, postingNotifications } from './notifications.js';
 import { encodePostingBlocks, POSTINGS_PER_BLOCK, type PostingBlock } from '../store/posting-codec.js';
 import { compileProgramText, defaultProgram, type LoadedProgram } from './program-source.js';
@@ -111,12 +111,9 @@ async function persist(
           ...postingNotifications(fresh ? out.postings.filter((posting) => isFresh(posting.eventId, posting.ts)) : out.postings, wanted),
           ...derivedNotifications(fresh ? out.derived.filter((event) => isFresh('eventId' in event ? event.eventId : null, event.ts)) : out.derived, wanted),
         ];
-  const fans = rebuild ? [...world.fans.values()] : [...out.touched].map((id) => world.fans.get(id) as FanState);
-  await store.saveState({
-    programVersion: program.version,
-    appliedSeq,
-    rebuild,
-    fans: fans.map((fan) => ({
+  const fans = rebuild ? world.fans.values() : [...out.touched].map((id) => world.fans.get(id) as FanState);
+  const rows = function* (): Generator<FanRow> {
+    for (const fan of fans) yield {
       id: fan.id,
       no: fan.no,
       level: fan.level,
@@ -127,7 +124,13 @@ async function persist(
       backboneGap: distanceTo(fan, program, 'backbone', world.clock),
       interactionsInWindow: countFact(fan, 'interactions', world.clock, program.layers.windowDays),
       state: serializeFan(fan),
-    })),
+    };
+  };
+  await store.saveState({
+    programVersion: program.version,
+    appliedSeq,
+    rebuild,
+    fans: rows(),
     postings: out.postings,
     postingBlocks,
     // Layer changes follow from the log and the clock; they are emitted, not stored.

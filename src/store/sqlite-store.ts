@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { Posting } from '../core/state.js';
+import { decodeRanks, encodeRanks, rankOf, type LoyaltyRanks } from './loyalty-ranks.js';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
 import { DEFAULT_WORKSPACE, type AppendStatus, type Batches, type Database as DatabasePort, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type StoredKey, type StoredLogEvent, type StoredProgram, type StoredState, type Notification, type OutboxItem, type WebhookEventType, type WebhookSubscription } from './store.js';
 
@@ -130,7 +131,7 @@ export const MIGRATIONS: readonly string[] = [
 const BATCH_ROWS = 200;
 
 export interface SqliteOptions {
-  /** Page cache of this connection in KiB (default 128 MiB); an append-only connection needs little. */
+  /** Page cache of this connection in KiB (default 64 MiB); an append-only connection needs little. */
   cacheKiB?: number;
 }
 
@@ -177,7 +178,7 @@ function openSqliteDatabaseNow(path: string, options: SqliteOptions): SqliteData
   db.pragma('busy_timeout = 600000');
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
-  db.pragma(`cache_size = -${Math.max(1024, Math.floor(options.cacheKiB ?? 131072))}`);
+  db.pragma(`cache_size = -${Math.max(1024, Math.floor(options.cacheKiB ?? 65536))}`);
   db.pragma('foreign_keys = ON');
   migrate(db);
   const gate = new Gate();
@@ -526,7 +527,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
       ws,
       total,
       total - values.length,
-      Buffer.from(Float64Array.from(values).buffer),
+      encodeRanks(values),
     );
     putState.run(ws, 'world', write.world);
     putState.run(ws, 'provisionalSnapshot', JSON.stringify(write.provisional));
@@ -536,16 +537,14 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   });
 
   // The sorted loyalty values, read once per state version (the state's log position).
-  let ranks: { version: string; total: number; unranked: number; sorted: Float64Array } | null = null;
-  const loyaltyRanks = () => {
+  let ranks: { version: string; ranks: LoyaltyRanks } | null = null;
+  const loyaltyRanks = (): LoyaltyRanks | null => {
     const version = `${state('appliedSeq') ?? ''}|${state('programVersion') ?? ''}`;
-    if (ranks?.version === version) return ranks;
+    if (ranks?.version === version) return ranks.ranks;
     const row = ranksRow.get(ws) as { total: number; unranked: number; sorted: Buffer } | undefined;
     if (!row) return null;
-    // Copied: the blob's bytes may not be 8-byte aligned inside its buffer.
-    const sorted = new Float64Array(row.sorted.buffer.slice(row.sorted.byteOffset, row.sorted.byteOffset + row.sorted.byteLength));
-    ranks = { version, total: row.total, unranked: row.unranked, sorted };
-    return ranks;
+    ranks = { version, ranks: decodeRanks(row.total, row.unranked, row.sorted) };
+    return ranks.ranks;
   };
 
   return {
@@ -614,18 +613,8 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     },
     saveState: (write) => writeState(write),
     loyaltyRank: (value) => {
-      const row = loyaltyRanks();
-      if (!row) return { below: 0, total: 0 };
-      const { sorted } = row;
-      let low = 0;
-      let high = sorted.length;
-      while (low < high) {
-        const mid = (low + high) >>> 1;
-        if (sorted[mid] < value) low = mid + 1;
-        else high = mid;
-      }
-      // Fans without activity rank below every active fan.
-      return { below: row.unranked + low, total: row.total };
+      const ranks = loyaltyRanks();
+      return ranks ? rankOf(ranks, value) : { below: 0, total: 0 };
     },
     readPostings: function* () {
       const blocks = db.prepare('SELECT program_version AS programVersion, postings FROM posting_blocks WHERE ws = ? ORDER BY first_seq').iterate(ws) as Iterable<{ programVersion: string; postings: string }>;

@@ -75,25 +75,29 @@ export interface OutboxItem {
   readonly lastError: string | null;
 }
 
+/** One fan's stored row: its state and the columns queries select by. */
+export interface FanRow {
+  id: string;
+  no: number;
+  level: number;
+  layer: string;
+  loyaltyLog: number | null;
+  lastActivity: number | null;
+  recency: number;
+  /** At the state's clock: a lower bound of the fan's Backbone shortfall at any later instant. */
+  backboneGap: number;
+  /** At the state's clock: an upper bound of its interactions in the layer window later. */
+  interactionsInWindow: number;
+  state: string;
+}
+
 /** Everything the engine derived, written back atomically with the log position it covers. */
 export interface StateWrite {
   readonly programVersion: string;
   readonly appliedSeq: number;
   readonly rebuild: boolean;
-  readonly fans: {
-    id: string;
-    no: number;
-    level: number;
-    layer: string;
-    loyaltyLog: number | null;
-    lastActivity: number | null;
-    recency: number;
-    /** At the state's clock: a lower bound of the fan's Backbone shortfall at any later instant. */
-    backboneGap: number;
-    /** At the state's clock: an upper bound of its interactions in the layer window later. */
-    interactionsInWindow: number;
-    state: string;
-  }[];
+  /** Read once, in order; produced lazily so that a full write never holds every serialised fan at once. */
+  readonly fans: Iterable<FanRow>;
   readonly postings: readonly Posting[];
   /** Postings already encoded (written before `postings`). */
   readonly postingBlocks: readonly PostingBlock[];
