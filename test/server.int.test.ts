@@ -117,6 +117,22 @@ describe('HTTP API on SQLite', () => {
     expect((await call('GET', '/v1/fans?level=9', keys.aRead)).status).toBe(400);
   });
 
+  it('export streams every matching fan as CSV or NDJSON, equal to the pages', async () => {
+    const fans = new Set(events.map((event) => event.fan).filter((fan) => typeof fan === 'string'));
+    const csv = await call('GET', `/v1/fans/export?format=csv&asOf=${encodeURIComponent(asOf)}`, keys.aRead);
+    expect(csv.status).toBe(200);
+    expect(csv.headers.get('content-type')).toMatch(/text\/csv/);
+    const lines = (await csv.text()).trim().split('\n');
+    expect(lines[0]).toMatch(/^id,level,levelName,layer,points,/);
+    expect(lines.length - 1).toBe(fans.size);
+    const ndjson = await call('GET', `/v1/fans/export?format=ndjson&layer=general&asOf=${encodeURIComponent(asOf)}`, keys.aRead);
+    const exported = (await ndjson.text()).trim().split('\n').map((line) => JSON.parse(line) as { id: string; layer: { layer: string } });
+    const paged = (await (await call('GET', `/v1/fans?layer=general&limit=500&asOf=${encodeURIComponent(asOf)}`, keys.aRead)).json()) as { items: { id: string }[] };
+    expect(exported.map((fan) => fan.id)).toEqual(paged.items.map((fan) => fan.id));
+    expect((await call('GET', '/v1/fans/export?format=xml', keys.aRead)).status).toBe(400);
+    expect((await call('GET', '/v1/fans/export', keys.b)).status).toBe(200);
+  });
+
   it('a key sees only its workspace (404, not 403); a missing scope is 403; no or a bad key is 401', async () => {
     expect((await call('GET', '/v1/fans/u000007', keys.b)).status).toBe(404);
     const listB = (await (await call('GET', '/v1/fans', keys.b)).json()) as { items: unknown[]; nextCursor: null };

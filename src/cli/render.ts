@@ -108,22 +108,7 @@ export function renderFan(view: FanView, m: Messages): string {
   return lines.join('\n') + '\n';
 }
 
-const CSV_COLUMNS = ['id', 'level', 'levelName', 'layer', 'points', 'churnRisk', 'interactions90d', 'purchases90d', 'qualifiedReferrals', 'referrer'];
-
-function csvCell(value: unknown): string {
-  const text = value === null || value === undefined ? '' : String(value);
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-export function renderFansCsv(views: FanView[]): string {
-  const tagKeys = views.length > 0 ? Object.keys(views[0].tags) : [];
-  const rows = [CSV_COLUMNS.concat(tagKeys.map((key) => `tag.${key}`)).join(',')];
-  for (const view of views) {
-    const cells: unknown[] = [view.id, view.level.level, view.level.name, view.layer.layer, view.points.balance, view.churnRisk, view.windows.interactions90d, view.windows.purchases90d, view.qualifiedReferrals, view.referrer];
-    rows.push(cells.concat(tagKeys.map((key) => view.tags[key])).map(csvCell).join(','));
-  }
-  return rows.join('\n') + '\n';
-}
+export { renderFansCsv } from '../app/fans-csv.js';
 
 export function renderFansTable(views: FanView[], m: Messages): string {
   return table(

@@ -13,6 +13,7 @@ import { parseMonthKey } from '../core/calendar.js';
 import { parseTimestamp } from '../core/events.js';
 import { NotFoundError, UsageError } from '../app/errors.js';
 import { authenticate } from '../app/keys.js';
+import { csvHeader, csvRow, tagKeysOf } from '../app/fans-csv.js';
 import { addSubscription, checkWebhookUrl, describeDelivery, describeSubscription, parseEventTypes } from '../app/webhooks.js';
 import type { KeyScope, StoredKey } from '../store/store.js';
 import type { Database, WebhookEventType } from '../store/store.js';
@@ -70,6 +71,15 @@ function parseAsOfParam(value: string | undefined): number {
   const parsed = parseTimestamp(/^\d+$/.test(value) ? Number(value) : value);
   if (typeof parsed === 'string') throw new ApiProblem(400, 'BAD_REQUEST', `asOf: ${parsed}`, [{ field: 'asOf', reason: parsed }]);
   return parsed;
+}
+
+function parseTagFilters(tag: string | string[] | undefined): { key: string; value: string }[] {
+  const texts = tag === undefined ? [] : Array.isArray(tag) ? tag : [tag];
+  return texts.map((text, index) => {
+    const at = text.indexOf('=');
+    if (at <= 0) throw new ApiProblem(400, 'BAD_REQUEST', `tag ${JSON.stringify(text)}: use key=value`, [{ field: `tag[${index}]`, reason: 'use key=value' }]);
+    return { key: text.slice(0, at), value: text.slice(at + 1) };
+  });
 }
 
 function encodeCursor(next: number | null): string | null {
@@ -201,6 +211,58 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
   app.openapi(
     createRoute({
       method: 'get',
+      path: '/v1/fans/export',
+      summary: 'Every fan matching the filters, streamed as CSV or NDJSON',
+      description: 'The same filters as `GET /v1/fans`; the body is written page by page, so memory stays flat whatever the community size.',
+      security,
+      request: {
+        query: z.object({
+          format: z.enum(['csv', 'ndjson']).default('csv'),
+          layer: z.enum(['core', 'backbone', 'general', 'observation', 'unfollowed']).optional(),
+          level: z.coerce.number().int().min(1).max(5).optional(),
+          tag: z.union([z.string(), z.array(z.string())]).optional(),
+          asOf: z.string().optional(),
+        }),
+      },
+      responses: {
+        200: { description: 'CSV (header line, then a fan a line) or NDJSON (a fan object a line)', content: { 'text/csv': { schema: z.string() }, 'application/x-ndjson': { schema: z.string() } } },
+        ...problemResponses(400, 401, 403, 429),
+      },
+    }),
+    async (c) => {
+      requireScope(c, 'read');
+      const query = c.req.valid('query');
+      const filter = { layer: query.layer, level: query.level, tags: parseTagFilters(query.tag) };
+      const asOf = parseAsOfParam(query.asOf);
+      const runtime = c.get('runtime');
+      // The first page is read before answering, so that a bad filter is still a 400.
+      let page = await runtime.fans(filter, asOf, 0, 500);
+      const csv = query.format === 'csv';
+      const encoder = new TextEncoder();
+      let tagKeys: string[] | null = null;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          let text = '';
+          if (csv && tagKeys === null && (page.items.length > 0 || page.next === null)) {
+            tagKeys = tagKeysOf(page.items[0]);
+            text += csvHeader(tagKeys);
+          }
+          for (const view of page.items) text += csv ? csvRow(view, tagKeys ?? []) : `${JSON.stringify(view)}\n`;
+          if (text !== '') controller.enqueue(encoder.encode(text));
+          if (page.next === null) {
+            controller.close();
+            return;
+          }
+          page = await runtime.fans(filter, asOf, page.next, 500);
+        },
+      });
+      return new Response(body, { status: 200, headers: { 'Content-Type': csv ? 'text/csv; charset=utf-8' : 'application/x-ndjson' } }) as never;
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
       path: '/v1/fans/{id}',
       summary: 'One fan: level with its rule, layer with reasons, points, tags, churn risk',
       security,
@@ -240,12 +302,7 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
     async (c) => {
       requireScope(c, 'read');
       const query = c.req.valid('query');
-      const tagTexts = query.tag === undefined ? [] : Array.isArray(query.tag) ? query.tag : [query.tag];
-      const tags = tagTexts.map((text, index) => {
-        const at = text.indexOf('=');
-        if (at <= 0) throw new ApiProblem(400, 'BAD_REQUEST', `tag ${JSON.stringify(text)}: use key=value`, [{ field: `tag[${index}]`, reason: 'use key=value' }]);
-        return { key: text.slice(0, at), value: text.slice(at + 1) };
-      });
+      const tags = parseTagFilters(query.tag);
       const page = await c.get('runtime').fans({ layer: query.layer, level: query.level, tags }, parseAsOfParam(query.asOf), decodeCursor(query.cursor), query.limit);
       return c.json({ items: page.items, nextCursor: encodeCursor(page.next) } as never, 200);
     },
