@@ -8,7 +8,7 @@ import { ACTION_LIST_LENGTH, evaluateMonthlyReport, hasMonotoneLayers } from '..
 import type { MonthlyReport } from '../core/report.js';
 import type { FanState, Snapshot, World } from '../core/state.js';
 import { NotFoundError, UsageError } from './errors.js';
-import { catchUp, isCurrent, worldAt, type Workspace } from './workspace.js';
+import { catchUp, isCurrent, provisionalFromCache, worldAt, type Workspace } from './workspace.js';
 import { deserializeFan, restoreWorld } from './serialize.js';
 
 function clockOf(meta: { world: string } | null): number {
@@ -182,7 +182,7 @@ async function reportFromStoredSnapshots(workspace: Workspace, month: string, as
   const monthEnd = engine.calendar.startOfMonth(endKey);
   if (asOf < world.clock || monthEnd > asOf) return null;
   if (!world.snapshots[endKey]) {
-    const provisional = await store.loadProvisional();
+    const provisional = (await store.loadProvisional()) ?? provisionalFromCache(workspace, meta.appliedSeq);
     if (provisional?.month === endKey) world.snapshots[endKey] = JSON.parse(provisional.data) as Snapshot;
   }
   if (!world.snapshots[endKey]) return null;

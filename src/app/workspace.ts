@@ -94,6 +94,8 @@ async function persist(
     fresh?: FreshFilter | null;
     /** The clock before this pass: month snapshots taken before it are stored already. */
     clockBefore?: number;
+    /** The rows of the touched fans, serialised beforehand (outside the write lock). */
+    rows?: readonly FanRow[];
   } = {},
 ): Promise<void> {
   const { program, engine } = workspace;
@@ -113,24 +115,13 @@ async function persist(
         ];
   const fans = rebuild ? world.fans.values() : [...out.touched].map((id) => world.fans.get(id) as FanState);
   const rows = function* (): Generator<FanRow> {
-    for (const fan of fans) yield {
-      id: fan.id,
-      no: fan.no,
-      level: fan.level,
-      layer: LAYER_CODES[LAYER_NAMES.indexOf(fan.layer)],
-      loyaltyLog: Number.isFinite(fan.loyaltyLog) ? fan.loyaltyLog : null,
-      lastActivity: fan.lastActivityTs,
-      recency: fan.firstFollowTs ?? fan.firstTs,
-      backboneGap: distanceTo(fan, program, 'backbone', world.clock),
-      interactionsInWindow: countFact(fan, 'interactions', world.clock, program.layers.windowDays),
-      state: serializeFan(fan),
-    };
+    for (const fan of fans) yield fanRow(workspace, world, fan);
   };
   await store.saveState({
     programVersion: program.version,
     appliedSeq,
     rebuild,
-    fans: rows(),
+    fans: extra.rows ?? rows(),
     postings: out.postings,
     postingBlocks,
     // Layer changes follow from the log and the clock; they are emitted, not stored.
@@ -139,10 +130,38 @@ async function persist(
     snapshots: Object.entries(world.snapshots)
       .filter(([month]) => rebuild || engine.calendar.startOfMonth(month) > clockBefore)
       .map(([month, snapshot]) => ({ month, data: JSON.stringify(snapshot) })),
-    provisional: provisionalSnapshot(workspace, world),
+    // A long-running process computes it when a report asks (see provisionalFromCache).
+    provisional: workspace.keepWorld ? null : provisionalSnapshot(workspace, world),
     world: serializeWorldMeta(world),
     notifications,
   });
+}
+
+/** One fan's stored row at the world's clock. */
+function fanRow(workspace: Workspace, world: World, fan: FanState): FanRow {
+  const { program } = workspace;
+  return {
+    id: fan.id,
+    no: fan.no,
+    level: fan.level,
+    layer: LAYER_CODES[LAYER_NAMES.indexOf(fan.layer)],
+    loyaltyLog: Number.isFinite(fan.loyaltyLog) ? fan.loyaltyLog : null,
+    lastActivity: fan.lastActivityTs,
+    recency: fan.firstFollowTs ?? fan.firstTs,
+    backboneGap: distanceTo(fan, program, 'backbone', world.clock),
+    interactionsInWindow: countFact(fan, 'interactions', world.clock, program.layers.windowDays),
+    state: serializeFan(fan),
+  };
+}
+
+/**
+ * The provisional snapshot of the stored state at `appliedSeq`, from the world this process
+ * keeps (null when it keeps none at that position): a server stores none at each write, since
+ * it costs a pass over every fan, and computes it here when a report needs it.
+ */
+export function provisionalFromCache(workspace: Workspace, appliedSeq: number): { month: string; data: string } | null {
+  const cache = workspace.cache;
+  return cache && cache.appliedSeq === appliedSeq ? provisionalSnapshot(workspace, cache.world) : null;
 }
 
 /** True when the stored state covers the whole log under the workspace's program. */
@@ -374,6 +393,12 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
   }
   progress.update(events.length);
   progress.stop();
+  // The touched fans are serialised here, outside the write lock, in slices like the events.
+  const rows: FanRow[] = [];
+  for (const id of out.touched) {
+    rows.push(fanRow(workspace, world, world.fans.get(id) as FanState));
+    if (yieldEvery > 0 && rows.length % yieldEvery === 0) await nextTurn();
+  }
   phases.lap('engine');
   return {
     fromSeq,
@@ -381,7 +406,7 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
     appliedSeq: maxSeq,
     result: { applied: events.length, rebuilt: false, world },
     write: async (target) => {
-      await persist(workspace, target, world, out, maxSeq, false, { clockBefore });
+      await persist(workspace, target, world, out, maxSeq, false, { clockBefore, rows });
       phases.lap('save');
       phases.report('apply');
     },
