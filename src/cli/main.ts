@@ -98,6 +98,16 @@ async function openDatabase(options: GlobalOptions, create = true): Promise<Data
   return openSqliteDatabase(options.db);
 }
 
+/** Runs `run` on the database the options name, closing it after. */
+async function withDatabase<T>(options: GlobalOptions, run: (database: Database) => Promise<T>): Promise<T> {
+  const database = await openDatabase(options);
+  try {
+    return await run(database);
+  } finally {
+    await database.close();
+  }
+}
+
 /** Opens the store and the program; a --program different from the active one becomes active. */
 async function open(options: GlobalOptions, create = true): Promise<Workspace> {
   const database = await openDatabase(options, create);
@@ -288,7 +298,6 @@ export function buildCli(): Command {
       if (result.compared && !result.verified) process.exitCode = 1;
     });
 
-  const storeOptions = (command: Command) => globals(command);
 
 
   cli
@@ -298,7 +307,7 @@ export function buildCli(): Command {
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--rate-limit <n>', 'requests per second per API key (bursts up to twice that)', '2000')
     .action(async (_opts, command: Command) => {
-      const options = storeOptions(command) as GlobalOptions & { port: string; host: string; rateLimit: string };
+      const options = globals(command) as GlobalOptions & { port: string; host: string; rateLimit: string };
       const port = Number(options.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${options.port}: not a port number`);
       const rateLimit = Number(options.rateLimit);
@@ -324,32 +333,26 @@ export function buildCli(): Command {
     .option('--label <text>', 'what the key is for')
     .option('--json', 'print JSON')
     .action(async (_opts, command: Command) => {
-      const options = storeOptions(command) as GlobalOptions & { scopes: string; label?: string; json?: boolean };
+      const options = globals(command) as GlobalOptions & { scopes: string; label?: string; json?: boolean };
       const scopes = parseScopes(options.scopes);
-      const database = await openDatabase(options);
-      try {
+      await withDatabase(options, async (database) => {
         const created = await createKey(database, checkWorkspaceName(options.workspace), scopes, options.label ?? null, new Date());
         if (options.json) printJson(created);
         else print(`${created.key}\nworkspace ${created.workspace}, scopes ${created.scopes.join(',')}, id ${created.id}. Store the key now: it is not shown again.\n`);
-      } finally {
-        await database.close();
-      }
+      });
     });
   keys
     .command('list')
     .description('list keys (all workspaces unless --workspace is given)')
     .option('--json', 'print JSON')
     .action(async (_opts, command: Command) => {
-      const options = storeOptions(command) as GlobalOptions & { json?: boolean };
-      const database = await openDatabase(options);
-      try {
+      const options = globals(command) as GlobalOptions & { json?: boolean };
+      await withDatabase(options, async (database) => {
         const named = command.getOptionValueSourceWithGlobals('workspace') !== 'default';
         const listed = (await database.listKeys(named ? options.workspace : undefined)).map(describeKey);
         if (options.json) printJson({ keys: listed });
         else print(listed.length === 0 ? 'no keys\n' : `${listed.map((k) => `${k.id}  ${k.workspace.padEnd(12)} ${k.scopes.join(',').padEnd(18)} ${k.createdAt}${k.revokedAt ? `  revoked ${k.revokedAt}` : ''}${k.label ? `  ${k.label}` : ''}`).join('\n')}\n`);
-      } finally {
-        await database.close();
-      }
+      });
     });
   keys
     .command('revoke')
@@ -357,17 +360,14 @@ export function buildCli(): Command {
     .argument('<id>', 'key id')
     .option('--json', 'print JSON')
     .action(async (id: string, _opts, command: Command) => {
-      const options = storeOptions(command) as GlobalOptions & { json?: boolean };
-      const database = await openDatabase(options);
-      try {
+      const options = globals(command) as GlobalOptions & { json?: boolean };
+      await withDatabase(options, async (database) => {
         const keyId = /^ff_([a-z2-9]{12})_/.exec(id)?.[1] ?? id;
         if (!(await database.findKey(keyId))) throw new NotFoundError(`no key ${keyId}`);
         const revoked = await database.revokeKey(keyId, new Date().toISOString());
         if (options.json) printJson({ id: keyId, revoked });
         else print(revoked ? `revoked ${keyId}\n` : `${keyId} was already revoked\n`);
-      } finally {
-        await database.close();
-      }
+      });
     });
 
   const webhooks = cli.command('webhooks').description('subscriptions to derived events, delivered with signatures and retries by fanflow serve');
@@ -380,14 +380,11 @@ export function buildCli(): Command {
     .action(async (_opts, command: Command) => {
       const options = globals(command) as GlobalOptions & { url: string; events: string; json?: boolean };
       const types = parseEventTypes(options.events);
-      const database = await openDatabase(options);
-      try {
+      await withDatabase(options, async (database) => {
         const subscription = await addSubscription(database, checkWorkspaceName(options.workspace), options.url, types, new Date());
         if (options.json) printJson({ ...describeSubscription(subscription), secret: subscription.secret });
         else print(`${subscription.id} → ${subscription.url} (${types.join(', ')})\nsecret ${subscription.secret} (shown once; it signs the Fanflow-Signature header)\n`);
-      } finally {
-        await database.close();
-      }
+      });
     });
   webhooks
     .command('list')
@@ -395,14 +392,11 @@ export function buildCli(): Command {
     .option('--json', 'print JSON')
     .action(async (_opts, command: Command) => {
       const options = globals(command) as GlobalOptions & { json?: boolean };
-      const database = await openDatabase(options);
-      try {
+      await withDatabase(options, async (database) => {
         const listed = (await database.listWebhooks(checkWorkspaceName(options.workspace))).map(describeSubscription);
         if (options.json) printJson({ items: listed });
         else print(listed.length === 0 ? 'no subscriptions\n' : `${listed.map((w) => `${w.id}  ${w.url}  ${w.types.join(',')}  ${w.createdAt}`).join('\n')}\n`);
-      } finally {
-        await database.close();
-      }
+      });
     });
   webhooks
     .command('remove')
@@ -410,13 +404,10 @@ export function buildCli(): Command {
     .argument('<id>', 'subscription id')
     .action(async (id: string, _opts, command: Command) => {
       const options = globals(command);
-      const database = await openDatabase(options);
-      try {
+      await withDatabase(options, async (database) => {
         if (!(await database.removeWebhook(checkWorkspaceName(options.workspace), id))) throw new NotFoundError(`no subscription ${id} in workspace ${options.workspace}`);
         print(`removed ${id}\n`);
-      } finally {
-        await database.close();
-      }
+      });
     });
   webhooks
     .command('dead-letters')
@@ -424,14 +415,11 @@ export function buildCli(): Command {
     .option('--json', 'print JSON')
     .action(async (_opts, command: Command) => {
       const options = globals(command) as GlobalOptions & { json?: boolean };
-      const database = await openDatabase(options);
-      try {
+      await withDatabase(options, async (database) => {
         const items = (await database.deadLetters(checkWorkspaceName(options.workspace))).map(describeDelivery);
         if (options.json) printJson({ items });
         else print(items.length === 0 ? 'no dead letters\n' : `${items.map((d) => `${d.seq}  ${d.type}  ${d.url}  ${d.attempts} attempts  ${d.lastError ?? ''}`).join('\n')}\n`);
-      } finally {
-        await database.close();
-      }
+      });
     });
   webhooks
     .command('retry')
@@ -440,13 +428,10 @@ export function buildCli(): Command {
     .action(async (seq: string, _opts, command: Command) => {
       const options = globals(command);
       if (!/^\d+$/.test(seq)) throw new UsageError(`${seq}: a dead letter number`);
-      const database = await openDatabase(options);
-      try {
+      await withDatabase(options, async (database) => {
         if (!(await database.retryDelivery(checkWorkspaceName(options.workspace), Number(seq), Date.now()))) throw new NotFoundError(`no dead letter ${seq} in workspace ${options.workspace}`);
         print(`dead letter ${seq} queued again\n`);
-      } finally {
-        await database.close();
-      }
+      });
     });
   webhooks
     .command('deliver')
@@ -454,14 +439,11 @@ export function buildCli(): Command {
     .option('--json', 'print JSON')
     .action(async (_opts, command: Command) => {
       const options = globals(command) as GlobalOptions & { json?: boolean };
-      const database = await openDatabase(options);
-      try {
+      await withDatabase(options, async (database) => {
         const pass = await deliverDue({ database });
         if (options.json) printJson(pass);
         else print(`${pass.attempted} attempted, ${pass.delivered} delivered, ${pass.dead} now dead letters\n`);
-      } finally {
-        await database.close();
-      }
+      });
     });
 
   cli
