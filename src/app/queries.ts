@@ -8,7 +8,7 @@ import { ACTION_LIST_LENGTH, evaluateMonthlyReport, hasMonotoneLayers } from '..
 import type { MonthlyReport } from '../core/report.js';
 import type { FanState, Snapshot, World } from '../core/state.js';
 import { NotFoundError, UsageError } from './errors.js';
-import { catchUp, isCurrent, provisionalFromCache, worldAt, type Workspace } from './workspace.js';
+import { catchUp, currentMeta, isCurrent, provisionalFromCache, worldAt, type StateMeta, type Workspace } from './workspace.js';
 import { deserializeFan, restoreWorld } from './serialize.js';
 
 function clockOf(meta: { world: string } | null): number {
@@ -42,12 +42,17 @@ export function loyaltyScores(world: World): Map<string, number> {
 
 /**
  * One fan as of `asOf`. At or after the stored state's clock this reads one row and runs the
- * fan's own midnights; an earlier instant replays the log up to it.
+ * fan's own midnights; an earlier instant replays the log up to it. `current`: the meta of a
+ * state the caller has just found current (saves checking again).
  */
-export async function queryFan(workspace: Workspace, id: string, asOf: number): Promise<FanView> {
+export async function queryFan(workspace: Workspace, id: string, asOf: number, current?: StateMeta): Promise<FanView> {
   const { engine, store, program } = workspace;
-  if (!(await isCurrent(workspace))) await catchUp(workspace);
-  const clock = clockOf(await store.loadStateMeta());
+  let meta = current ?? (await currentMeta(workspace));
+  if (!meta) {
+    await catchUp(workspace);
+    meta = await store.loadStateMeta();
+  }
+  const clock = clockOf(meta);
   let fan: FanState | undefined;
   let loyalty: number | null;
   if (asOf >= clock) {

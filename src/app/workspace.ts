@@ -166,8 +166,16 @@ export function provisionalFromCache(workspace: Workspace, appliedSeq: number): 
 
 /** True when the stored state covers the whole log under the workspace's program. */
 export async function isCurrent(workspace: Workspace, store: Store = workspace.store): Promise<boolean> {
+  return (await currentMeta(workspace, store)) !== null;
+}
+
+export type StateMeta = NonNullable<Awaited<ReturnType<Store['loadStateMeta']>>>;
+
+/** The stored state's meta when it covers the whole log under the workspace's program, else null. */
+export async function currentMeta(workspace: Workspace, store: Store = workspace.store): Promise<StateMeta | null> {
   const meta = await store.loadStateMeta();
-  return meta !== null && meta.programVersion === workspace.program.version && engineVersionOf(meta.world) === ENGINE_VERSION && meta.appliedSeq === (await store.maxSeq());
+  const current = meta !== null && meta.programVersion === workspace.program.version && engineVersionOf(meta.world) === ENGINE_VERSION && meta.appliedSeq === (await store.maxSeq());
+  return current ? meta : null;
 }
 
 // The last world text read and its engine version: reads of an unchanged state skip the parse.

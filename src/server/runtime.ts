@@ -12,7 +12,7 @@ import type { MonthlyReport } from '../core/report.js';
 import type { AppendStatus, LogEntry, Store } from '../store/store.js';
 import { samePayload } from '../app/same-payload.js';
 import { queryFan, queryFanPage, queryReport, type FanFilter } from '../app/queries.js';
-import { activate, catchUp, isCurrent, openWorkspace, type Workspace } from '../app/workspace.js';
+import { activate, catchUp, currentMeta, openWorkspace, type StateMeta, type Workspace } from '../app/workspace.js';
 import { compileProgramText, programVersionOf } from '../app/program-source.js';
 
 export interface IngestResult {
@@ -35,7 +35,7 @@ export class WorkspaceRuntime {
   private syncTimer: NodeJS.Timeout | null = null;
   private lastSyncMs = 0;
   // Reads and the background pass share one catch-up at a time.
-  private syncing: Promise<void> | null = null;
+  private syncing: Promise<StateMeta | null> | null = null;
 
   private constructor(
     private readonly store: Store,
@@ -134,21 +134,24 @@ export class WorkspaceRuntime {
   }
 
   /** Brings the derived state up to the end of the log (and to the store's active program). */
-  sync(): Promise<void> {
+  /** Catches up, and gives the meta of the state it left current. */
+  sync(): Promise<StateMeta | null> {
     this.syncing ??= this.syncOnce().finally(() => {
       this.syncing = null;
     });
     return this.syncing;
   }
 
-  private async syncOnce(): Promise<void> {
+  private async syncOnce(): Promise<StateMeta | null> {
     const active = await this.store.activeProgram();
     if (active && active.version !== this.workspace.program.version) this.workspace = await WorkspaceRuntime.openWorkspace(this.store);
-    if (await isCurrent(this.workspace)) return;
+    const meta = await currentMeta(this.workspace);
+    if (meta) return meta;
     const started = performance.now();
     // Slices of 2,000 events, so that requests are served while the engine catches up.
     await catchUp(this.workspace, undefined, { yieldEvery: 2000 });
     this.lastSyncMs = performance.now() - started;
+    return null;
   }
 
   /** A stored event by id (its body as sent), or null. */
@@ -158,8 +161,8 @@ export class WorkspaceRuntime {
   }
 
   async fan(id: string, asOf: number): Promise<FanView> {
-    await this.sync();
-    return queryFan(this.workspace, id, asOf);
+    const meta = await this.sync();
+    return queryFan(this.workspace, id, asOf, meta ?? undefined);
   }
 
   async fans(filter: FanFilter, asOf: number, cursor: number, limit: number): Promise<{ items: FanView[]; next: number | null }> {

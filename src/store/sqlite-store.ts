@@ -464,6 +464,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   const activeProgramRow = db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs WHERE ws = ? ORDER BY seq DESC LIMIT 1');
   const pageRows = db.prepare('SELECT no, state FROM fans WHERE ws = ? AND no > ? ORDER BY no LIMIT ?');
   const ranksRow = db.prepare('SELECT total, unranked, sorted FROM loyalty_ranks WHERE ws = ?');
+  const versionRows = db.prepare(`SELECT value FROM state WHERE ws = ? AND key IN ('appliedSeq', 'programVersion') ORDER BY key`);
   const positionRows = db.prepare(`SELECT key, value FROM state WHERE ws = ? AND key IN ('world', 'programVersion', 'appliedSeq')`);
 
   const appendAll = db.transaction((entries: readonly LogEntry[], samePayload: (stored: string, entry: LogEntry) => boolean): AppendStatus[] => {
@@ -539,7 +540,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   // The sorted loyalty values, read once per state version (the state's log position).
   let ranks: { version: string; ranks: LoyaltyRanks } | null = null;
   const loyaltyRanks = (): LoyaltyRanks | null => {
-    const version = `${state('appliedSeq') ?? ''}|${state('programVersion') ?? ''}`;
+    const version = (versionRows.all(ws) as { value: string }[]).map((row) => row.value).join('|');
     if (ranks?.version === version) return ranks.ranks;
     const row = ranksRow.get(ws) as { total: number; unranked: number; sorted: Buffer } | undefined;
     if (!row) return null;
