@@ -12,6 +12,7 @@ import { distanceTo } from '../core/layers.js';
 import { LAYER_CODES, LAYER_NAMES } from '../core/state.js';
 import type { FanRow, Notification, Store, StoredLogEvent, WebhookEventType } from '../store/store.js';
 import { derivedNotifications, postingNotifications } from './notifications.js';
+import { ranksOf } from '../store/loyalty-ranks.js';
 import { encodePostingBlocks, POSTINGS_PER_BLOCK, type PostingBlock } from '../store/posting-codec.js';
 import { compileProgramText, defaultProgram, type LoadedProgram } from './program-source.js';
 import { PhaseTimer } from './phase-timer.js';
@@ -134,7 +135,13 @@ async function persist(
     provisional: workspace.keepWorld ? null : provisionalSnapshot(workspace, world),
     world: serializeWorldMeta(world),
     notifications,
+    // The world holds every fan: its loyalty values are sorted here rather than read back.
+    loyalty: ranksOf(loyaltyValues(world), world.fans.size),
   });
+}
+
+function* loyaltyValues(world: World): Generator<number> {
+  for (const fan of world.fans.values()) yield fan.loyaltyLog;
 }
 
 /** One fan's stored row at the world's clock. */

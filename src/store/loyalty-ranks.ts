@@ -14,8 +14,16 @@ export function decodeRanks(total: number, unranked: number, blob: Buffer): Loya
   return { total, unranked, sorted: new Float64Array(blob.buffer.slice(blob.byteOffset, blob.byteOffset + blob.byteLength)) };
 }
 
-export function encodeRanks(sortedValues: readonly number[]): Buffer {
-  return Buffer.from(Float64Array.from(sortedValues).buffer);
+export function encodeRanks(ranks: LoyaltyRanks): Buffer {
+  return Buffer.from(ranks.sorted.buffer, ranks.sorted.byteOffset, ranks.sorted.byteLength);
+}
+
+/** The ranks of a community from its fans' loyalty values (not finite: no activity). */
+export function ranksOf(values: Iterable<number>, total: number): LoyaltyRanks {
+  const sorted = new Float64Array(total);
+  let ranked = 0;
+  for (const value of values) if (Number.isFinite(value)) sorted[ranked++] = value;
+  return { total, unranked: total - ranked, sorted: sorted.subarray(0, ranked).sort() };
 }
 
 /** How many fans have a loyalty value below `value`, of how many. */

@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { Kysely, Migrator, PostgresDialect, sql, type Migration, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { Posting } from '../core/state.js';
-import { decodeRanks, encodeRanks, rankOf, type LoyaltyRanks } from './loyalty-ranks.js';
+import { decodeRanks, encodeRanks, rankOf, ranksOf, type LoyaltyRanks } from './loyalty-ranks.js';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
 import type { AppendStatus, Batches, Database, FanRow, KeyScope, LogEntry, Notification, OutboxItem, RejectRecord, StateWrite, Store, StoredKey, StoredLogEvent, StoredProgram, StoredState, WebhookEventType, WebhookSubscription } from './store.js';
 import { DEFAULT_WORKSPACE } from './store.js';
@@ -316,9 +316,13 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
       await sql`INSERT INTO snapshots (ws, month, data, program_version) VALUES (${ws}, ${snapshot.month}, ${snapshot.data}, ${write.programVersion})
         ON CONFLICT (ws, month) DO UPDATE SET data = excluded.data, program_version = excluded.program_version`.execute(trx);
     }
-    const values = (await sql<{ loyalty: number }>`SELECT loyalty FROM fans WHERE ws = ${ws} AND loyalty IS NOT NULL ORDER BY loyalty`.execute(trx)).rows.map((row) => row.loyalty);
-    const total = Number((await sql<{ count: string }>`SELECT count(*) AS count FROM fans WHERE ws = ${ws}`.execute(trx)).rows[0].count);
-    await sql`INSERT INTO loyalty_ranks (ws, total, unranked, sorted) VALUES (${ws}, ${total}, ${total - values.length}, ${encodeRanks(values)})
+    const loyalty =
+      write.loyalty ??
+      ranksOf(
+        (await sql<{ loyalty: number }>`SELECT loyalty FROM fans WHERE ws = ${ws} AND loyalty IS NOT NULL`.execute(trx)).rows.map((row) => row.loyalty),
+        Number((await sql<{ count: string }>`SELECT count(*) AS count FROM fans WHERE ws = ${ws}`.execute(trx)).rows[0].count),
+      );
+    await sql`INSERT INTO loyalty_ranks (ws, total, unranked, sorted) VALUES (${ws}, ${loyalty.total}, ${loyalty.unranked}, ${encodeRanks(loyalty)})
       ON CONFLICT (ws) DO UPDATE SET total = excluded.total, unranked = excluded.unranked, sorted = excluded.sorted`.execute(trx);
     await putState(trx, 'world', write.world);
     await putState(trx, 'provisionalSnapshot', JSON.stringify(write.provisional));

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { Posting } from '../core/state.js';
-import { decodeRanks, encodeRanks, rankOf, type LoyaltyRanks } from './loyalty-ranks.js';
+import { decodeRanks, encodeRanks, rankOf, ranksOf, type LoyaltyRanks } from './loyalty-ranks.js';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
 import { DEFAULT_WORKSPACE, type AppendStatus, type Batches, type Database as DatabasePort, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type StoredKey, type StoredLogEvent, type StoredProgram, type StoredState, type Notification, type OutboxItem, type WebhookEventType, type WebhookSubscription } from './store.js';
 
@@ -522,13 +522,14 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
       `INSERT INTO snapshots (ws, month, data, program_version) VALUES (${ws}, ?, ?, ?) ON CONFLICT (ws, month) DO UPDATE SET data = excluded.data, program_version = excluded.program_version`,
     );
     for (const snapshot of write.snapshots) upsertSnapshot.run(snapshot.month, snapshot.data, write.programVersion);
-    const values = db.prepare('SELECT loyalty FROM fans WHERE ws = ? AND loyalty IS NOT NULL ORDER BY loyalty').pluck().all(ws) as number[];
-    const total = db.prepare('SELECT COUNT(*) FROM fans WHERE ws = ?').pluck().get(ws) as number;
+    const loyalty =
+      write.loyalty ??
+      ranksOf(db.prepare('SELECT loyalty FROM fans WHERE ws = ? AND loyalty IS NOT NULL ORDER BY loyalty').pluck().all(ws) as number[], db.prepare('SELECT COUNT(*) FROM fans WHERE ws = ?').pluck().get(ws) as number);
     db.prepare('INSERT INTO loyalty_ranks (ws, total, unranked, sorted) VALUES (?, ?, ?, ?) ON CONFLICT (ws) DO UPDATE SET total = excluded.total, unranked = excluded.unranked, sorted = excluded.sorted').run(
       ws,
-      total,
-      total - values.length,
-      encodeRanks(values),
+      loyalty.total,
+      loyalty.unranked,
+      encodeRanks(loyalty),
     );
     putState.run(ws, 'world', write.world);
     putState.run(ws, 'provisionalSnapshot', JSON.stringify(write.provisional));

@@ -4,6 +4,7 @@
  */
 import type { Posting } from '../core/state.js';
 import type { PostingBlock } from './posting-codec.js';
+import type { LoyaltyRanks } from './loyalty-ranks.js';
 import type { DerivedEvent } from '../core/engine.js';
 
 export interface LogEntry {
@@ -108,6 +109,8 @@ export interface StateWrite {
   readonly world: string;
   /** For the outbox of the subscriptions that want them (see Store.subscribedTypes). */
   readonly notifications?: readonly Notification[];
+  /** Every fan's loyalty value, sorted (see loyalty-ranks.ts); absent: the store reads them from the fans it holds. */
+  readonly loyalty?: LoyaltyRanks;
 }
 
 export interface StoredState {
