@@ -8,8 +8,20 @@ import { ACTION_LIST_LENGTH, evaluateMonthlyReport, hasMonotoneLayers } from '..
 import type { MonthlyReport } from '../core/report.js';
 import type { FanState, Snapshot, World } from '../core/state.js';
 import { NotFoundError, UsageError } from './errors.js';
-import { catchUp, currentMeta, isCurrent, provisionalFromCache, worldAt, type StateMeta, type Workspace } from './workspace.js';
+import { catchUp, currentMeta, provisionalFromCache, worldAt, type StateMeta, type Workspace } from './workspace.js';
 import { deserializeFan, restoreWorld } from './serialize.js';
+
+/**
+ * The meta of the state a read uses: `current` when the caller has just established it, else
+ * the stored state's after catching it up with the log.
+ */
+async function readableMeta(workspace: Workspace, current?: StateMeta): Promise<StateMeta | null> {
+  if (current) return current;
+  const meta = await currentMeta(workspace);
+  if (meta) return meta;
+  await catchUp(workspace);
+  return workspace.store.loadStateMeta();
+}
 
 function clockOf(meta: { world: string } | null): number {
   return meta ? ((JSON.parse(meta.world) as { clock: number | null }).clock ?? Number.NEGATIVE_INFINITY) : Number.NEGATIVE_INFINITY;
@@ -47,12 +59,7 @@ export function loyaltyScores(world: World): Map<string, number> {
  */
 export async function queryFan(workspace: Workspace, id: string, asOf: number, current?: StateMeta): Promise<FanView> {
   const { engine, store, program } = workspace;
-  let meta = current ?? (await currentMeta(workspace));
-  if (!meta) {
-    await catchUp(workspace);
-    meta = await store.loadStateMeta();
-  }
-  const clock = clockOf(meta);
+  const clock = clockOf(await readableMeta(workspace, current));
   let fan: FanState | undefined;
   let loyalty: number | null;
   if (asOf >= clock) {
@@ -116,10 +123,9 @@ async function storedLoyalty(workspace: Workspace, fan: FanState): Promise<numbe
  * number; 0 for the first page). Reads stored fans in number order, so a page costs at most
  * PAGE_SCAN_ROWS rows whatever the community's size; `next` is null after the last fan.
  */
-export async function queryFanPage(workspace: Workspace, filter: FanFilter, asOf: number, cursor: number, limit: number): Promise<{ items: FanView[]; next: number | null }> {
+export async function queryFanPage(workspace: Workspace, filter: FanFilter, asOf: number, cursor: number, limit: number, current?: StateMeta): Promise<{ items: FanView[]; next: number | null }> {
   const { engine, store, program } = workspace;
-  if (!(await isCurrent(workspace))) await catchUp(workspace);
-  const clock = clockOf(await store.loadStateMeta());
+  const clock = clockOf(await readableMeta(workspace, current));
   const matches = (view: FanView) =>
     (filter.level === undefined || view.level.level === filter.level) &&
     (filter.layer === undefined || view.layer.layer === filter.layer) &&
@@ -163,10 +169,10 @@ function brief(view: FanView): FanView {
   return view;
 }
 
-export async function queryReport(workspace: Workspace, month: string, asOf: number): Promise<MonthlyReport> {
+export async function queryReport(workspace: Workspace, month: string, asOf: number, current?: StateMeta): Promise<MonthlyReport> {
   const { calendar } = workspace.engine;
   if (calendar.startOfMonth(month) > asOf) throw new UsageError(`month ${month} starts after --as-of ${new Date(asOf).toISOString()}`);
-  return (await reportFromStoredSnapshots(workspace, month, asOf)) ?? evaluateMonthlyReport(await worldAt(workspace, asOf), workspace.engine, month, asOf);
+  return (await reportFromStoredSnapshots(workspace, month, asOf, current)) ?? evaluateMonthlyReport(await worldAt(workspace, asOf), workspace.engine, month, asOf);
 }
 
 // The candidate scan below must fill lists as long as the report's.
@@ -177,10 +183,9 @@ const LIST_LENGTH = ACTION_LIST_LENGTH;
  * month snapshots and month totals, and the lists of fans to act on from the few fans that can
  * be on them (stored layer and last activity select them), not from every fan.
  */
-async function reportFromStoredSnapshots(workspace: Workspace, month: string, asOf: number): Promise<MonthlyReport | null> {
+async function reportFromStoredSnapshots(workspace: Workspace, month: string, asOf: number, current?: StateMeta): Promise<MonthlyReport | null> {
   const { engine, store, program } = workspace;
-  if (!(await isCurrent(workspace))) await catchUp(workspace);
-  const meta = await store.loadStateMeta();
+  const meta = await readableMeta(workspace, current);
   if (!meta || !hasMonotoneLayers(program)) return null;
   const world = restoreWorld(meta.world, [], await store.readSnapshots());
   const endKey = engine.calendar.nextMonthKey(month);

@@ -37,6 +37,8 @@ export interface Workspace {
    * still at its position; dropped on any failure and whenever a caller mutates the world.
    */
   keepWorld?: boolean;
+  /** Store no provisional snapshot at each write; a report computes one from the kept world. */
+  provisionalOnDemand?: boolean;
   cache?: { world: World; appliedSeq: number } | null;
 }
 
@@ -132,7 +134,7 @@ async function persist(
       .filter(([month]) => rebuild || engine.calendar.startOfMonth(month) > clockBefore)
       .map(([month, snapshot]) => ({ month, data: JSON.stringify(snapshot) })),
     // A long-running process computes it when a report asks (see provisionalFromCache).
-    provisional: workspace.keepWorld ? null : provisionalSnapshot(workspace, world),
+    provisional: workspace.provisionalOnDemand ? null : provisionalSnapshot(workspace, world),
     world: serializeWorldMeta(world),
     notifications,
     // The world holds every fan: its loyalty values are sorted here rather than read back.

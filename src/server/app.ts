@@ -22,6 +22,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { renderReference } from './reference.js';
 import { WorkspaceRuntime } from './runtime.js';
+import type { StateWorker } from './state-client.js';
 import {
   ActionRequestSchema,
   ActionResponseSchema,
@@ -50,6 +51,8 @@ export interface ServerOptions {
   /** Largest accepted body in bytes. */
   maxBodyBytes?: number;
   version?: string;
+  /** Runs the engine off the request thread (see state-worker.ts); without it each runtime catches up itself. */
+  stateWorker?: StateWorker | null;
 }
 
 type Env = { Variables: { key: StoredKey; runtime: WorkspaceRuntime } };
@@ -101,7 +104,7 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
   const runtimeOf = (workspace: string): Promise<WorkspaceRuntime> => {
     let runtime = runtimes.get(workspace);
     if (!runtime) {
-      runtime = database.workspace(workspace).then((store) => WorkspaceRuntime.open(store));
+      runtime = database.workspace(workspace).then((store) => WorkspaceRuntime.open(store, options.stateWorker ?? null));
       // A failed opening is retried by the next request.
       runtime.catch(() => runtimes.delete(workspace));
       runtimes.set(workspace, runtime);

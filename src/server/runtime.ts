@@ -12,7 +12,9 @@ import type { MonthlyReport } from '../core/report.js';
 import type { AppendStatus, LogEntry, Store } from '../store/store.js';
 import { samePayload } from '../app/same-payload.js';
 import { queryFan, queryFanPage, queryReport, type FanFilter } from '../app/queries.js';
-import { activate, catchUp, currentMeta, openWorkspace, type StateMeta, type Workspace } from '../app/workspace.js';
+import { activate, catchUp, currentMeta, engineVersionOf, openWorkspace, type StateMeta, type Workspace } from '../app/workspace.js';
+import { ENGINE_VERSION } from '../core/state.js';
+import type { StateWorker } from './state-client.js';
 import { compileProgramText, programVersionOf } from '../app/program-source.js';
 
 export interface IngestResult {
@@ -30,6 +32,7 @@ export interface ProgramCheck {
 
 /** How long state may lag the log while ingest is busy; reads always catch up first. */
 const SYNC_DELAY_MS = 200;
+const WORKER_SYNC_DELAY_MS = 20;
 
 export class WorkspaceRuntime {
   private syncTimer: NodeJS.Timeout | null = null;
@@ -40,15 +43,21 @@ export class WorkspaceRuntime {
   private constructor(
     private readonly store: Store,
     private workspace: Workspace,
+    private readonly stateWorker: StateWorker | null,
   ) {}
 
-  static async open(store: Store): Promise<WorkspaceRuntime> {
-    return new WorkspaceRuntime(store, await WorkspaceRuntime.openWorkspace(store));
+  /**
+   * With a state worker the engine runs there and this thread only reads the stored state;
+   * without one, this runtime keeps the world in memory and catches up itself.
+   */
+  static async open(store: Store, stateWorker: StateWorker | null = null): Promise<WorkspaceRuntime> {
+    return new WorkspaceRuntime(store, await WorkspaceRuntime.openWorkspace(store, stateWorker === null), stateWorker);
   }
 
-  private static async openWorkspace(store: Store): Promise<Workspace> {
+  private static async openWorkspace(store: Store, keepWorld: boolean): Promise<Workspace> {
     const workspace = await openWorkspace(store, null);
-    workspace.keepWorld = true;
+    workspace.keepWorld = keepWorld;
+    workspace.provisionalOnDemand = keepWorld;
     if (!(await store.activeProgram())) await activate(store, { program: workspace.program, yaml: workspace.yaml }, new Date().toISOString());
     return workspace;
   }
@@ -129,7 +138,8 @@ export class WorkspaceRuntime {
       this.syncTimer = null;
       // Reads catch up themselves and report a failure; a background pass retries later.
       this.sync().catch(() => this.scheduleSync());
-    }, Math.max(SYNC_DELAY_MS, 2 * this.lastSyncMs));
+      // On the worker a pass does not hold this thread: the next may follow at once.
+    }, this.stateWorker ? WORKER_SYNC_DELAY_MS : Math.max(SYNC_DELAY_MS, 2 * this.lastSyncMs));
     this.syncTimer.unref();
   }
 
@@ -144,14 +154,29 @@ export class WorkspaceRuntime {
 
   private async syncOnce(): Promise<StateMeta | null> {
     const active = await this.store.activeProgram();
-    if (active && active.version !== this.workspace.program.version) this.workspace = await WorkspaceRuntime.openWorkspace(this.store);
+    if (active && active.version !== this.workspace.program.version) this.workspace = await WorkspaceRuntime.openWorkspace(this.store, this.stateWorker === null);
     const meta = await currentMeta(this.workspace);
     if (meta) return meta;
+    if (this.stateWorker) return this.syncByWorker();
     const started = performance.now();
     // Slices of 2,000 events, so that requests are served while the engine catches up.
     await catchUp(this.workspace, undefined, { yieldEvery: 2000 });
     this.lastSyncMs = performance.now() - started;
     return null;
+  }
+
+  /**
+   * Asks the worker to catch up, then returns the stored meta if it covers the log as it was
+   * when asked (events appended since belong to later reads; null if the state is of another
+   * program or engine, which the caller's own check then handles).
+   */
+  private async syncByWorker(): Promise<StateMeta | null> {
+    const target = await this.store.maxSeq();
+    const started = performance.now();
+    await (this.stateWorker as StateWorker).sync(this.name);
+    this.lastSyncMs = performance.now() - started;
+    const meta = await this.store.loadStateMeta();
+    return meta && meta.appliedSeq >= target && meta.programVersion === this.workspace.program.version && engineVersionOf(meta.world) === ENGINE_VERSION ? meta : null;
   }
 
   /** A stored event by id (its body as sent), or null. */
@@ -166,13 +191,13 @@ export class WorkspaceRuntime {
   }
 
   async fans(filter: FanFilter, asOf: number, cursor: number, limit: number): Promise<{ items: FanView[]; next: number | null }> {
-    await this.sync();
-    return queryFanPage(this.workspace, filter, asOf, cursor, limit);
+    const meta = await this.sync();
+    return queryFanPage(this.workspace, filter, asOf, cursor, limit, meta ?? undefined);
   }
 
   async report(month: string, asOf: number): Promise<MonthlyReport> {
-    await this.sync();
-    return queryReport(this.workspace, month, asOf);
+    const meta = await this.sync();
+    return queryReport(this.workspace, month, asOf, meta ?? undefined);
   }
 
   monthOf(asOf: number): string {
@@ -202,8 +227,9 @@ export class WorkspaceRuntime {
     await this.sync();
     const changed = loaded.program.version !== this.workspace.program.version;
     await activate(this.store, loaded, new Date().toISOString());
-    this.workspace = await WorkspaceRuntime.openWorkspace(this.store);
-    await catchUp(this.workspace);
+    this.workspace = await WorkspaceRuntime.openWorkspace(this.store, this.stateWorker === null);
+    if (this.stateWorker) await this.stateWorker.sync(this.name);
+    else await catchUp(this.workspace);
     return { version: loaded.program.version, changed };
   }
 }

@@ -8,6 +8,8 @@ import { pino } from 'pino';
 import type { Database } from '../store/store.js';
 import { createServerApp } from './app.js';
 import { startDispatcher } from '../app/webhooks.js';
+import { startStateWorker, stateWorkerAvailable } from './state-client.js';
+import type { StateWorkerSetup } from './state-worker.js';
 
 export interface ServeOptions {
   /** The database to serve; closed when the server stops. */
@@ -16,6 +18,8 @@ export interface ServeOptions {
   port: number;
   rateLimit?: number;
   maxBodyBytes?: number;
+  /** Where the state worker connects (the same database); null: the engine runs on the request thread. */
+  stateWorker?: StateWorkerSetup | null;
   /** Webhook delivery: first retry delay and failures before a dead letter. */
   webhooks?: { baseDelayMs?: number; maxAttempts?: number; pollMs?: number };
   logLevel?: string;
@@ -30,14 +34,15 @@ export interface RunningServer {
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const logger = pino({ level: options.logLevel ?? process.env.FANFLOW_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization'] }, pino.destination(2));
   const { database } = options;
-  const { app } = createServerApp({ database, logger, rateLimit: options.rateLimit, maxBodyBytes: options.maxBodyBytes, version: options.version });
+  const stateWorker = options.stateWorker && stateWorkerAvailable() ? startStateWorker(options.stateWorker) : null;
+  const { app } = createServerApp({ database, logger, rateLimit: options.rateLimit, maxBodyBytes: options.maxBodyBytes, version: options.version, stateWorker });
   const server: ServerType = await new Promise((resolveServer, reject) => {
     const started = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () => resolveServer(started));
     started.once('error', reject);
   });
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-  logger.info({ url, store: database.kind }, 'listening');
+  logger.info({ url, store: database.kind, stateWorker: stateWorker !== null }, 'listening');
   // Every instance delivers; claims keep two from sending the same item at once.
   const dispatcher = startDispatcher({ database, ...options.webhooks, onError: (error) => logger.error({ err: error }, 'webhook delivery pass failed') });
   let closing: Promise<void> | null = null;
@@ -48,6 +53,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         server.close(() => {
           void dispatcher
             .stop()
+            .then(() => stateWorker?.close())
             .then(() => database.close())
             .finally(() => {
               logger.flush();

@@ -1,0 +1,71 @@
+/**
+ * The state worker of `fanflow serve`: keeps every workspace's derived state caught up with its
+ * log on a thread of its own, so that the engine and the state writes never hold the request
+ * loop. It has its own connection (SQLite file or PostgreSQL pool) and its own in-memory worlds;
+ * the request thread asks it to catch a workspace up and waits for the answer.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { activate, catchUp, openWorkspace, type Workspace } from '../app/workspace.js';
+import { openPostgresDatabase } from '../store/postgres-store.js';
+import { openSqliteDatabase } from '../store/sqlite-store.js';
+import type { Database } from '../store/store.js';
+
+export interface StateWorkerSetup {
+  kind: 'sqlite' | 'postgres';
+  /** The SQLite file or the PostgreSQL URL. */
+  location: string;
+}
+
+export type StateRequest = { id: number; workspace: string } | { close: true };
+export type StateAnswer = { id: number; error?: string };
+
+const setup = workerData as StateWorkerSetup;
+const port = parentPort;
+if (!port) throw new Error('the state worker runs on a worker thread');
+
+const opened: Promise<Database> = setup.kind === 'postgres' ? openPostgresDatabase(setup.location, { poolSize: 4 }) : openSqliteDatabase(setup.location);
+opened.catch(() => undefined);
+const workspaces = new Map<string, Workspace>();
+// One pass at a time per workspace (later requests ride on the next pass).
+const passes = new Map<string, Promise<void>>();
+
+async function workspaceOf(name: string): Promise<Workspace> {
+  const database = await opened;
+  const store = await database.workspace(name);
+  const active = await store.activeProgram();
+  let workspace = workspaces.get(name);
+  if (!workspace || (active && active.version !== workspace.program.version)) {
+    workspace = await openWorkspace(store, null);
+    workspace.keepWorld = true;
+    if (!active) await activate(store, { program: workspace.program, yaml: workspace.yaml }, new Date().toISOString());
+    workspaces.set(name, workspace);
+  }
+  return workspace;
+}
+
+function pass(name: string): Promise<void> {
+  const previous = passes.get(name) ?? Promise.resolve();
+  const next = previous
+    .catch(() => undefined)
+    .then(async () => {
+      await catchUp(await workspaceOf(name));
+    });
+  passes.set(name, next);
+  return next;
+}
+
+port.on('message', (message: StateRequest) => {
+  if ('close' in message) {
+    void Promise.allSettled([...passes.values()])
+      .then(() => opened.then((database) => database.close()))
+      .finally(() => {
+        port.postMessage({ closed: true });
+        port.close();
+      });
+    return;
+  }
+  pass(message.workspace).then(
+    () => port.postMessage({ id: message.id } satisfies StateAnswer),
+    (error: Error) => port.postMessage({ id: message.id, error: error.message || String(error) } satisfies StateAnswer),
+  );
+});
