@@ -32,7 +32,7 @@ export interface ProgramCheck {
 
 /** How long state may lag the log while ingest is busy; reads always catch up first. */
 const SYNC_DELAY_MS = 200;
-const WORKER_SYNC_DELAY_MS = 20;
+const WORKER_SYNC_DELAY_MS = 100;
 
 export class WorkspaceRuntime {
   private syncTimer: NodeJS.Timeout | null = null;
