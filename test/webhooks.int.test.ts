@@ -137,3 +137,36 @@ describe('webhooks', () => {
     expect((await call('POST', '/v1/webhooks', { url: 'https://x.example', events: ['level.changed'] }, (await createKey(database, 'brand', ['read'], null, new Date())).key)).status).toBe(403);
   });
 });
+
+describe('webhooks from a running fanflow serve (engine on its state worker)', () => {
+  it('delivers the level change of an ingested event, signed', async () => {
+    const { spawn } = await import('node:child_process');
+    const { BIN } = await import('./cli-helpers.js');
+    const { freePort, waitHealthy, sleep } = await import('./server-helpers.js');
+    const dir = tempDir('fanflow-webhooks-serve-');
+    const db = join(dir, 'served.db');
+    const created = fanflow(['--db', db, 'keys', 'create', '--workspace', 'default', '--scopes', 'ingest,read,admin', '--json']);
+    expect(created.code).toBe(0);
+    const { key } = JSON.parse(created.stdout) as { key: string };
+    const receiver = await startReceiver();
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const server = spawn(process.execPath, [BIN, '--db', db, 'serve', '--port', String(port)], { stdio: 'ignore', env: { ...process.env, FANFLOW_LOG_LEVEL: 'warn' } });
+    try {
+      await waitHealthy(base);
+      const headers = { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' };
+      const subscribed = await fetch(`${base}/v1/webhooks`, { method: 'POST', headers, body: JSON.stringify({ url: `${receiver.url}/ok`, events: ['level.changed'] }) });
+      const { secret } = (await subscribed.json()) as { secret: string };
+      const events = ['09:00', '09:01', '09:02', '09:03'].map((time, i) => ({ id: `s${i}`, type: i === 0 ? 'follow' : 'like', fan: 'served-fan', ts: `2026-10-01T${time}:00+08:00` }));
+      expect((await fetch(`${base}/v1/events`, { method: 'POST', headers, body: JSON.stringify({ events }) })).status).toBe(200);
+      for (let waited = 0; waited < 100 && !receiver.received.some((r) => r.path === '/ok'); waited++) await sleep(100);
+      const delivery = receiver.received.find((r) => r.path === '/ok');
+      expect(delivery).toBeDefined();
+      expect(JSON.parse(delivery!.body)).toMatchObject({ type: 'level.changed', workspace: 'default', data: { fan: 'served-fan', from: 1, to: 2 } });
+      expect(verifySignature(secret, delivery!.headers['fanflow-signature'] as string, delivery!.body, Math.floor(Date.now() / 1000))).toBe(true);
+    } finally {
+      server.kill('SIGTERM');
+      receiver.server.close();
+    }
+  });
+});
