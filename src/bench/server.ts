@@ -105,8 +105,18 @@ export async function benchServer(bin: string, db: string, fanId: string, lines:
       fanP99: fan.latency.p99,
     };
   } finally {
-    server.kill('SIGTERM');
+    await stop(server);
   }
+}
+
+/** Stops a server and waits for it; one that does not exit within 15 s is killed. */
+async function stop(server: ChildProcess): Promise<void> {
+  if (server.exitCode !== null) return;
+  const exited = new Promise((resolve) => server.once('exit', resolve));
+  server.kill('SIGTERM');
+  const timer = setTimeout(() => server.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
 }
 
 /** Batch ingest against a server on PostgreSQL (a fresh schema of `url`, dropped afterwards). */
@@ -144,8 +154,7 @@ export async function benchPostgres(bin: string, url: string, lines: string[]): 
     });
     return { batchEventsPerSecond: (batch['2xx'] * 500) / DURATION_S, batchRps: batch.requests.average, batchP99: batch.latency.p99, healthRps: health.requests.average };
   } finally {
-    server.kill('SIGTERM');
-    await new Promise((resolve) => server.once('exit', resolve));
+    await stop(server);
     const pg = await import('pg');
     const client = new pg.default.Client({ connectionString: url });
     await client.connect();

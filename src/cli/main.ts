@@ -320,11 +320,15 @@ export function buildCli(): Command {
       const where = database.kind === 'postgres' ? 'PostgreSQL' : options.db;
       process.stderr.write(`fanflow serving ${where} at ${server.url} (API reference: ${server.url}/docs)\n`);
       await new Promise<void>((done) => {
+        let stopping = false;
+        // The first signal stops cleanly (requests in flight finish); a second one exits at once.
         const stop = () => {
+          if (stopping) process.exit(130);
+          stopping = true;
           void server.close().then(done);
         };
-        process.once('SIGTERM', stop);
-        process.once('SIGINT', stop);
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
       });
     });
 

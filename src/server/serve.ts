@@ -11,6 +11,9 @@ import { startDispatcher } from '../app/webhooks.js';
 import { startStateWorker, stateWorkerAvailable } from './state-client.js';
 import type { StateWorkerSetup } from './state-worker.js';
 
+/** How long a stopping server lets requests in flight finish. */
+const SHUTDOWN_GRACE_MS = 5000;
+
 export interface ServeOptions {
   /** The database to serve; closed when the server stops. */
   database: Database;
@@ -60,8 +63,11 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
               done();
             });
         });
-        // Idle keep-alive connections would hold the close open.
-        (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+        // Idle keep-alive connections would hold the close open; requests still in flight get a
+        // grace period, then their connections are closed too.
+        const http = server as unknown as { closeIdleConnections?: () => void; closeAllConnections?: () => void };
+        http.closeIdleConnections?.();
+        setTimeout(() => http.closeAllConnections?.(), SHUTDOWN_GRACE_MS).unref();
       });
       return closing;
     },
