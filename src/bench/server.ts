@@ -34,6 +34,20 @@ function run(options: autocannon.Options): Promise<autocannon.Result> {
   });
 }
 
+/** Request bodies of the next `count` events of the file each; a small file is sent again under new ids. */
+function bodies(lines: readonly string[]): (count: number) => string {
+  let position = 0;
+  return (count) => {
+    const events: string[] = [];
+    for (let i = 0; i < count; i++, position++) {
+      const round = Math.floor(position / lines.length);
+      const line = lines[position % lines.length];
+      events.push(round === 0 ? line : line.replace('"id":"', `"id":"r${round}-`));
+    }
+    return `{"events":[${events.join(',')}]}`;
+  };
+}
+
 async function waitHealthy(base: string): Promise<void> {
   for (let attempt = 0; attempt < 600; attempt++) {
     try {
@@ -65,17 +79,7 @@ export async function benchServer(bin: string, db: string, fanId: string, lines:
     // Warm the fan path (the first read of the workspace loads its state), then measure it.
     await fetch(`${base}/v1/fans/${fanId}`, { headers: { Authorization: `Bearer ${readKey}` } });
     const fan = await run({ url: `${base}/v1/fans/${fanId}`, connections: 20, headers: { Authorization: `Bearer ${readKey}` } });
-    // Each request sends the next events of the file; a small file is sent again under new ids.
-    let position = 0;
-    const nextBody = (count: number) => {
-      const events: string[] = [];
-      for (let i = 0; i < count; i++, position++) {
-        const round = Math.floor(position / lines.length);
-        const line = lines[position % lines.length];
-        events.push(round === 0 ? line : line.replace('"id":"', `"id":"r${round}-`));
-      }
-      return `{"events":[${events.join(',')}]}`;
-    };
+    const nextBody = bodies(lines);
     const headers = { Authorization: `Bearer ${ingestKey}`, 'Content-Type': 'application/json' };
     const batch = await run({
       url: `${base}/v1/events`,
@@ -132,25 +136,13 @@ export async function benchPostgres(bin: string, url: string, lines: string[]): 
   try {
     await waitHealthy(base);
     const health = await run({ url: `${base}/healthz`, connections: 20 });
-    let position = 0;
+    const nextBody = bodies(lines);
     const batch = await run({
       url: `${base}/v1/events`,
       method: 'POST',
       connections: 4,
       headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
-      requests: [
-        {
-          setupRequest: (request) => {
-            const events: string[] = [];
-            for (let i = 0; i < 500; i++, position++) {
-              const round = Math.floor(position / lines.length);
-              const line = lines[position % lines.length];
-              events.push(round === 0 ? line : line.replace('"id":"', `"id":"r${round}-`));
-            }
-            return { ...request, body: `{"events":[${events.join(',')}]}` };
-          },
-        },
-      ],
+      requests: [{ setupRequest: (request) => ({ ...request, body: nextBody(500) }) }],
     });
     return { batchEventsPerSecond: (batch['2xx'] * 500) / DURATION_S, batchRps: batch.requests.average, batchP99: batch.latency.p99, healthRps: health.requests.average };
   } finally {

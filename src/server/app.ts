@@ -65,8 +65,8 @@ const problemResponses = (...statuses: number[]) =>
 
 const security = [{ Bearer: [] }];
 
-function zodIssues(error: z.ZodError, prefix: string): ProblemIssue[] {
-  return error.issues.map((issue) => ({ field: [prefix, ...issue.path.map(String)].filter((part) => part !== '').join('.') || prefix || '(body)', reason: issue.message }));
+function zodIssues(error: z.ZodError): ProblemIssue[] {
+  return error.issues.map((issue) => ({ field: issue.path.map(String).join('.') || '(body)', reason: issue.message }));
 }
 
 function parseAsOfParam(value: string | undefined): number {
@@ -117,8 +117,7 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
     defaultHook: (result) => {
       if (!result.success) {
         const target = (result as { target?: string }).target;
-        const prefix = target === 'query' || target === 'param' ? '' : '';
-        throw new ApiProblem(400, 'BAD_REQUEST', `invalid ${target ?? 'request'}`, zodIssues(result.error, prefix));
+        throw new ApiProblem(400, 'BAD_REQUEST', `invalid ${target ?? 'request'}`, zodIssues(result.error));
       }
     },
   });
