@@ -63,7 +63,7 @@ function* readLines(path: string, onBytes: (bytes: number) => void): Generator<{
 }
 
 function numericKind(spec: PropSpec | undefined): boolean {
-  return spec !== undefined && ['score0to10', 'score1to5', 'integer', 'level'].includes(spec.kind);
+  return spec !== undefined && ['score0to10', 'score1to5', 'integer', 'positiveInteger', 'level'].includes(spec.kind);
 }
 
 /** One CSV record (columns id,type,fan,ts,channel,props and/or props.<name>) as an event object. */

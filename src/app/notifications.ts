@@ -15,6 +15,7 @@ const TYPE_OF: Record<DerivedEvent['type'], WebhookEventType> = {
   BadgeGranted: 'badge.granted',
   BadgeRevoked: 'badge.revoked',
   ReferralQualified: 'referral.qualified',
+  ReferralHeld: 'referral.held',
   Inapplicable: 'event.inapplicable',
 };
 
@@ -32,10 +33,18 @@ export function derivedNotifications(derived: readonly DerivedEvent[], wanted: R
 }
 
 export function postingNotifications(postings: readonly Posting[], wanted: ReadonlySet<WebhookEventType>): Notification[] {
-  if (!wanted.has('points.posted')) return [];
-  // The fan's side of the posting: positive when points reach the fan's account.
-  return postings.map((posting) => ({
-    type: 'points.posted',
-    data: { fan: posting.fan, amount: posting.target === `fan:${posting.fan}` ? posting.amount : -posting.amount, asset: posting.asset, rule: posting.rule, eventId: posting.eventId, seq: posting.seq, at: at(posting.ts) },
-  }));
+  const points = wanted.has('points.posted');
+  const cash = wanted.has('cash.posted');
+  if (!points && !cash) return [];
+  const notifications: Notification[] = [];
+  for (const posting of postings) {
+    if (posting.asset === 'points') {
+      // The fan's side of the posting: positive when points reach the fan's account.
+      if (points) notifications.push({ type: 'points.posted', data: { fan: posting.fan, amount: posting.target === `fan:${posting.fan}` ? posting.amount : -posting.amount, asset: posting.asset, rule: posting.rule, eventId: posting.eventId, seq: posting.seq, at: at(posting.ts) } });
+    } else if (cash) {
+      // Cash and coupons in the currency's main unit, with both accounts (pending → available, …).
+      notifications.push({ type: 'cash.posted', data: { fan: posting.fan, asset: posting.asset, amount: posting.amount / 100, from: posting.source, to: posting.target, rule: posting.rule, eventId: posting.eventId, seq: posting.seq, at: at(posting.ts) } });
+    }
+  }
+  return notifications;
 }

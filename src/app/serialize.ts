@@ -9,7 +9,7 @@ import { createFan, createWorld } from '../core/state.js';
 // orders and recent postings as tuples. Key names made up about half of the JSON otherwise.
 const FORMAT = 1;
 const FAN_KEYS = Object.keys(createFan('', 0, 0)) as (keyof FanState)[];
-const ORDER_KEYS: (keyof Order)[] = ['orderId', 'ts', 'amountMinor', 'refundedMinor', 'series', 'pointsAwarded', 'pointsReversed', 'referrer', 'referrerPointsAwarded', 'referrerPointsReversed'];
+const ORDER_KEYS: (keyof Order)[] = ['orderId', 'ts', 'amountMinor', 'refundedMinor', 'series', 'pointsAwarded', 'pointsReversed', 'referrer', 'referrerPointsAwarded', 'referrerPointsReversed', 'cash'];
 
 export function serializeFan(fan: FanState): string {
   const values: unknown[] = [FORMAT];
@@ -39,12 +39,12 @@ export function deserializeFan(text: string): FanState {
 }
 
 export function serializeWorldMeta(world: World): string {
-  const { fans: _fans, orders: _orders, highLevel: _high, snapshots: _snapshots, ...meta } = world;
+  const { fans: _fans, orders: _orders, highLevel: _high, snapshots: _snapshots, codes: _codes, ...meta } = world;
   return JSON.stringify(meta);
 }
 
 export function restoreWorld(metaText: string, fanTexts: Iterable<string>, snapshots: Iterable<{ month: string; data: string }>): World {
-  const meta = JSON.parse(metaText) as Omit<World, 'fans' | 'orders' | 'highLevel' | 'snapshots'>;
+  const meta = JSON.parse(metaText) as Omit<World, 'fans' | 'orders' | 'highLevel' | 'snapshots' | 'codes'>;
   const world = createWorld(meta.programVersion);
   Object.assign(world, meta);
   // A state written before engine versions were recorded is of no known version.
@@ -54,6 +54,7 @@ export function restoreWorld(metaText: string, fanTexts: Iterable<string>, snaps
   for (const text of fanTexts) {
     const fan = deserializeFan(text);
     world.fans.set(fan.id, fan);
+    if (fan.code) world.codes.set(fan.code, fan.id);
     for (const order of fan.orders) world.orders.set(order.orderId, fan.id);
     if (fan.level >= 4 && fan.lockedLevel === null) world.highLevel.add(fan.id);
   }

@@ -4,7 +4,7 @@
  */
 import { createEngine, type Engine, type EngineOutput } from '../core/engine.js';
 import { compareEvents, validateEvent, type FanEvent } from '../core/events.js';
-import { compileProgram, type Program, type ProgramSpec } from '../core/program.js';
+import { compileProgram, programSchema, type Program, type ProgramSpec } from '../core/program.js';
 import { cloneFan, createWorld, ENGINE_VERSION, type FanState, type World } from '../core/state.js';
 import { takeSnapshot } from '../core/snapshot.js';
 import { countFact } from '../core/facts.js';
@@ -56,7 +56,8 @@ async function activeProgramOf(store: Store): Promise<LoadedProgram | null> {
   const active = await store.activeProgram();
   if (!active) return null;
   if (active.spec === null) return compileProgramText(active.yaml, `active program ${active.version}`);
-  return { program: compileProgram(JSON.parse(active.spec) as ProgramSpec, active.version), yaml: active.yaml };
+  // Parsed again so that sections added since it was stored get their defaults.
+  return { program: compileProgram(programSchema.parse(JSON.parse(active.spec)) as ProgramSpec, active.version), yaml: active.yaml };
 }
 
 /** Records a program as the store's active one (if it is not already). */

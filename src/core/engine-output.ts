@@ -8,6 +8,7 @@ export type DerivedEvent =
   | { type: 'LevelChanged'; fan: string; ts: number; eventId: string | null; from: number; to: number; kind: LevelChange['kind'] }
   | { type: 'LayerChanged'; fan: string; ts: number; eventId: string; from: LayerName; to: LayerName }
   | { type: 'ReferralQualified'; fan: string; referee: string; ts: number; eventId: string }
+  | { type: 'ReferralHeld'; fan: string; referee: string; ts: number; eventId: string; reasons: string[] }
   | { type: 'Lv5Eligible'; fan: string; ts: number; eventId: string }
   | { type: 'BadgeGranted' | 'BadgeRevoked'; fan: string; ts: number; eventId: string; badge: string }
   | { type: 'Inapplicable'; fan: string | null; ts: number; eventId: string; reason: string };

@@ -15,6 +15,7 @@ import { pruneBefore } from './facts.js';
 import { DEMOTABLE_FROM_LEVEL, demoteAtMidnight, isEligibleForTop, promote, type LevelChange } from './levels.js';
 import { createOrderRules } from './orders.js';
 import { createPointRules } from './points.js';
+import { createReferralRules } from './referral.js';
 import { classifyLayer } from './layers.js';
 import type { Program } from './program.js';
 import { takeSnapshot } from './snapshot.js';
@@ -81,21 +82,24 @@ export function createEngine(program: Program): Engine {
     checkOneTime(world, fan, 'interactions', event, out);
   };
 
-  const orders = createOrderRules(context, points, (world, fan, event, out) => afterFanChange(world, fan, event, out));
+  const referral = createReferralRules(context);
+  const orders = createOrderRules(context, points, referral, (world, fan, event, out) => afterFanChange(world, fan, event, out));
   const { applyPurchase, applyRefund } = orders;
 
-  const applyFollow = (world: World, fan: FanState, event: FanEvent) => {
+  const applyFollow = (world: World, fan: FanState, event: FanEvent, out: EngineOutput) => {
     if (fan.follow === 0) {
       fan.firstFollowTs = event.ts;
       fan.followChannel = event.channel;
       const month = monthOf(world, event.ts);
       month.newFollowers++;
-      const code = (event.props.referrer ?? event.props.referralCode) as string | undefined;
-      // Referral codes are fan ids until the referral feature issues aliases.
-      if (code !== undefined && code !== fan.id && world.fans.has(code) && fan.purchasesEver === 0) {
-        fan.referrer = code;
+      // Only the first follow attributes, to a known fan other than the referee, before any purchase.
+      const referrer = referral.resolveReferrer(world, event);
+      if (referrer !== null && referrer !== fan && fan.purchasesEver === 0) {
+        fan.referrer = referrer.id;
         fan.attributedTs = event.ts;
         month.referredNewFollowers++;
+        referral.onAttributed(world, fan, referrer, event, out);
+        if (program.referral.qualifyOn === 'follow') orders.qualifyReferral(world, fan, event, null, out);
       }
     }
     fan.follow = 1;
@@ -149,6 +153,14 @@ export function createEngine(program: Program): Engine {
       case 'op_set_role':
         fan.roles[props.groupId as string] = props.role as string;
         break;
+      case 'op_payout':
+        referral.applyPayout(world, fan, event, out);
+        break;
+      case 'op_review_referral': {
+        const problem = referral.applyReview(world, fan, event, out);
+        if (problem) out.derived.push({ type: 'Inapplicable', fan: fan.id, ts: event.ts, eventId: event.id, reason: problem });
+        break;
+      }
     }
   };
 
@@ -178,6 +190,7 @@ export function createEngine(program: Program): Engine {
       world.clock = to;
       return;
     }
+    if (world.cashDue.length > 0 && world.cashDue[0][0] <= to) referral.matureDue(world, to, out);
     if (to <= world.clock) return;
     const boundaryAhead = nextBoundary.get(world);
     if (boundaryAhead !== undefined && to < boundaryAhead) {
@@ -230,7 +243,9 @@ export function createEngine(program: Program): Engine {
     if (!fan) {
       fan = createFan(fanId, world.fans.size, event.ts);
       world.fans.set(fanId, fan);
+      referral.issueCode(world, fan);
     }
+    if (event.props.device !== undefined || event.props.ip !== undefined) referral.recordDevices(fan, event);
     fan.lastEventTs = event.ts;
     out.touched.add(fanId);
     // Well-formed but inapplicable events create the fan and nothing else (PRODUCT §2).
@@ -248,7 +263,7 @@ export function createEngine(program: Program): Engine {
         dailyPoints(world, fan, event, out);
         break;
       case 'follow':
-        applyFollow(world, fan, event);
+        applyFollow(world, fan, event, out);
         break;
       case 'unfollow':
         if (fan.follow === 1) monthOf(world, event.ts).unfollows++;
@@ -287,6 +302,9 @@ export function createEngine(program: Program): Engine {
         break;
       case 'test_feedback':
         fan.testFeedbacks++;
+        break;
+      case 'redeem':
+        referral.applyRedeem(world, fan, event, out);
         break;
       default:
         if (event.type.startsWith('op_')) applyOperator(world, fan, event, out);

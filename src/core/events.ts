@@ -14,7 +14,9 @@ export type PropKind =
   | 'integer'
   | 'level'
   | 'contentKind'
-  | 'profileValue';
+  | 'profileValue'
+  | 'positiveInteger'
+  | 'reviewDecision';
 
 export interface PropSpec {
   readonly kind: PropKind;
@@ -61,6 +63,11 @@ export const EVENT_TYPES = {
   op_revoke_badge: { badge: req('id') },
   op_adjust_points: { points: req('integer') },
   op_set_role: { groupId: req('id'), role: req('string') },
+  // Written by fanflow itself when it decides (redemption, payout run, fraud review); replay
+  // re-applies the recorded decision and never decides again.
+  redeem: { requestId: req('id'), item: req('id'), points: req('positiveInteger') },
+  op_payout: { payoutId: req('id'), amount: req('amount') },
+  op_review_referral: { decision: req('reviewDecision') },
 } as const satisfies Record<string, Record<string, PropSpec>>;
 
 export type EventType = keyof typeof EVENT_TYPES;
@@ -72,6 +79,7 @@ export const ACTIVITY_TYPES: ReadonlySet<string> = new Set([
   'group_join', 'group_message', 'gift', 'nps', 'profile', 'test_feedback', 'vote',
 ]);
 export const CONTENT_KINDS = ['purchase_share', 'experience', 'note', 'question'] as const;
+export const REVIEW_DECISIONS = ['release', 'void'] as const;
 
 /** A validated event. `ts` is epoch milliseconds (fractions keep sub-millisecond order). */
 export interface FanEvent {
@@ -197,6 +205,10 @@ function checkProp(kind: PropKind, value: unknown): string | null {
       return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 5 ? null : 'must be an integer 1–5';
     case 'integer':
       return Number.isSafeInteger(value) ? null : 'must be an integer';
+    case 'positiveInteger':
+      return Number.isSafeInteger(value) && (value as number) > 0 ? null : 'must be an integer above 0';
+    case 'reviewDecision':
+      return (REVIEW_DECISIONS as readonly unknown[]).includes(value) ? null : `must be one of ${REVIEW_DECISIONS.join(', ')}`;
     case 'level':
       return value === null || (Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 5)
         ? null

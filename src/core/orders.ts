@@ -6,22 +6,25 @@ import type { EngineContext } from './engine-context.js';
 import type { EngineOutput } from './engine-output.js';
 import type { FanEvent } from './events.js';
 import { percentPoints, type PointRules } from './points.js';
-import type { FanState, World } from './state.js';
+import type { ReferralRules } from './referral.js';
+import type { FanState, Order, World } from './state.js';
 
 export type AfterFanChange = (world: World, fan: FanState, event: FanEvent, out: EngineOutput) => void;
 
 export interface OrderRules {
+  /** The referee's referral qualifies at `event` (its first purchase, or the follow). */
+  qualifyReferral(world: World, referee: FanState, event: FanEvent, order: Order | null, out: EngineOutput): void;
   purchaseProblem(world: World, event: FanEvent): string | null;
   applyPurchase(world: World, fan: FanState, event: FanEvent, out: EngineOutput): void;
   /** Applies a refund, or returns why it cannot apply. */
   applyRefund(world: World, fan: FanState, event: FanEvent, out: EngineOutput): string | null;
 }
 
-export function createOrderRules(context: EngineContext, points: PointRules, afterFanChange: AfterFanChange): OrderRules {
+export function createOrderRules(context: EngineContext, points: PointRules, referral: ReferralRules, afterFanChange: AfterFanChange): OrderRules {
   const { program, multipliers, monthOf, award } = context;
   const { checkOneTime, weeklyOnce } = points;
 
-  const qualifyReferral = (world: World, referee: FanState, event: FanEvent, out: EngineOutput) => {
+  const qualifyReferral = (world: World, referee: FanState, event: FanEvent, order: Order | null, out: EngineOutput) => {
     referee.qualifiedTs = event.ts;
     const referrer = world.fans.get(referee.referrer as string) as FanState;
     out.touched.add(referrer.id);
@@ -29,6 +32,7 @@ export function createOrderRules(context: EngineContext, points: PointRules, aft
     out.derived.push({ type: 'ReferralQualified', fan: referrer.id, referee: referee.id, ts: event.ts, eventId: event.id });
     weeklyOnce(world, referrer, 'firstReferralQualified', program.points.weekly.firstReferralQualified.points, event, out);
     checkOneTime(world, referrer, 'qualifiedReferrals', event, out);
+    referral.onQualified(world, referee, referrer, event, order, out);
     afterFanChange(world, referrer, event, out);
   };
 
@@ -36,9 +40,9 @@ export function createOrderRules(context: EngineContext, points: PointRules, aft
     const orderId = event.props.orderId as string;
     world.orders.set(orderId, fan.id);
     const series = typeof event.props.series === 'string' ? event.props.series : null;
-    const order = {
+    const order: Order = {
       orderId, ts: event.ts, amountMinor: event.amountMinor, refundedMinor: 0, series,
-      pointsAwarded: 0, pointsReversed: 0, referrer: null as string | null, referrerPointsAwarded: 0, referrerPointsReversed: 0,
+      pointsAwarded: 0, pointsReversed: 0, referrer: null, referrerPointsAwarded: 0, referrerPointsReversed: 0, cash: [],
     };
     const firstEver = fan.purchasesEver === 0;
     fan.orders.push(order);
@@ -55,7 +59,7 @@ export function createOrderRules(context: EngineContext, points: PointRules, aft
     award(world, fan, order.pointsAwarded, 'perEvent:purchase', event, out);
     checkOneTime(world, fan, 'purchases', event, out);
     if (fan.referrer !== null && fan.qualifiedTs === null && (fan.attributedTs as number) <= event.ts) {
-      qualifyReferral(world, fan, event, out);
+      qualifyReferral(world, fan, event, order, out);
     }
     if (fan.qualifiedTs !== null && fan.referrer !== null) {
       const referrer = world.fans.get(fan.referrer) as FanState;
@@ -63,6 +67,7 @@ export function createOrderRules(context: EngineContext, points: PointRules, aft
       order.referrer = referrer.id;
       order.referrerPointsAwarded = percentPoints(event.amountMinor, program.points.perEvent.referralPurchasePercent, multipliers[referrer.level - 1]);
       award(world, referrer, order.referrerPointsAwarded, 'perEvent:referralPurchase', event, out);
+      referral.onPurchase(world, fan, order, event, out);
     }
   };
 
@@ -89,10 +94,11 @@ export function createOrderRules(context: EngineContext, points: PointRules, aft
       order.referrerPointsReversed += theirs;
       award(world, referrer, -theirs, 'reversal:referralPurchase', event, out);
     }
+    if (order.cash.length > 0) referral.onRefund(world, order, event, out);
     return null;
   };
 
-  return { purchaseProblem, applyPurchase, applyRefund };
+  return { qualifyReferral, purchaseProblem, applyPurchase, applyRefund };
 }
 
 function purchaseProblem(world: World, event: FanEvent): string | null {

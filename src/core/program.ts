@@ -43,6 +43,65 @@ const levelSchema = z.strictObject({
   maintain: conditionSchema.optional(),
 });
 
+/** An amount of money in the currency's main unit, at most 2 decimals (kept exact as minor units). */
+const money = z
+  .number()
+  .nonnegative()
+  .refine((value) => Math.abs(value * 100 - Math.round(value * 100)) < 1e-6, { message: 'at most 2 decimals' });
+const percent = z.number().nonnegative().max(100);
+
+/** Above this depth a referral tree is treated as a pyramid scheme in China (≥ 3 levels, ≥ 30 people). */
+export const MAX_REFERRAL_DEPTH = 3;
+
+const catalogItemSchema = z.strictObject({
+  id: z.string().min(1),
+  points: z.number().int().positive(),
+  title: z.string(),
+  /** Units available in all (null: unlimited). */
+  stock: z.number().int().nonnegative().nullable().default(null),
+  /** Redemptions one fan may make (null: unlimited). */
+  perFanLimit: z.number().int().positive().nullable().default(null),
+  minLevel: z.number().int().min(1).max(5).default(1),
+});
+
+const referralSchema = z.strictObject({
+  depth: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_REFERRAL_DEPTH, { message: `referral depth is at most ${MAX_REFERRAL_DEPTH} levels: China treats 3 or more levels with 30 or more people as a pyramid scheme` })
+    .default(2),
+  qualifyOn: z.enum(['purchase', 'follow']).default('purchase'),
+  codeSalt: z.string().default(''),
+  link: z.string().default('https://example.com/r/{code}'),
+  poster: z.string().default('{name} invites you: follow with code {code} and get a {coupon} coupon. {link}'),
+  refereeCoupon: money.default(20),
+  referrerReward: money.default(20),
+  commission: z
+    .strictObject({
+      firstPurchasePercent: percent.default(10),
+      repurchasePercent: percent.default(5),
+      repurchases: z.number().int().nonnegative().default(3),
+      indirectPercent: z.array(percent).max(MAX_REFERRAL_DEPTH - 1).default([2]),
+    })
+    .prefault({}),
+  refundWindowDays: z.number().int().nonnegative().max(365).default(7),
+  milestones: z
+    .array(z.strictObject({ referrals: z.number().int().positive(), reward: money, badges: z.array(z.string().min(1)).default([]) }))
+    .default([
+      { referrals: 3, reward: 50, badges: [] },
+      { referrals: 5, reward: 150, badges: ['koc-certified'] },
+      { referrals: 10, reward: 500, badges: ['core-group', 'product-tester', 'referral-expert'] },
+    ]),
+  fraud: z
+    .strictObject({
+      selfReferral: z.boolean().default(true),
+      sharedDevice: z.boolean().default(true),
+      burst: z.strictObject({ referrals: z.number().int().min(2), minutes: z.number().int().positive() }).nullable().default({ referrals: 5, minutes: 10 }),
+    })
+    .prefault({}),
+});
+
 const dailySchema = z.strictObject({ points: z.number().int().nonnegative(), capPerDay: z.number().int().nonnegative() });
 const DAILY_TYPES = ['checkin', 'view', 'like', 'collect', 'comment', 'share', 'message'] as const;
 const ONE_TIME_COUNTERS = ['profileComplete', 'interactions', 'purchases', 'qualifiedReferrals', 'selectedContents'] as const;
@@ -78,7 +137,7 @@ export const programSchema = z
         }),
       ),
       profileCompleteFields: z.array(z.string().min(1)).min(1),
-      catalog: z.array(z.strictObject({ id: z.string().min(1), points: z.number().int().positive(), title: z.string() })),
+      catalog: z.array(catalogItemSchema),
     }),
     layers: z.strictObject({
       windowDays: z.number().int().positive(),
@@ -98,6 +157,7 @@ export const programSchema = z
       portraits: z.array(z.strictObject({ id: z.string().min(1), name: z.string(), when: conditionSchema })),
     }),
     health: z.strictObject({ cac: z.number().nonnegative().nullable().default(null) }),
+    referral: referralSchema.prefault({}),
   })
   .superRefine((program, ctx) => {
     program.levels.forEach((level, index) => {
@@ -123,6 +183,25 @@ export const programSchema = z
       if (level.maintain) checkEver(level.maintain, ['levels', i, 'maintain']);
     });
     for (const layer of ['core', 'backbone', 'general'] as const) checkEver(program.layers[layer], ['layers', layer]);
+    const referral = program.referral;
+    if (referral.commission.indirectPercent.length > referral.depth - 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['referral', 'commission', 'indirectPercent'],
+        message: `pays ${referral.commission.indirectPercent.length} level(s) above the referrer, but referral.depth ${referral.depth} allows ${referral.depth - 1}`,
+      });
+    }
+    referral.milestones.forEach((milestone, i) => {
+      // Recruitment alone never pays: a milestone reward needs referrals that bought.
+      if (referral.qualifyOn === 'follow' && milestone.reward > 0) {
+        ctx.addIssue({ code: 'custom', path: ['referral', 'milestones', i, 'reward'], message: 'must be 0 when referrals qualify on follow: recruiting alone must not pay beyond the one-time reward' });
+      }
+    });
+    const itemIds = new Set<string>();
+    program.points.catalog.forEach((item, i) => {
+      if (itemIds.has(item.id)) ctx.addIssue({ code: 'custom', path: ['points', 'catalog', i, 'id'], message: `duplicate catalog item ${item.id}` });
+      itemIds.add(item.id);
+    });
     if (program.tags.churnRisk.highAfterDays <= program.tags.churnRisk.mediumAfterDays) {
       ctx.addIssue({ code: 'custom', path: ['tags', 'churnRisk', 'highAfterDays'], message: 'must be greater than mediumAfterDays' });
     }

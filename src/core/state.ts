@@ -19,13 +19,38 @@ export interface Order {
   referrer: string | null;
   referrerPointsAwarded: number;
   referrerPointsReversed: number;
+  /** The referral cash this order paid: [receiving fan, cash item id] (voided or clawed back on refund). */
+  cash: [string, number][];
 }
+
+export type Asset = 'points' | 'cash' | 'coupon';
+export type CashKind = 'reward' | 'commission' | 'indirect' | 'milestone';
+export type CashItemState = 'pending' | 'available' | 'held' | 'void';
+
+/**
+ * One referral payment to a fan (minor units): pending during the refund window, then available
+ * (or held, when its referral is under review); voided by a refund or a review.
+ */
+export interface CashItem {
+  id: number;
+  kind: CashKind;
+  /** The referee whose referral or purchase earned it. */
+  referee: string;
+  orderId: string | null;
+  /** The amount first posted, and how much of it refunds have taken back since. */
+  base: number;
+  reversed: number;
+  due: number;
+  state: CashItemState;
+}
+
+export type ReviewState = 'open' | 'released' | 'voided';
 
 export interface Posting {
   readonly seq: number;
   readonly eventId: string;
   readonly ts: number;
-  readonly asset: 'points';
+  readonly asset: Asset;
   readonly source: string;
   readonly target: string;
   readonly amount: number;
@@ -89,6 +114,28 @@ export interface FanState {
   /** ln of the decayed activity value normalised to epoch 0: ranks are the same at any later instant. */
   loyaltyLog: number;
   layer: LayerName;
+  /** The fan's referral code (see referral-codes.ts). */
+  code: string;
+  /** Recent distinct devices and IPs seen on the fan's events ('d:…', 'i:…'), newest last. */
+  devices: string[];
+  /** Fans this fan referred, in attribution order. */
+  referees: string[];
+  /** Recent attribution instants of this fan's referees (for the burst rule). */
+  attributionTs: number[];
+  /** As a referee: why the referral is suspect, with the evidence, and its review. */
+  referralFlags: string[];
+  referralReview: ReviewState | null;
+  /** As a referee: the welcome coupon waits for the review of a suspect referral. */
+  couponDeferred: boolean;
+  cashPending: number;
+  cashAvailable: number;
+  cashHeld: number;
+  cashPaid: number;
+  cashVoided: number;
+  couponMinor: number;
+  cashItems: CashItem[];
+  /** Redemptions made, per catalog item. */
+  redeemed: Record<string, number>;
 }
 
 export interface MonthStats {
@@ -127,7 +174,7 @@ export interface Snapshot {
  * The version of the engine's semantics and state shape. A stored state of another version is
  * rebuilt from the log (after an upgrade), never mixed with new results.
  */
-export const ENGINE_VERSION = 2;
+export const ENGINE_VERSION = 3;
 
 export interface World {
   engineVersion: number;
@@ -147,6 +194,17 @@ export interface World {
   revenueToDateMinor: number;
   buyersToDate: number;
   groupEventsSeen: boolean;
+  /** Referral code → fan (rebuilt from the fans on load, not stored twice). */
+  codes: Map<string, string>;
+  /** Pending cash items in due order: [due, fan, item id]. */
+  cashDue: [number, string, number][];
+  cashItemSeq: number;
+  /** Units redeemed per catalog item. */
+  stockUsed: Record<string, number>;
+  /** Referees whose referral awaits review, in the order flagged. */
+  reviewQueue: string[];
+  /** Payout runs: fans paid and the total, per run. */
+  payouts: Record<string, { at: number; fans: number; totalMinor: number }>;
 }
 
 export function createWorld(programVersion: string): World {
@@ -166,6 +224,12 @@ export function createWorld(programVersion: string): World {
     revenueToDateMinor: 0,
     buyersToDate: 0,
     groupEventsSeen: false,
+    codes: new Map(),
+    cashDue: [],
+    cashItemSeq: 0,
+    stockUsed: {},
+    reviewQueue: [],
+    payouts: {},
   };
 }
 
@@ -216,6 +280,21 @@ export function createFan(id: string, no: number, ts: number): FanState {
     recentPostings: [],
     loyaltyLog: Number.NEGATIVE_INFINITY,
     layer: 'observation',
+    code: '',
+    devices: [],
+    referees: [],
+    attributionTs: [],
+    referralFlags: [],
+    referralReview: null,
+    couponDeferred: false,
+    cashPending: 0,
+    cashAvailable: 0,
+    cashHeld: 0,
+    cashPaid: 0,
+    cashVoided: 0,
+    couponMinor: 0,
+    cashItems: [],
+    redeemed: {},
   };
 }
 

@@ -4,7 +4,7 @@
  * source of what each type carries; the engine's own validator gives the per-event verdicts.
  */
 import { z } from '@hono/zod-openapi';
-import { CHANNELS, EVENT_TYPE_NAMES, EVENT_TYPES, type PropKind, type PropSpec } from '../core/events.js';
+import { CHANNELS, REVIEW_DECISIONS, EVENT_TYPE_NAMES, EVENT_TYPES, type PropKind, type PropSpec } from '../core/events.js';
 import { LAYER_NAMES } from '../core/state.js';
 import { WEBHOOK_EVENT_TYPES } from '../store/store.js';
 
@@ -18,6 +18,8 @@ const PROP_SCHEMAS: Record<PropKind, () => z.ZodType> = {
   level: () => z.union([z.number().int().min(1).max(5), z.null()]),
   contentKind: () => z.enum(['purchase_share', 'experience', 'note', 'question']),
   profileValue: () => z.union([z.string(), z.number(), z.null()]),
+  positiveInteger: () => z.number().int().min(1),
+  reviewDecision: () => z.enum(REVIEW_DECISIONS),
 };
 
 function propsSchema(spec: Record<string, PropSpec>): z.ZodType {

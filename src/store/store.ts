@@ -40,6 +40,8 @@ export const WEBHOOK_EVENT_TYPES = [
   'badge.granted',
   'badge.revoked',
   'referral.qualified',
+  'referral.held',
+  'cash.posted',
   'event.rejected',
   'event.inapplicable',
 ] as const;

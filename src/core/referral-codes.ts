@@ -1,0 +1,45 @@
+/**
+ * Referral codes (PRODUCT §5): short, unambiguous and not guessable in sequence. A code is the
+ * HMAC-SHA256 of the fan id under the program's salt, in Crockford base 32 (no I, L, O or U), so
+ * it is the same on every replay and nobody derives one fan's code from another's.
+ *
+ * @example referralCode('', 'u42') // 10 characters such as '7KQ2M9XD4T'
+ */
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+export const CODE_LENGTH = 10;
+const encoder = new TextEncoder();
+
+/** The code of `fanId`; `attempt` > 0 gives the alternatives used when a code is taken. */
+export function referralCode(salt: string, fanId: string, attempt = 0): string {
+  const digest = hmac(sha256, encoder.encode(salt), encoder.encode(attempt === 0 ? fanId : `${fanId}#${attempt}`));
+  // 10 symbols of 5 bits from the first 50 bits of the digest.
+  let code = '';
+  let bits = 0;
+  let buffer = 0;
+  for (let i = 0; code.length < CODE_LENGTH; i++) {
+    buffer = (buffer << 8) | digest[i];
+    bits += 8;
+    while (bits >= 5 && code.length < CODE_LENGTH) {
+      bits -= 5;
+      code += ALPHABET[(buffer >> bits) & 31];
+    }
+    buffer &= (1 << bits) - 1;
+  }
+  return code;
+}
+
+/** What a person typed, read the Crockford way: case-insensitive, O as 0, I and L as 1, dashes and spaces ignored. */
+export function normalizeCode(text: string): string {
+  return text.toUpperCase().replace(/[\s-]/g, '').replace(/O/g, '0').replace(/[IL]/g, '1');
+}
+
+/** True when `text` could be a code (so that fan ids are not mistaken for codes needlessly). */
+export function looksLikeCode(text: string): boolean {
+  const normalized = normalizeCode(text);
+  if (normalized.length !== CODE_LENGTH) return false;
+  for (const char of normalized) if (!ALPHABET.includes(char)) return false;
+  return true;
+}
