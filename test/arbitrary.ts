@@ -6,6 +6,7 @@ const TYPES = [
   'follow', 'follow', 'unfollow', 'view', 'like', 'like', 'collect', 'comment', 'share', 'share', 'checkin', 'message',
   'purchase', 'purchase', 'refund', 'content_submit', 'content_select', 'post', 'group_join', 'group_message', 'gift',
   'nps', 'profile', 'test_feedback', 'vote', 'op_recognize', 'op_lock_level', 'op_adjust_points', 'op_grant_badge',
+  'redeem', 'op_payout', 'op_review_referral',
 ] as const;
 
 const spec = fc.record({
@@ -27,7 +28,17 @@ export const rawEvents = fc.array(spec, { minLength: 1, maxLength: 120 }).map((s
     const amount = s.amount / 100;
     switch (s.type) {
       case 'follow':
-        if (s.other !== s.fan && s.small % 2 === 0) raw.props = { referrer: `f${s.other}` };
+        if (s.other !== s.fan && s.small % 2 === 0) raw.props = { referrer: `f${s.other}`, device: `d${s.order % 3}` };
+        else raw.props = { device: `d${s.order % 3}` };
+        break;
+      case 'redeem':
+        raw.props = { requestId: `q${index}`, item: s.small % 2 ? 'coupon-5' : 'coupon-20', points: s.small % 2 ? 50 : 200 };
+        break;
+      case 'op_payout':
+        raw.props = { payoutId: `run${s.small % 2}`, amount: Math.floor(s.amount / 10) / 100 };
+        break;
+      case 'op_review_referral':
+        raw.props = { decision: s.small % 2 ? 'release' : 'void' };
         break;
       case 'purchase':
         raw.props = { orderId: `o${s.order}`, amount, series: `s${s.small % 3}` };
