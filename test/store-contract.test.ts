@@ -35,8 +35,11 @@ const stateWrite = (overrides: Partial<StateWrite> = {}): StateWrite => ({
   rebuild: true,
   fans: FANS,
   postings: [
-    { seq: 1, eventId: 'e1', ts: 10, asset: 'points', source: 'program:points:issued', target: 'fan:f-a', amount: 5, rule: 'r1', programVersion: 'p@1' },
-    { seq: 2, eventId: 'e2', ts: 11, asset: 'points', source: 'program:points:issued', target: 'fan:f-b', amount: 3, rule: 'r2', programVersion: 'p@1' },
+    { seq: 1, eventId: 'e1', ts: 10, asset: 'points', source: 'program:points:issued', target: 'fan:f-a', amount: 5, rule: 'r1', fan: 'f-a', programVersion: 'p@1' },
+    { seq: 2, eventId: 'e2', ts: 11, asset: 'points', source: 'program:points:issued', target: 'fan:f-b', amount: 3, rule: 'r2', fan: 'f-b', programVersion: 'p@1' },
+    { seq: 3, eventId: 'e2', ts: 11, asset: 'cash', source: 'program:cash:issued', target: 'fan:f-b:cash:pending', amount: 200, rule: 'referral:reward', fan: 'f-b', programVersion: 'p@1' },
+    { seq: 4, eventId: 'cash:1', ts: 12, asset: 'cash', source: 'fan:f-b:cash:pending', target: 'fan:f-b:cash:available', amount: 200, rule: 'referral:available', fan: 'f-b', programVersion: 'p@1' },
+    { seq: 5, eventId: 'e3', ts: 13, asset: 'cash', source: 'fan:f-b:cash:available', target: 'program:cash:paid', amount: 150, rule: 'payout', fan: 'f-b', programVersion: 'p@1' },
   ] as StateWrite['postings'],
   postingBlocks: [],
   derived: [],
@@ -108,14 +111,26 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       expect((await collect(store.iterateByBackboneGap('G', 0))).map((row) => row.state)).toEqual(['["f-b"]']);
       expect(await store.findInactiveRecent(600, 10)).toEqual(['["f-c"]', '["f-b"]']);
       expect(await store.loyaltyRank(2)).toEqual({ below: 2, total: 3 });
-      expect((await collect(store.readPostings())).map((posting) => [posting.seq, posting.eventId, posting.target, posting.amount])).toEqual([
-        [1, 'e1', 'fan:f-a', 5],
-        [2, 'e2', 'fan:f-b', 3],
-      ]);
+      expect(await collect(store.readPostings())).toEqual(stateWrite().postings);
       // An incremental write upserts the fans it names and appends postings.
       await store.exclusive((tx) => tx.saveState(stateWrite({ rebuild: false, appliedSeq: 4, fans: [{ ...FANS[0], level: 3, state: '["f-b2"]' }], postings: [], snapshots: [] })));
       expect(await store.loadFan('f-b')).toEqual({ state: '["f-b2"]', programVersion: 'p@1' });
-      expect((await collect(store.readPostings())).length).toBe(2);
+      expect((await collect(store.readPostings())).length).toBe(5);
+    });
+
+    it('redemptions: one record per request id, and the accepted ones after a log position', async () => {
+      const record = (requestId: string, seq: number | null) => ({ requestId, fan: 'f-a', item: 'coupon-5', points: 50, seq, outcome: JSON.stringify({ requestId }), createdAt: '2026-11-01T00:00:00.000Z' });
+      await store.exclusive(async (tx) => {
+        await tx.saveRedemption(record('q1', 3));
+        await tx.saveRedemption(record('q2', null));
+        await tx.saveRedemption(record('q3', 7));
+      });
+      expect(await store.findRedemption('q2')).toEqual(record('q2', null));
+      expect(await store.findRedemption('q1')).toEqual(record('q1', 3));
+      expect(await store.findRedemption('nope')).toBeNull();
+      await expect(store.saveRedemption(record('q1', 9))).rejects.toThrow();
+      expect(await store.redemptionsAfter(3)).toEqual([{ fan: 'f-a', item: 'coupon-5', points: 50 }]);
+      expect(await store.redemptionsAfter(0)).toHaveLength(2);
     });
 
     it('a failed exclusive section writes nothing', async () => {

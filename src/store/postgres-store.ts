@@ -14,7 +14,7 @@ import pg from 'pg';
 import type { Posting } from '../core/state.js';
 import { decodeRanks, encodeRanks, rankOf, ranksOf, type LoyaltyRanks } from './loyalty-ranks.js';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
-import type { AppendStatus, Batches, Database, FanRow, KeyScope, LogEntry, Notification, OutboxItem, RejectRecord, StateWrite, Store, StoredKey, StoredLogEvent, StoredProgram, StoredState, WebhookEventType, WebhookSubscription } from './store.js';
+import type { AppendStatus, Batches, Database, FanRow, KeyScope, LogEntry, Notification, OutboxItem, RejectRecord, StateWrite, Store, StoredKey, StoredLogEvent, StoredProgram, StoredState, RedemptionRecord, WebhookEventType, WebhookSubscription } from './store.js';
 import { DEFAULT_WORKSPACE } from './store.js';
 
 // Columns are typed loosely: every statement below is written with the `sql` tag against this schema.
@@ -64,6 +64,16 @@ const MIGRATIONS: Record<string, Migration> = {
           delivered_at text, last_error text, dead boolean NOT NULL DEFAULT false);
         CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE delivered_at IS NULL AND NOT dead;
         CREATE INDEX outbox_dead ON outbox (ws, seq) WHERE dead;
+      `.execute(db);
+    },
+  },
+  '0003_redemptions': {
+    async up(db) {
+      await sql`
+        CREATE TABLE redemptions (
+          ws integer NOT NULL, request_id text NOT NULL, fan text NOT NULL, item text NOT NULL, points integer NOT NULL,
+          seq bigint, outcome text NOT NULL, created_at text NOT NULL, PRIMARY KEY (ws, request_id));
+        CREATE INDEX redemptions_seq ON redemptions (ws, seq) WHERE seq IS NOT NULL;
       `.execute(db);
     },
   },
@@ -452,6 +462,14 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
       await sql`INSERT INTO programs (ws, version, yaml, spec, activated_at, seq) VALUES (${ws}, ${version}, ${yaml}, ${spec}, ${at}, (SELECT COALESCE(MAX(seq), 0) + 1 FROM programs WHERE ws = ${ws}))
         ON CONFLICT (ws, version) DO UPDATE SET activated_at = excluded.activated_at, seq = excluded.seq, spec = excluded.spec`.execute(db);
     },
+    findRedemption: async (requestId) => {
+      const row = (await sql<RedemptionRecord>`SELECT request_id AS "requestId", fan, item, points, seq, outcome, created_at AS "createdAt" FROM redemptions WHERE ws = ${ws} AND request_id = ${requestId}`.execute(db)).rows[0];
+      return row ? { ...row, seq: row.seq === null ? null : Number(row.seq) } : null;
+    },
+    async saveRedemption(r) {
+      await sql`INSERT INTO redemptions (ws, request_id, fan, item, points, seq, outcome, created_at) VALUES (${ws}, ${r.requestId}, ${r.fan}, ${r.item}, ${r.points}, ${r.seq}, ${r.outcome}, ${r.createdAt})`.execute(db);
+    },
+    redemptionsAfter: async (seq) => (await sql<{ fan: string; item: string; points: number }>`SELECT fan, item, points FROM redemptions WHERE ws = ${ws} AND seq > ${seq} ORDER BY seq`.execute(db)).rows,
     close: async () => {},
   };
   return store;

@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import type { Posting } from '../core/state.js';
 import { decodeRanks, encodeRanks, rankOf, ranksOf, type LoyaltyRanks } from './loyalty-ranks.js';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
-import { DEFAULT_WORKSPACE, type AppendStatus, type Batches, type Database as DatabasePort, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type StoredKey, type StoredLogEvent, type StoredProgram, type StoredState, type Notification, type OutboxItem, type WebhookEventType, type WebhookSubscription } from './store.js';
+import { DEFAULT_WORKSPACE, type AppendStatus, type Batches, type Database as DatabasePort, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type StoredKey, type StoredLogEvent, type StoredProgram, type StoredState, type Notification, type OutboxItem, type RedemptionRecord, type WebhookEventType, type WebhookSubscription } from './store.js';
 
 // The log is keyed by event id (WITHOUT ROWID): the id check and the append are one B-tree,
 // with no secondary index on the hot path. Postings are stored in blocks of consecutive seqs.
@@ -126,6 +126,12 @@ export const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE delivered_at IS NULL AND dead = 0;
    CREATE INDEX outbox_dead ON outbox (ws, seq) WHERE dead = 1;`,
+  // Redemption requests and their outcomes (idempotency by request id).
+  `CREATE TABLE redemptions (
+     ws INTEGER NOT NULL, request_id TEXT NOT NULL, fan TEXT NOT NULL, item TEXT NOT NULL, points INTEGER NOT NULL,
+     seq INTEGER, outcome TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (ws, request_id)
+   );
+   CREATE INDEX redemptions_seq ON redemptions (ws, seq) WHERE seq IS NOT NULL;`,
 ];
 
 const BATCH_ROWS = 200;
@@ -369,6 +375,9 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
     activeProgram: () => call(() => sync.activeProgram()),
     programHistory: () => call(() => sync.programHistory()),
     activateProgram: (version, yaml, spec, at) => call(() => sync.activateProgram(version, yaml, spec, at)),
+    findRedemption: (requestId) => call(() => sync.findRedemption(requestId)),
+    saveRedemption: (record) => call(() => sync.saveRedemption(record)),
+    redemptionsAfter: (seq) => call(() => sync.redemptionsAfter(seq)),
     close: async () => {},
   };
   return store;
@@ -421,6 +430,9 @@ interface SyncStore {
   /** Every program activated in this workspace, the active one first. */
   programHistory(): StoredProgram[];
   activateProgram(version: string, yaml: string, spec: string, at: string): void;
+  findRedemption(requestId: string): RedemptionRecord | null;
+  saveRedemption(record: RedemptionRecord): void;
+  redemptionsAfter(seq: number): { fan: string; item: string; points: number }[];
   close(): void;
 }
 
@@ -633,6 +645,12 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
         'INSERT INTO programs (ws, version, yaml, spec, activated_at, seq) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ws, version) DO UPDATE SET activated_at = excluded.activated_at, seq = excluded.seq, spec = excluded.spec',
       ).run(ws, version, yaml, spec, at, next);
     },
+    findRedemption: (requestId) =>
+      (db.prepare('SELECT request_id AS requestId, fan, item, points, seq, outcome, created_at AS createdAt FROM redemptions WHERE ws = ? AND request_id = ?').get(ws, requestId) as RedemptionRecord | undefined) ?? null,
+    saveRedemption: (r) => {
+      db.prepare('INSERT INTO redemptions (ws, request_id, fan, item, points, seq, outcome, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(ws, r.requestId, r.fan, r.item, r.points, r.seq, r.outcome, r.createdAt);
+    },
+    redemptionsAfter: (seq) => db.prepare('SELECT fan, item, points FROM redemptions WHERE ws = ? AND seq > ? ORDER BY seq').all(ws, seq) as { fan: string; item: string; points: number }[],
     close: () => {},
   };
 }

@@ -131,6 +131,21 @@ export interface StoredProgram {
   readonly activatedAt: string;
 }
 
+/**
+ * A redemption request and its outcome, kept so that the same request id gets the same answer.
+ * An accepted one also appended a `redeem` event at log position `seq`.
+ */
+export interface RedemptionRecord {
+  readonly requestId: string;
+  readonly fan: string;
+  readonly item: string;
+  readonly points: number;
+  readonly seq: number | null;
+  /** The answer given, as JSON. */
+  readonly outcome: string;
+  readonly createdAt: string;
+}
+
 /** The workspace that commands use when none is named. */
 export const DEFAULT_WORKSPACE = 'default';
 
@@ -241,6 +256,11 @@ export interface Store {
   activeProgram(): Promise<StoredProgram | null>;
   /** Every program activated in this workspace, the active one first. */
   programHistory(): Promise<StoredProgram[]>;
+  findRedemption(requestId: string): Promise<RedemptionRecord | null>;
+  /** Records a decided request (call inside `exclusive`, with the append of its event). */
+  saveRedemption(record: RedemptionRecord): Promise<void>;
+  /** Accepted redemptions at log positions after `seq`: spent, but not yet in a state at `seq`. */
+  redemptionsAfter(seq: number): Promise<{ fan: string; item: string; points: number }[]>;
   activateProgram(version: string, yaml: string, spec: string, at: string): Promise<void>;
   /** Closes the connection when this store owns it (opened alone); otherwise nothing. */
   close(): Promise<void>;
