@@ -493,6 +493,21 @@ export async function startStreamingApply(workspace: Workspace): Promise<Streami
 }
 
 /**
+ * Runs `run` as the workspace's one state writer, with the world current with the whole log:
+ * decisions that read balances (a payout run) and append what they decided, with no other
+ * writer in between. `run` may change the world it is given (it is not kept).
+ */
+export function underStateLock<T>(workspace: Workspace, run: (tx: Store, world: World) => Promise<T>): Promise<T> {
+  return serialised(workspace, () =>
+    workspace.store.exclusive(async (tx) => {
+      const { world } = await catchUpLocked(workspace, tx, silentProgress);
+      workspace.cache = null;
+      return run(tx, world);
+    }),
+  );
+}
+
+/**
  * The world as it was, or will be, at `asOf`: the current state advanced through the midnights
  * up to `asOf`, or for an earlier instant a replay of the log up to it. Never written back.
  */

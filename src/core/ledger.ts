@@ -109,32 +109,45 @@ function stateBalances(fan: FanState): [string, string, number][] {
   ];
 }
 
-/** Sums postings per asset and per account; checks sums are zero, balances agree and none is negative where forbidden. */
-export function verifyLedger(postings: Iterable<Pick<Posting, 'asset' | 'source' | 'target' | 'amount'>>, fans: Iterable<FanState>): LedgerCheck {
-  const assetSums = new Map<string, number>();
-  const balances = new Map<string, number>();
-  for (const posting of postings) {
+/** Accumulates postings (in any number of passes) for `verifyLedger`'s checks. */
+export class LedgerTally {
+  private readonly balances = new Map<string, number>();
+  private readonly assetNames = new Set<string>();
+
+  add(posting: Pick<Posting, 'asset' | 'source' | 'target' | 'amount'>): void {
     const source = `${posting.asset}|${posting.source}`;
     const target = `${posting.asset}|${posting.target}`;
-    balances.set(source, (balances.get(source) ?? 0) - posting.amount);
-    balances.set(target, (balances.get(target) ?? 0) + posting.amount);
-    assetSums.set(posting.asset, 0);
+    this.balances.set(source, (this.balances.get(source) ?? 0) - posting.amount);
+    this.balances.set(target, (this.balances.get(target) ?? 0) + posting.amount);
+    this.assetNames.add(posting.asset);
   }
-  const negativeAccounts: LedgerCheck['negativeAccounts'] = [];
-  for (const [key, value] of balances) {
-    const split = key.indexOf('|');
-    const asset = key.slice(0, split);
-    const account = key.slice(split + 1);
-    assetSums.set(asset, (assetSums.get(asset) ?? 0) + value);
-    if (value < 0 && isNonNegativeAccount(account)) negativeAccounts.push({ account, asset, balance: value });
-  }
-  const mismatchedFans: LedgerCheck['mismatchedFans'] = [];
-  for (const fan of fans) {
-    for (const [asset, account, state] of stateBalances(fan)) {
-      const ledger = balances.get(`${asset}|${account}`) ?? 0;
-      if (ledger !== state) mismatchedFans.push({ fan: fan.id, account, ledger, state });
+
+  /** The checks, against the balances the fans' derived states keep. */
+  check(fans: Iterable<FanState>): LedgerCheck {
+    const assetSums = new Map<string, number>([...this.assetNames].map((asset) => [asset, 0]));
+    const negativeAccounts: LedgerCheck['negativeAccounts'] = [];
+    for (const [key, value] of this.balances) {
+      const split = key.indexOf('|');
+      const asset = key.slice(0, split);
+      const account = key.slice(split + 1);
+      assetSums.set(asset, (assetSums.get(asset) ?? 0) + value);
+      if (value < 0 && isNonNegativeAccount(account)) negativeAccounts.push({ account, asset, balance: value });
     }
+    const mismatchedFans: LedgerCheck['mismatchedFans'] = [];
+    for (const fan of fans) {
+      for (const [asset, account, state] of stateBalances(fan)) {
+        const ledger = this.balances.get(`${asset}|${account}`) ?? 0;
+        if (ledger !== state) mismatchedFans.push({ fan: fan.id, account, ledger, state });
+      }
+    }
+    const assets = [...assetSums].sort(([a], [b]) => (a < b ? -1 : 1)).map(([asset, sum]) => ({ asset, sum }));
+    return { ok: assets.every((entry) => entry.sum === 0) && mismatchedFans.length === 0 && negativeAccounts.length === 0, assets, negativeAccounts, mismatchedFans };
   }
-  const assets = [...assetSums].sort(([a], [b]) => (a < b ? -1 : 1)).map(([asset, sum]) => ({ asset, sum }));
-  return { ok: assets.every((entry) => entry.sum === 0) && mismatchedFans.length === 0 && negativeAccounts.length === 0, assets, negativeAccounts, mismatchedFans };
+}
+
+/** Sums postings per asset and per account; checks sums are zero, balances agree and none is negative where forbidden. */
+export function verifyLedger(postings: Iterable<Pick<Posting, 'asset' | 'source' | 'target' | 'amount'>>, fans: Iterable<FanState>): LedgerCheck {
+  const tally = new LedgerTally();
+  for (const posting of postings) tally.add(posting);
+  return tally.check(fans);
 }
