@@ -348,7 +348,6 @@ export async function ledgerAudit(workspace: Workspace, id: string, asset: strin
   if (!(await workspace.store.loadFan(id))) throw new NotFoundError(`unknown fan ${JSON.stringify(id)}`);
   const balances: Record<string, number> = {};
   const lines: AuditLine[] = [];
-  const types = new Map<string, string | null>();
   const own = (account: string) => account === `fan:${id}` || account.startsWith(`fan:${id}:`);
   for await (const postings of workspace.store.readPostings()) {
     for (const posting of postings) {
@@ -357,13 +356,18 @@ export async function ledgerAudit(workspace: Workspace, id: string, asset: strin
       for (const [account, sign] of [[posting.target, 1], [posting.source, -1]] as const) {
         if (!own(account)) continue;
         balances[account] = (balances[account] ?? 0) + sign * posting.amount;
-        if (!types.has(posting.eventId)) {
-          const body = await workspace.store.readEvent(posting.eventId);
-          types.set(posting.eventId, body === null ? null : ((JSON.parse(body) as { type?: string }).type ?? null));
-        }
-        lines.push({ seq: posting.seq, at: iso(posting.ts), asset: posting.asset, account, change: (sign * posting.amount) / scale, balance: balances[account] / scale, rule: posting.rule, eventId: posting.eventId, eventType: types.get(posting.eventId) ?? null });
+        lines.push({ seq: posting.seq, at: iso(posting.ts), asset: posting.asset, account, change: (sign * posting.amount) / scale, balance: balances[account] / scale, rule: posting.rule, eventId: posting.eventId, eventType: null });
       }
     }
+  }
+  // Read after the stream ends: a store may serve one operation at a time.
+  const types = new Map<string, string | null>();
+  for (const line of lines) {
+    if (!types.has(line.eventId)) {
+      const body = await workspace.store.readEvent(line.eventId);
+      types.set(line.eventId, body === null ? null : ((JSON.parse(body) as { type?: string }).type ?? null));
+    }
+    line.eventType = types.get(line.eventId) ?? null;
   }
   const scaled = Object.fromEntries(Object.entries(balances).map(([account, value]) => [account, account.includes(':cash:') || account.endsWith(':coupon') ? value / 100 : value]));
   return { fan: id, balances: scaled, lines };

@@ -23,7 +23,11 @@ import { addSubscription, deliverDue, describeDelivery, describeSubscription, pa
 import { checkWorkspaceName, createKey, describeKey, parseScopes } from '../app/keys.js';
 import { startServer } from '../server/serve.js';
 import { messages, resolveLang } from './messages.js';
-import { renderFan, renderFansCsv, renderFansTable, renderReport } from './render.js';
+import { renderFan, renderFansCsv, renderFansTable, renderReport, table } from './render.js';
+import { renderAudit, renderLedgerCheck, renderPayout, renderRedemption, renderReferral, renderReviewQueue } from './render-fission.js';
+import { cliSync, ledgerAudit, ledgerVerify, listPayouts, payoutCsv, redeem, referralShow, resolveReview, reviewQueue, runPayout } from '../app/fission.js';
+import { writeQrFile } from '../app/qr.js';
+import { randomUUID } from 'node:crypto';
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -451,6 +455,119 @@ export function buildCli(): Command {
         if (options.json) printJson(pass);
         else print(`${pass.attempted} attempted, ${pass.delivered} delivered, ${pass.dead} now dead letters\n`);
       });
+    });
+
+  const referral = cli.command('referral').description('referral codes, trees, cash and the fraud review (PRODUCT §5)');
+  referral
+    .command('show')
+    .description("a fan's code, link and poster text, referrer, referees (depth ≤ 3) and referral cash")
+    .argument('<fan>', 'the fan external id')
+    .option('--json', 'print JSON')
+    .action(async (fan: string, _opts, command: Command) => {
+      const options = globals(command);
+      const view = await withWorkspace(options, false, (workspace) => referralShow(workspace, fan, parseAsOf(options.asOf), cliSync(workspace)));
+      if (options.json) printJson(view);
+      else print(renderReferral(view));
+    });
+  referral
+    .command('poster')
+    .description("the QR code of a fan's referral link, as PNG or SVG, for the share poster")
+    .argument('<fan>', 'the fan external id')
+    .requiredOption('--out <file>', 'the image file to write (.png or .svg)')
+    .action(async (fan: string, opts: { out: string }, command: Command) => {
+      const options = globals(command);
+      const view = await withWorkspace(options, false, (workspace) => referralShow(workspace, fan, parseAsOf(options.asOf), cliSync(workspace)));
+      await writeQrFile(opts.out, view.link);
+      print(`wrote ${opts.out}: QR code of ${view.link}\n${view.poster}\n`);
+    });
+  referral
+    .command('review')
+    .description('referrals held as suspect, with their evidence and the cash waiting')
+    .option('--json', 'print JSON')
+    .action(async (_opts, command: Command) => {
+      const options = globals(command);
+      const items = await withWorkspace(options, false, (workspace) => reviewQueue(workspace, cliSync(workspace)));
+      if (options.json) printJson(items);
+      else print(renderReviewQueue(items));
+    });
+  for (const decision of ['release', 'void'] as const) {
+    referral
+      .command(decision)
+      .description(decision === 'release' ? 'pay a held referral: its cash becomes available, the coupon is issued' : 'void a held referral: its cash goes back to the programme')
+      .argument('<referee>', 'the referred fan whose referral is under review')
+      .option('--json', 'print JSON')
+      .action(async (referee: string, _opts, command: Command) => {
+        const options = globals(command);
+        const result = await withWorkspace(options, false, (workspace) => resolveReview(workspace, referee, decision, Date.now(), 'cli', cliSync(workspace)));
+        if (options.json) printJson(result);
+        else print(`${decision === 'release' ? 'released' : 'voided'} the referral of ${referee} (event ${result.eventId})\n`);
+      });
+  }
+
+  cli
+    .command('redeem')
+    .description('redeem a catalog item for points, once per request id (PRODUCT §3.2)')
+    .argument('<fan>', 'the fan external id')
+    .argument('<item>', 'the catalog item id, e.g. coupon-20')
+    .option('--request-id <id>', 'idempotency key: the same id again returns the first outcome (default: a new one)')
+    .option('--json', 'print JSON')
+    .action(async (fan: string, item: string, opts: { requestId?: string }, command: Command) => {
+      const options = globals(command);
+      const requestId = opts.requestId ?? randomUUID();
+      const outcome = await withWorkspace(options, false, (workspace) => redeem(workspace, { requestId, fan, item }, Date.now(), cliSync(workspace)));
+      if (options.json) printJson(outcome);
+      else print(renderRedemption(outcome));
+      if (outcome.status === 'refused') process.exitCode = 1;
+    });
+
+  const payouts = cli.command('payouts').description('pay out available referral cash');
+  payouts
+    .command('run')
+    .description("pay every fan's available cash as of --as-of (default now); writes the payout file")
+    .requiredOption('--id <payoutId>', 'the run id, e.g. 2026-10 (running it again pays nothing twice)')
+    .option('--out <file>', 'the payout file (CSV)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { id: string; out?: string }, command: Command) => {
+      const options = globals(command);
+      const run = await withWorkspace(options, false, (workspace) => runPayout(workspace, opts.id, parseAsOf(options.asOf)));
+      if (opts.out) writeFileSync(opts.out, payoutCsv(run));
+      if (options.json) printJson(run);
+      else print(renderPayout(run, opts.out ?? null));
+    });
+  payouts
+    .command('list')
+    .description('payout runs made')
+    .option('--json', 'print JSON')
+    .action(async (_opts, command: Command) => {
+      const options = globals(command);
+      const runs = await withWorkspace(options, false, (workspace) => listPayouts(workspace, cliSync(workspace)));
+      if (options.json) printJson(runs);
+      else print(runs.length === 0 ? 'no payout run yet\n' : `${table(['payout', 'at', 'fans', 'total'], runs.map((run) => [run.payoutId, run.at, run.fans, run.total.toFixed(2)]), false)}\n`);
+    });
+
+  const ledger = cli.command('ledger').description('the double-entry ledger of points, cash and coupons');
+  ledger
+    .command('verify')
+    .description('check that postings sum to zero per asset, no account is negative where forbidden, and fan balances equal their postings')
+    .option('--json', 'print JSON')
+    .action(async (_opts, command: Command) => {
+      const options = globals(command);
+      const check = await withWorkspace(options, false, (workspace) => ledgerVerify(workspace, cliSync(workspace)));
+      if (options.json) printJson(check);
+      else print(renderLedgerCheck(check));
+      if (!check.ok) process.exitCode = 1;
+    });
+  ledger
+    .command('audit')
+    .description("why a fan has its balances: every posting with its rule and the event that caused it")
+    .argument('<fan>', 'the fan external id')
+    .addOption(new Option('--asset <asset>', 'one asset only').choices(['points', 'cash', 'coupon']))
+    .option('--json', 'print JSON')
+    .action(async (fan: string, opts: { asset?: string }, command: Command) => {
+      const options = globals(command);
+      const audit = await withWorkspace(options, false, (workspace) => ledgerAudit(workspace, fan, opts.asset ?? null, cliSync(workspace)));
+      if (options.json) printJson(audit);
+      else print(renderAudit(audit));
     });
 
   cli

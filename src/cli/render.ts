@@ -11,7 +11,7 @@ const mark = (ok: boolean | null) => (ok === null ? '–' : ok ? '✓' : '✗');
 const pct = (value: number | null) => (value === null ? 'n/a' : `${(value * 100).toFixed(1)} %`);
 const PYRAMID: Exclude<LayerName, 'unfollowed'>[] = ['core', 'backbone', 'general', 'observation'];
 
-function table(head: string[], rows: (string | number)[][], markdown: boolean): string {
+export function table(head: string[], rows: (string | number)[][], markdown: boolean): string {
   if (markdown) {
     const line = (cells: (string | number)[]) => `| ${cells.map((cell) => String(cell).replace(/\|/g, '\\|')).join(' | ')} |`;
     return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');

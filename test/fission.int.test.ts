@@ -1,0 +1,174 @@
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { cliSync, ledgerAudit, ledgerVerify, redeem, referralShow, resolveReview, reviewQueue, runPayout, type RedemptionOutcome, type RedemptionRequest } from '../src/app/fission.js';
+import { BIN } from './cli-helpers.js';
+import { compileProgramText } from '../src/app/program-source.js';
+import { activate, catchUp, openWorkspace, type Workspace } from '../src/app/workspace.js';
+import { DEFAULT_PROGRAM_YAML } from '../src/core/program.js';
+import { openPostgresDatabase } from '../src/store/postgres-store.js';
+import { openSqliteDatabase } from '../src/store/sqlite-store.js';
+import type { Database } from '../src/store/store.js';
+import { samePayload } from '../src/app/same-payload.js';
+import { freshSchema, postgresAvailable } from './postgres-helpers.js';
+import { tempDir } from './store-helpers.js';
+
+// One item with 3 units in stock, so that stock races are cheap to provoke.
+const PROGRAM = compileProgramText(DEFAULT_PROGRAM_YAML.replace('{ id: coupon-5, points: 50, title: 5 RMB coupon }', '{ id: coupon-5, points: 50, title: 5 RMB coupon, stock: 3 }'), 'test program');
+const T = Date.parse('2026-10-01T10:00:00+08:00');
+const NOW = Date.parse('2026-11-01T10:00:00+08:00');
+
+async function seed(database: Database, events: Record<string, unknown>[]): Promise<Workspace> {
+  const store = await database.workspace('default');
+  const workspace = await openWorkspace(store, PROGRAM);
+  await activate(store, PROGRAM, new Date(T).toISOString());
+  await store.append(events.map((event, line) => ({ id: event.id as string, ts: Date.parse(event.ts as string), body: JSON.stringify(event), source: 'test', line })), samePayload);
+  await catchUp(workspace);
+  return workspace;
+}
+
+const run = promisify(execFile);
+const grant = (fan: string, points: number, n: number) => ({ id: `g-${fan}-${n}`, type: 'op_adjust_points', fan, ts: new Date(T + n).toISOString(), props: { points } });
+
+/**
+ * Redemption races: requests sent at once from several connections. On PostgreSQL two pools in
+ * this process; on SQLite separate `fanflow redeem` processes (connections of one process would
+ * wait for each other's write lock on one thread).
+ */
+interface RaceTarget {
+  /** Seeds the store and returns how to redeem from several connections, and a workspace to check with. */
+  setup(): Promise<{ redeemAt: (connection: number, request: RedemptionRequest) => Promise<RedemptionOutcome>; check: () => Promise<Workspace> }>;
+  cleanup(): Promise<void>;
+}
+
+const SEED = [grant('rich', 1000, 1), ...['s1', 's2', 's3', 's4', 's5', 's6'].map((fan, i) => grant(fan, 100, i + 2))];
+
+function raceSuite(kind: string, enabled: boolean, target: () => RaceTarget) {
+  describe.skipIf(!enabled)(`redemption races on ${kind}`, () => {
+    const targets: RaceTarget[] = [];
+    const setup = () => {
+      const made = target();
+      targets.push(made);
+      return made.setup();
+    };
+    afterAll(async () => {
+      for (const made of targets) await made.cleanup();
+    });
+
+    it('parallel redemptions never overspend points: 12 requests of 200 on 1,000 points redeem exactly 5', async () => {
+      const { redeemAt, check } = await setup();
+      const outcomes = await Promise.all(Array.from({ length: 12 }, (_, i) => redeemAt(i, { requestId: `q${i}`, fan: 'rich', item: 'coupon-20' })));
+      expect(outcomes.filter((outcome) => outcome.status === 'redeemed')).toHaveLength(5);
+      expect(outcomes.filter((outcome) => outcome.status === 'refused').map((outcome) => (outcome as { code: string }).code)).toEqual(Array(7).fill('INSUFFICIENT_POINTS'));
+      const workspace = await check();
+      expect((await ledgerAudit(workspace, 'rich', 'points', cliSync(workspace))).balances['fan:rich']).toBe(0);
+      expect((await ledgerVerify(workspace, cliSync(workspace))).ok).toBe(true);
+    });
+
+    it('parallel redemptions never oversell stock: 6 fans for 3 units', async () => {
+      const { redeemAt } = await setup();
+      const outcomes = await Promise.all(['s1', 's2', 's3', 's4', 's5', 's6'].map((fan, i) => redeemAt(i, { requestId: `stock-${fan}`, fan, item: 'coupon-5' })));
+      expect(outcomes.filter((outcome) => outcome.status === 'redeemed')).toHaveLength(3);
+      expect(outcomes.filter((outcome) => outcome.status === 'refused' && outcome.code === 'OUT_OF_STOCK')).toHaveLength(3);
+    });
+
+    it('the same request id, sent in parallel, redeems once and answers the same', async () => {
+      const { redeemAt, check } = await setup();
+      const outcomes = await Promise.all(Array.from({ length: 6 }, (_, i) => redeemAt(i, { requestId: 'same', fan: 'rich', item: 'coupon-20' })));
+      expect(new Set(outcomes.map((outcome) => JSON.stringify(outcome))).size).toBe(1);
+      const workspace = await check();
+      expect((await ledgerAudit(workspace, 'rich', 'points', cliSync(workspace))).balances['fan:rich']).toBe(800);
+    });
+  });
+}
+
+raceSuite('SQLite (separate processes)', true, () => {
+  const path = join(tempDir(), 'race.db');
+  let checking: Database | null = null;
+  return {
+    async setup() {
+      const database = await openSqliteDatabase(path);
+      await seed(database, SEED);
+      await database.close();
+      const redeemAt = async (_connection: number, request: RedemptionRequest) => {
+        const { stdout, stderr } = await run(process.execPath, [BIN, '--db', path, 'redeem', request.fan, request.item, '--request-id', request.requestId, '--json'], { env: { ...process.env, FANFLOW_LANG: 'en' } }).catch((error: { stdout?: string; stderr?: string; code?: number }) => {
+          // A refusal exits 1 with the outcome on stdout.
+          if (error.code === 1 && error.stdout) return { stdout: error.stdout, stderr: error.stderr ?? '' };
+          throw error;
+        });
+        if (!stdout) throw new Error(stderr);
+        return JSON.parse(stdout) as RedemptionOutcome;
+      };
+      const check = async () => {
+        checking = await openSqliteDatabase(path);
+        const workspace = await openWorkspace(await checking.workspace('default'), null);
+        await catchUp(workspace);
+        return workspace;
+      };
+      return { redeemAt, check };
+    },
+    async cleanup() {
+      await checking?.close();
+    },
+  };
+});
+
+const postgres = await postgresAvailable();
+raceSuite('PostgreSQL (two connection pools)', postgres, () => {
+  const schema = freshSchema('race');
+  const opened: Database[] = [];
+  return {
+    async setup() {
+      const a = await openPostgresDatabase(schema.url);
+      const b = await openPostgresDatabase(schema.url);
+      opened.push(a, b);
+      const first = await seed(a, SEED);
+      const second = await openWorkspace(await b.workspace('default'), null);
+      const workspaces = [first, second];
+      const redeemAt = (connection: number, request: RedemptionRequest) => {
+        const workspace = workspaces[connection % 2];
+        return redeem(workspace, request, NOW + connection, cliSync(workspace));
+      };
+      return { redeemAt, check: async () => (await catchUp(first), first) };
+    },
+    async cleanup() {
+      for (const database of opened) await database.close();
+      await schema.drop();
+    },
+  };
+});
+
+describe('payouts and review on a store', () => {
+  it('a payout run pays available cash once; held cash waits for the review, then a second run pays it', async () => {
+    const database = await openSqliteDatabase(join(tempDir(), 'payout.db'));
+    try {
+      const day = 86_400_000;
+      const at = (offset: number) => new Date(T + offset).toISOString();
+      const workspace = await seed(database, [
+        { id: 'e1', type: 'follow', fan: 'p', ts: at(0), props: { device: 'ph-1' } },
+        { id: 'e2', type: 'follow', fan: 'honest', ts: at(1000), props: { referrer: 'p', device: 'ph-2' } },
+        { id: 'e3', type: 'purchase', fan: 'honest', ts: at(2000), props: { orderId: 'o1', amount: 100 } },
+        { id: 'e4', type: 'follow', fan: 'sock', ts: at(3000), props: { referrer: 'p', device: 'ph-1' } },
+        { id: 'e5', type: 'purchase', fan: 'sock', ts: at(4000), props: { orderId: 'o2', amount: 100 } },
+      ]);
+      const sync = cliSync(workspace);
+      const queue = await reviewQueue(workspace, sync);
+      expect(queue).toEqual([expect.objectContaining({ referee: 'sock', referrer: 'p', pending: 30, held: 0, reasons: [expect.stringMatching(/self-referral: device ph-1/)] })]);
+      const first = await runPayout(workspace, 'run-1', T + 8 * day);
+      expect(first.lines).toEqual([expect.objectContaining({ fan: 'p', amount: 30 })]);
+      const again = await runPayout(workspace, 'run-1', T + 9 * day);
+      expect(again).toMatchObject({ already: true, total: 30 });
+      await resolveReview(workspace, 'sock', 'release', T + 9 * day, 'test', sync);
+      expect(await reviewQueue(workspace, sync)).toEqual([]);
+      const second = await runPayout(workspace, 'run-2', T + 10 * day);
+      expect(second.total).toBe(30);
+      const view = await referralShow(workspace, 'p', T + 10 * day, sync);
+      expect(view.cash).toEqual({ pending: 0, available: 0, held: 0, paid: 60, voided: 0 });
+      expect(view.referees.map((referee) => [referee.fan, referee.depth, referee.qualified])).toEqual([['honest', 1, true], ['sock', 1, true]]);
+      expect((await ledgerVerify(workspace, sync)).ok).toBe(true);
+    } finally {
+      await database.close();
+    }
+  });
+});
