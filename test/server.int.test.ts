@@ -220,7 +220,7 @@ describe('HTTP API on SQLite', () => {
   });
 
   it('random and malformed input on every route never gets a 500 (fast-check)', async () => {
-    const routes = ['/v1/events', '/v1/fans/u000007', '/v1/fans', '/v1/reports/2026-08', '/v1/program', '/v1/program/validate', '/v1/program/activate', '/v1/fans/u000007/actions', '/v1/nowhere'];
+    const routes = ['/v1/events', '/v1/fans/u000007', '/v1/fans', '/v1/reports/2026-08', '/v1/program', '/v1/program/validate', '/v1/program/activate', '/v1/fans/u000007/actions', '/v1/redemptions', '/v1/referrals/u000007', '/v1/referrals/u000007/qr', '/v1/referral-reviews', '/v1/referral-reviews/u000007', '/v1/payouts', '/v1/ledger/fans/u000007', '/v1/nowhere'];
     const deep = fc.letrec((tie) => ({ node: fc.oneof({ depthSize: 'small' }, fc.jsonValue(), fc.array(tie('node'), { maxLength: 3 }), fc.dictionary(fc.string(), tie('node'), { maxKeys: 3 })) })).node;
     const bodies = fc.oneof(
       fc.jsonValue().map((value) => JSON.stringify(value)),
@@ -239,6 +239,50 @@ describe('HTTP API on SQLite', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('referrals, redemptions and the ledger: the API equals the CLI, refusals are problem+json with their code, a retry answers the first outcome', async () => {
+    const referral = await call('GET', `/v1/referrals/u000010?asOf=${encodeURIComponent(asOf)}`, keys.aRead);
+    expect(referral.status).toBe(200);
+    const cli = fanflow(['--db', db, '--workspace', 'brand-a', '--as-of', asOf, 'referral', 'show', 'u000010', '--json']);
+    expect(cli.code).toBe(0);
+    expect(await referral.json()).toEqual(JSON.parse(cli.stdout));
+    const png = await call('GET', '/v1/referrals/u000010/qr', keys.aRead);
+    expect(png.headers.get('content-type')).toBe('image/png');
+    expect([...new Uint8Array(await png.arrayBuffer()).slice(0, 4)]).toEqual([0x89, 0x50, 0x4e, 0x47]);
+    // 1,000 points granted, then 200-point coupons until the balance runs out.
+    await call('POST', '/v1/fans/u000010/actions', keys.a, { action: 'adjust_points', points: 1000, requestId: 'grant-redeem' });
+    const balance = ((await (await call('GET', '/v1/fans/u000010', keys.aRead)).json()) as { points: { balance: number } }).points.balance;
+    const first = await call('POST', '/v1/redemptions', keys.aIngest, { requestId: 'r-1', fan: 'u000010', item: 'coupon-20' });
+    expect(first.status).toBe(201);
+    const body = (await first.json()) as { balance: number };
+    expect(body.balance).toBe(balance - 200);
+    const again = await call('POST', '/v1/redemptions', keys.aIngest, { requestId: 'r-1', fan: 'u000010', item: 'coupon-20' });
+    expect(again.status).toBe(201);
+    expect(await again.json()).toEqual(body);
+    const reused = await call('POST', '/v1/redemptions', keys.aIngest, { requestId: 'r-1', fan: 'u000010', item: 'coupon-5' });
+    expect(reused.status).toBe(409);
+    const tooDear = await call('POST', '/v1/redemptions', keys.aIngest, { requestId: 'r-2', fan: 'u000010', item: 'offline-gathering' });
+    expect([409, 422]).toContain(tooDear.status);
+    expect(['INSUFFICIENT_POINTS', 'NOT_ELIGIBLE']).toContain(((await tooDear.json()) as { code: string }).code);
+    const unknownItem = await call('POST', '/v1/redemptions', keys.a, { requestId: 'r-3', fan: 'u000010', item: 'nope' });
+    expect(unknownItem.status).toBe(422);
+    expect((await call('POST', '/v1/redemptions', keys.a, { requestId: 'r-4', fan: 'nobody', item: 'coupon-5' })).status).toBe(404);
+    // Spend everything: the last one is refused for points.
+    let refused: { status: number; code: string } | null = null;
+    for (let i = 0; i < 100 && !refused; i++) {
+      const response = await call('POST', '/v1/redemptions', keys.a, { requestId: `drain-${i}`, fan: 'u000010', item: 'coupon-20' });
+      if (response.status !== 201) refused = { status: response.status, code: ((await response.json()) as { code: string }).code };
+    }
+    expect(refused).toEqual({ status: 409, code: 'INSUFFICIENT_POINTS' });
+    const check = (await (await call('GET', '/v1/ledger/verify', keys.a)).json()) as { ok: boolean };
+    expect(check.ok).toBe(true);
+    expect((await call('GET', '/v1/ledger/verify', keys.aRead)).status).toBe(403);
+    const audit = (await (await call('GET', '/v1/ledger/fans/u000010?asset=points', keys.aRead)).json()) as { lines: { rule: string }[]; balances: Record<string, number> };
+    expect(audit.lines.filter((line) => line.rule === 'redeem:coupon-20').length).toBeGreaterThan(1);
+    expect(audit.balances['fan:u000010']).toBeLessThan(200);
+    // Workspaces share nothing: brand-b does not know the fan.
+    expect((await call('GET', '/v1/referrals/u000010', keys.b)).status).toBe(404);
   });
 
   it('keys never reach the log', () => {

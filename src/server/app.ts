@@ -41,7 +41,18 @@ import {
   WebhookCreatedSchema,
   WebhookRequestSchema,
   WebhookSchema,
+  AuditSchema,
+  LedgerCheckSchema,
+  PayoutRequestSchema,
+  PayoutSchema,
+  RedemptionRequestSchema,
+  RedemptionSchema,
+  ReferralSchema,
+  ReviewDecisionSchema,
+  ReviewItemSchema,
 } from './schemas.js';
+import { RequestReuseError } from '../app/fission.js';
+import { qrImage } from '../app/qr.js';
 
 export interface ServerOptions {
   database: Database;
@@ -451,6 +462,181 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
       const [result] = await runtime.ingest([event], `api:${c.get('key').id}`);
       if (result.status === 'rejected') throw new ApiProblem(400, 'BAD_REQUEST', result.reason, result.issues);
       return c.json({ event, status: result.status, fan: await runtime.fan(id, Date.now()) } as never, 201);
+    },
+  );
+
+  const fanParam = z.object({ fan: z.string().min(1).max(500).openapi({ param: { name: 'fan', in: 'path' } }) });
+  const json = (schema: z.ZodType, description: string) => ({ description, content: { 'application/json': { schema } } });
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/redemptions',
+      summary: 'Redeem a catalog item for points, once per requestId (never overspends points or stock under concurrency)',
+      security,
+      request: { body: { required: true, content: { 'application/json': { schema: RedemptionRequestSchema } } } },
+      responses: {
+        201: json(RedemptionSchema, 'Redeemed (or redeemed before under this requestId)'),
+        ...problemResponses(400, 401, 403, 404, 409, 422, 429),
+      },
+    }),
+    async (c) => {
+      requireScope(c, 'ingest');
+      const body = c.req.valid('json');
+      let outcome;
+      try {
+        outcome = await c.get('runtime').redeem(body, Date.now());
+      } catch (error) {
+        if (error instanceof RequestReuseError) throw new ApiProblem(409, 'CONFLICT', error.message);
+        if (error instanceof UsageError && !(error instanceof NotFoundError)) throw new ApiProblem(422, 'BAD_REQUEST', error.message, [{ field: 'item', reason: error.message }]);
+        throw error;
+      }
+      if (outcome.status === 'refused') throw new ApiProblem(outcome.code === 'NOT_ELIGIBLE' ? 422 : 409, outcome.code, outcome.reason);
+      return c.json(outcome as never, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/catalog',
+      summary: 'The redemption catalog of the active program',
+      security,
+      responses: { 200: json(z.array(z.looseObject({ id: z.string(), points: z.number().int(), title: z.string() })), 'Catalog items'), ...problemResponses(401, 403, 429) },
+    }),
+    (c) => {
+      requireScope(c, 'read');
+      return c.json(c.get('runtime').catalog() as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/referrals/{fan}',
+      summary: "A fan's referral code, link, poster text, referrer, referees (depth ≤ 3) and cash; equal to `fanflow referral show FAN --json`",
+      security,
+      request: { params: fanParam, query: z.object({ asOf: z.string().optional() }) },
+      responses: { 200: json(ReferralSchema, 'The referral view'), ...problemResponses(400, 401, 403, 404, 429) },
+    }),
+    async (c) => {
+      requireScope(c, 'read');
+      const { fan } = c.req.valid('param');
+      return c.json((await c.get('runtime').referral(fan, parseAsOfParam(c.req.valid('query').asOf))) as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/referrals/{fan}/qr',
+      summary: "The QR code of the fan's referral link, for the share poster",
+      security,
+      request: { params: fanParam, query: z.object({ format: z.enum(['png', 'svg']).default('png') }) },
+      responses: {
+        200: { description: 'The image', content: { 'image/png': { schema: z.string().openapi({ format: 'binary' }) }, 'image/svg+xml': { schema: z.string() } } },
+        ...problemResponses(400, 401, 403, 404, 429),
+      },
+    }),
+    async (c) => {
+      requireScope(c, 'read');
+      const { fan } = c.req.valid('param');
+      const { format } = c.req.valid('query');
+      const view = await c.get('runtime').referral(fan, Date.now());
+      const image = await qrImage(view.link, format);
+      return c.body(new Uint8Array(image), 200, { 'Content-Type': format === 'svg' ? 'image/svg+xml' : 'image/png' }) as never;
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/referral-reviews',
+      summary: 'Referrals held as suspect (self-referral, shared devices, bursts), with their evidence and the cash waiting',
+      security,
+      responses: { 200: json(z.array(ReviewItemSchema), 'The review queue'), ...problemResponses(401, 403, 429) },
+    }),
+    async (c) => {
+      requireScope(c, 'admin');
+      return c.json((await c.get('runtime').reviews()) as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/referral-reviews/{fan}',
+      summary: 'Resolve a held referral (by its referee): release pays it, void takes its cash back',
+      security,
+      request: { params: fanParam, body: { required: true, content: { 'application/json': { schema: ReviewDecisionSchema } } } },
+      responses: { 200: json(z.object({ referee: z.string(), decision: z.string(), eventId: z.string() }), 'Recorded'), ...problemResponses(400, 401, 403, 404, 429) },
+    }),
+    async (c) => {
+      requireScope(c, 'admin');
+      const { fan } = c.req.valid('param');
+      const { decision } = c.req.valid('json');
+      return c.json((await c.get('runtime').resolveReview(fan, decision, Date.now(), `api:${c.get('key').id}`)) as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/payouts',
+      summary: "Pay every fan's available referral cash (one op_payout event per fan); the same payoutId again pays nothing twice",
+      security,
+      request: { body: { required: true, content: { 'application/json': { schema: PayoutRequestSchema } } } },
+      responses: { 201: json(PayoutSchema, 'The payout run (already: true when it was made before)'), ...problemResponses(400, 401, 403, 429) },
+    }),
+    async (c) => {
+      requireScope(c, 'admin');
+      const body = c.req.valid('json');
+      const at = body.at === undefined ? Date.now() : parseAsOfParam(String(body.at));
+      return c.json((await c.get('runtime').payout(body.payoutId, at)) as never, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/payouts',
+      summary: 'Payout runs made',
+      security,
+      responses: { 200: json(z.array(z.object({ payoutId: z.string(), at: z.string(), fans: z.number().int(), total: z.number() })), 'Runs'), ...problemResponses(401, 403, 429) },
+    }),
+    async (c) => {
+      requireScope(c, 'admin');
+      return c.json((await c.get('runtime').payouts()) as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/ledger/verify',
+      summary: 'Ledger check: postings sum to zero per asset, no forbidden negative account, fan balances equal their postings',
+      security,
+      responses: { 200: json(LedgerCheckSchema, 'The check (ok: false lists what is wrong)'), ...problemResponses(401, 403, 429) },
+    }),
+    async (c) => {
+      requireScope(c, 'admin');
+      return c.json((await c.get('runtime').ledgerVerify()) as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/ledger/fans/{fan}',
+      summary: "A fan's audit trail: every posting with its rule and the event that caused it, with running balances",
+      security,
+      request: { params: fanParam, query: z.object({ asset: z.enum(['points', 'cash', 'coupon']).optional() }) },
+      responses: { 200: json(AuditSchema, 'The audit trail'), ...problemResponses(400, 401, 403, 404, 429) },
+    }),
+    async (c) => {
+      requireScope(c, 'read');
+      const { fan } = c.req.valid('param');
+      return c.json((await c.get('runtime').ledgerAudit(fan, c.req.valid('query').asset ?? null)) as never, 200);
     },
   );
 

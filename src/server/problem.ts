@@ -21,6 +21,9 @@ export const PROBLEM_CODES = {
   PAYLOAD_TOO_LARGE: 'The body or the batch is larger than allowed.',
   RATE_LIMITED: 'Too many requests for this key; retry after the given seconds.',
   INVALID_PROGRAM: 'The program does not validate.',
+  INSUFFICIENT_POINTS: "The fan's points balance is below the item's price.",
+  OUT_OF_STOCK: 'Every unit of the item is redeemed.',
+  NOT_ELIGIBLE: "The fan's level or the item's per-fan limit does not allow it.",
   INTERNAL: 'An unexpected error; the server logged it.',
   UNAVAILABLE: 'The store is not reachable.',
 } as const;

@@ -16,6 +16,7 @@ import { activate, catchUp, currentMeta, engineVersionOf, openWorkspace, type St
 import { ENGINE_VERSION } from '../core/state.js';
 import type { StateWorker } from './state-client.js';
 import { compileProgramText, programVersionOf } from '../app/program-source.js';
+import { ledgerAudit, ledgerVerify, listPayouts, redeem, referralShow, resolveReview, reviewQueue, runPayout, type RedemptionRequest } from '../app/fission.js';
 
 export interface IngestResult {
   id: string | null;
@@ -231,5 +232,45 @@ export class WorkspaceRuntime {
     if (this.stateWorker) await this.stateWorker.sync(this.name);
     else await catchUp(this.workspace);
     return { version: loaded.program.version, changed };
+  }
+
+  // Referral and ledger (PRODUCT §5): the same use cases as the CLI, on this runtime's state.
+  private readonly syncFn = () => this.sync();
+
+  referral(id: string, asOf: number) {
+    return referralShow(this.workspace, id, asOf, this.syncFn);
+  }
+
+  redeem(request: RedemptionRequest, now: number) {
+    return redeem(this.workspace, request, now, this.syncFn);
+  }
+
+  catalog() {
+    return this.workspace.program.points.catalog;
+  }
+
+  reviews() {
+    return reviewQueue(this.workspace, this.syncFn);
+  }
+
+  resolveReview(referee: string, decision: 'release' | 'void', now: number, actor: string) {
+    return resolveReview(this.workspace, referee, decision, now, actor, this.syncFn);
+  }
+
+  async payout(payoutId: string, at: number) {
+    await this.sync();
+    return runPayout(this.workspace, payoutId, at);
+  }
+
+  payouts() {
+    return listPayouts(this.workspace, this.syncFn);
+  }
+
+  ledgerVerify() {
+    return ledgerVerify(this.workspace, this.syncFn);
+  }
+
+  ledgerAudit(id: string, asset: string | null) {
+    return ledgerAudit(this.workspace, id, asset, this.syncFn);
   }
 }

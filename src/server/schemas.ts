@@ -167,3 +167,86 @@ export const WebhookCreatedSchema = WebhookSchema.extend({ secret: z.string().op
 export const DeliverySchema = z
   .object({ seq: z.number().int(), subscription: z.string(), url: z.string(), type: z.string(), attempts: z.number().int(), lastError: z.string().nullable(), createdAt: z.string(), payload: z.looseObject({}) })
   .openapi('Delivery');
+
+const money = z.number().openapi({ description: 'In the currency\'s main unit (RMB), exact to 2 decimals' });
+
+export const RedemptionRequestSchema = z
+  .object({
+    requestId: z.string().min(1).max(200).openapi({ description: 'Idempotency key: the same id again returns the first outcome', example: 'order-778-redeem' }),
+    fan: z.string().min(1).max(500),
+    item: z.string().min(1).max(200).openapi({ example: 'coupon-20' }),
+  })
+  .openapi('RedemptionRequest');
+
+export const RedemptionSchema = z
+  .object({
+    status: z.literal('redeemed'),
+    requestId: z.string(),
+    fan: z.string(),
+    item: z.string(),
+    points: z.number().int(),
+    balance: z.number().int().openapi({ description: 'Points left after this redemption' }),
+    eventId: z.string(),
+    at: z.string(),
+  })
+  .openapi('Redemption');
+
+export const ReferralSchema = z
+  .looseObject({
+    fan: z.string(),
+    codes: z.array(z.string()),
+    link: z.string(),
+    poster: z.string(),
+    referrer: z.string().nullable(),
+    referees: z.array(z.looseObject({ fan: z.string(), depth: z.number().int().min(1).max(3), qualified: z.boolean() })),
+    qualifiedReferrals: z.number().int(),
+    cash: z.object({ pending: money, available: money, paid: money, voided: money, held: money }),
+    coupons: money,
+    badges: z.array(z.string()),
+    asOf: z.string(),
+  })
+  .openapi('Referral');
+
+export const ReviewItemSchema = z
+  .object({ referee: z.string(), referrer: z.string(), reasons: z.array(z.string()), pending: money, held: money, attributedAt: z.string().nullable() })
+  .openapi('ReferralReview');
+
+export const ReviewDecisionSchema = z.object({ decision: z.enum(['release', 'void']) }).openapi('ReviewDecision');
+
+export const PayoutRequestSchema = z
+  .object({
+    payoutId: z.string().regex(/^[\w.:-]{1,64}$/).openapi({ description: 'The run id; the same id again pays nothing twice', example: '2026-10' }),
+    at: z.union([z.string(), z.number()]).optional().openapi({ description: 'Pay cash available at this instant (default now)' }),
+  })
+  .openapi('PayoutRequest');
+
+export const PayoutSchema = z
+  .object({
+    payoutId: z.string(),
+    at: z.string(),
+    currency: z.string(),
+    fans: z.number().int(),
+    total: money,
+    lines: z.array(z.object({ fan: z.string(), code: z.string(), amount: money, eventId: z.string() })),
+    already: z.boolean(),
+  })
+  .openapi('PayoutRun');
+
+export const LedgerCheckSchema = z
+  .object({
+    ok: z.boolean(),
+    assets: z.array(z.object({ asset: z.string(), sum: z.number() })),
+    negativeAccounts: z.array(z.object({ account: z.string(), asset: z.string(), balance: z.number() })),
+    mismatchedFans: z.array(z.object({ fan: z.string(), account: z.string(), ledger: z.number(), state: z.number() })),
+  })
+  .openapi('LedgerCheck');
+
+export const AuditSchema = z
+  .object({
+    fan: z.string(),
+    balances: z.record(z.string(), z.number()),
+    lines: z.array(
+      z.object({ seq: z.number().int(), at: z.string(), asset: z.string(), account: z.string(), change: z.number(), balance: z.number(), rule: z.string(), eventId: z.string(), eventType: z.string().nullable() }),
+    ),
+  })
+  .openapi('LedgerAudit');
