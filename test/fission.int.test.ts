@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { cliSync, ledgerAudit, ledgerVerify, redeem, referralShow, resolveReview, reviewQueue, runPayout, type RedemptionOutcome, type RedemptionRequest } from '../src/app/fission.js';
+import { cliSync, complianceReport, leaderboard, ledgerAudit, ledgerVerify, redeem, referralShow, resolveReview, reviewQueue, runPayout, type RedemptionOutcome, type RedemptionRequest } from '../src/app/fission.js';
 import { BIN } from './cli-helpers.js';
 import { compileProgramText } from '../src/app/program-source.js';
 import { activate, catchUp, openWorkspace, type Workspace } from '../src/app/workspace.js';
@@ -167,6 +167,41 @@ describe('payouts and review on a store', () => {
       expect(view.cash).toEqual({ pending: 0, available: 0, held: 0, paid: 60, voided: 0 });
       expect(view.referees.map((referee) => [referee.fan, referee.depth, referee.qualified])).toEqual([['honest', 1, true], ['sock', 1, true]]);
       expect((await ledgerVerify(workspace, sync)).ok).toBe(true);
+    } finally {
+      await database.close();
+    }
+  });
+});
+
+describe('leaderboards and the compliance report', () => {
+  it('rank referrers all time and per month, and warn about trees near the markers', async () => {
+    const database = await openSqliteDatabase(join(tempDir(), 'tree.db'));
+    try {
+      const at = (offset: number) => new Date(T + offset * 60_000).toISOString();
+      const events: Record<string, unknown>[] = [{ id: 'root', type: 'follow', fan: 'r', ts: at(0) }];
+      // r → 4 children → each 7 grandchildren: 33 people over 3 levels, all qualified.
+      let n = 0;
+      const join2 = (fan: string, referrer: string, minute: number) => {
+        events.push({ id: `f-${fan}`, type: 'follow', fan, ts: at(minute), props: { referrer } });
+        events.push({ id: `p-${fan}`, type: 'purchase', fan, ts: at(minute + 1), props: { orderId: `o-${fan}`, amount: 10 } });
+      };
+      for (let c = 0; c < 4; c++) {
+        join2(`c${c}`, 'r', 100 * ++n);
+        for (let g = 0; g < 7; g++) join2(`g${c}-${g}`, `c${c}`, 100 * ++n + 45 * 24 * 60 * (g % 2));
+      }
+      const workspace = await seed(database, events);
+      const sync = cliSync(workspace);
+      const all = await leaderboard(workspace, null, 3, sync);
+      expect(all.entries.map((entry) => [entry.fan, entry.referrals])).toEqual([['c0', 7], ['c1', 7], ['c2', 7]]);
+      const october = await leaderboard(workspace, '2026-10', 10, sync);
+      expect(october.entries.find((entry) => entry.fan === 'r')?.referrals).toBe(4);
+      expect(october.entries.find((entry) => entry.fan === 'c0')?.referrals).toBe(4);
+      const report = await complianceReport(workspace, sync);
+      expect(report).toMatchObject({ paidLevels: 2, trees: 1, referredFans: 32, deepestLevels: 3 });
+      expect(report.largestTrees).toEqual([{ root: 'r', people: 33, levels: 3 }]);
+      expect(report.largestDownlines[0]).toEqual({ fan: 'r', direct: 4, downline: 32 });
+      expect(report.warnings).toEqual([expect.objectContaining({ root: 'r', severity: 'at-markers' })]);
+      expect(report.checks.every((check) => check.ok)).toBe(true);
     } finally {
       await database.close();
     }

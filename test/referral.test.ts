@@ -209,3 +209,12 @@ describe('compliance in the program (PRODUCT §5)', () => {
     expect(cash(r, 'g', 'pending', 'referral:indirect')).toBe(yuan(10 * 0.02) + yuan(1000 * 0.01));
   });
 });
+
+describe('the referral tree', () => {
+  it('has no cycle: a fan cannot be attributed to a fan it referred, directly or further down', () => {
+    const r = run().apply(event('like', 'b', T0), event('follow', 'a', T0 + 1, { referrer: 'b' }), event('follow', 'c', T0 + 2, { referrer: 'a' }));
+    r.apply(event('follow', 'b', T0 + 3, { referrer: 'c' }));
+    expect(r.fan('b').referrer).toBeNull();
+    expect(r.fan('c').referrer).toBe('a');
+  });
+});

@@ -24,9 +24,9 @@ async function collect<T>(batches: AsyncIterable<readonly T[]>): Promise<T[]> {
 }
 
 const FANS: FanRow[] = [
-    { id: 'f-b', no: 1, level: 2, layer: 'G', loyaltyLog: 1.5, lastActivity: 500, recency: 100, backboneGap: 3, interactionsInWindow: 4, state: '["f-b"]' },
-    { id: 'f-a', no: 0, level: 4, layer: 'C', loyaltyLog: 2.5, lastActivity: 900, recency: 50, backboneGap: 0, interactionsInWindow: 9, state: '["f-a"]' },
-    { id: 'f-c', no: 2, level: 1, layer: 'O', loyaltyLog: null, lastActivity: null, recency: 300, backboneGap: 7, interactionsInWindow: 0, state: '["f-c"]' },
+    { id: 'f-b', no: 1, level: 2, layer: 'G', loyaltyLog: 1.5, lastActivity: 500, recency: 100, backboneGap: 3, interactionsInWindow: 4, referrer: 'f-a', referrals: 0, state: '["f-b"]' },
+    { id: 'f-a', no: 0, level: 4, layer: 'C', loyaltyLog: 2.5, lastActivity: 900, recency: 50, backboneGap: 0, interactionsInWindow: 9, referrer: null, referrals: 2, state: '["f-a"]' },
+    { id: 'f-c', no: 2, level: 1, layer: 'O', loyaltyLog: null, lastActivity: null, recency: 300, backboneGap: 7, interactionsInWindow: 0, referrer: 'f-b', referrals: 1, state: '["f-c"]' },
 ];
 
 const stateWrite = (overrides: Partial<StateWrite> = {}): StateWrite => ({
@@ -111,6 +111,9 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       expect((await collect(store.iterateByBackboneGap('G', 0))).map((row) => row.state)).toEqual(['["f-b"]']);
       expect(await store.findInactiveRecent(600, 10)).toEqual(['["f-c"]', '["f-b"]']);
       expect(await store.loyaltyRank(2)).toEqual({ below: 2, total: 3 });
+      expect((await store.referralEdges()).sort((x, y) => (x.fan < y.fan ? -1 : 1))).toEqual([{ fan: 'f-b', referrer: 'f-a' }, { fan: 'f-c', referrer: 'f-b' }]);
+      expect(await store.referrerStates()).toEqual(['["f-a"]', '["f-c"]']);
+      expect(await store.referrerStates(1)).toEqual(['["f-a"]']);
       expect(await collect(store.readPostings())).toEqual(stateWrite().postings);
       // An incremental write upserts the fans it names and appends postings.
       await store.exclusive((tx) => tx.saveState(stateWrite({ rebuild: false, appliedSeq: 4, fans: [{ ...FANS[0], level: 3, state: '["f-b2"]' }], postings: [], snapshots: [] })));

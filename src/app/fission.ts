@@ -372,3 +372,132 @@ export async function ledgerAudit(workspace: Workspace, id: string, asset: strin
   const scaled = Object.fromEntries(Object.entries(balances).map(([account, value]) => [account, account.includes(':cash:') || account.endsWith(':coupon') ? value / 100 : value]));
   return { fan: id, balances: scaled, lines };
 }
+
+// ——— Leaderboards and compliance ———
+
+export interface LeaderboardEntry {
+  rank: number;
+  fan: string;
+  code: string;
+  referrals: number;
+  /** "Referral Expert" for fans holding the referral-expert badge. */
+  title: string | null;
+}
+
+/**
+ * Qualified referrals per referrer, all time or in one calendar month (program time zone), the
+ * most first; ties by the earlier fan. Reads only fans with a qualified referral.
+ */
+export async function leaderboard(workspace: Workspace, month: string | null, limit: number, sync: Sync): Promise<{ period: string; entries: LeaderboardEntry[] }> {
+  await sync();
+  const { calendar } = workspace.engine;
+  const entry = (fan: FanState, referrals: number) => ({ fan: fan.id, code: fan.code, referrals, title: fan.badges.includes('referral-expert') ? 'Referral Expert' : null, no: fan.no });
+  let ranked: ReturnType<typeof entry>[];
+  if (month === null) {
+    ranked = (await workspace.store.referrerStates(limit)).map((state) => {
+      const fan = deserializeFan(state);
+      return entry(fan, fan.qualifiedReferralTs.length);
+    });
+  } else {
+    const from = calendar.startOfMonth(month);
+    const to = calendar.startOfMonth(calendar.nextMonthKey(month));
+    ranked = [];
+    for (const state of await workspace.store.referrerStates()) {
+      const fan = deserializeFan(state);
+      const referrals = fan.qualifiedReferralTs.filter((ts) => ts >= from && ts < to).length;
+      if (referrals > 0) ranked.push(entry(fan, referrals));
+    }
+  }
+  ranked.sort((a, b) => b.referrals - a.referrals || a.no - b.no);
+  return { period: month ?? 'all', entries: ranked.slice(0, limit).map(({ no: _no, ...rest }, i) => ({ rank: i + 1, ...rest })) };
+}
+
+/** The legal markers in China for a pyramid scheme: 3 or more levels and 30 or more people. */
+export const PYRAMID_MARKERS = { levels: 3, people: 30 } as const;
+
+export interface ComplianceReport {
+  /** Levels the program pays (the referrer and those above it), and the cap. */
+  paidLevels: number;
+  maxPaidLevels: number;
+  qualifyOn: 'purchase' | 'follow';
+  checks: { check: string; ok: boolean; detail: string }[];
+  referredFans: number;
+  trees: number;
+  /** The most levels of any tree (a root alone is 1). */
+  deepestLevels: number;
+  largestTrees: { root: string; people: number; levels: number }[];
+  largestDownlines: { fan: string; direct: number; downline: number }[];
+  warnings: { root: string; people: number; levels: number; severity: 'approaching' | 'at-markers'; message: string }[];
+}
+
+export async function complianceReport(workspace: Workspace, sync: Sync, top = 10): Promise<ComplianceReport> {
+  await sync();
+  const { referral } = workspace.program;
+  const edges = await workspace.store.referralEdges();
+  const children = new Map<string, string[]>();
+  const referred = new Set<string>();
+  for (const { fan, referrer } of edges) {
+    referred.add(fan);
+    const list = children.get(referrer);
+    if (list) list.push(fan);
+    else children.set(referrer, [fan]);
+  }
+  // Downline sizes bottom-up over each tree, levels top-down; iterative (trees may be deep).
+  const downline = new Map<string, number>();
+  const trees: ComplianceReport['largestTrees'] = [];
+  for (const root of children.keys()) {
+    if (referred.has(root)) continue;
+    const order: [string, number][] = [[root, 1]];
+    let levels = 1;
+    for (let i = 0; i < order.length; i++) {
+      const [fan, level] = order[i];
+      levels = Math.max(levels, level);
+      for (const child of children.get(fan) ?? []) order.push([child, level + 1]);
+    }
+    for (let i = order.length - 1; i >= 0; i--) {
+      const [fan] = order[i];
+      downline.set(fan, (children.get(fan) ?? []).reduce((sum, child) => sum + 1 + (downline.get(child) ?? 0), 0));
+    }
+    trees.push({ root, people: order.length, levels });
+  }
+  trees.sort((a, b) => b.people - a.people || b.levels - a.levels || (a.root < b.root ? -1 : 1));
+  const warnings: ComplianceReport['warnings'] = [];
+  for (const tree of trees) {
+    const at = tree.levels >= PYRAMID_MARKERS.levels && tree.people >= PYRAMID_MARKERS.people;
+    // Approaching: one marker reached and two thirds of the other.
+    const near = (tree.levels >= PYRAMID_MARKERS.levels && tree.people >= (PYRAMID_MARKERS.people * 2) / 3) || (tree.people >= PYRAMID_MARKERS.people && tree.levels >= PYRAMID_MARKERS.levels - 1);
+    if (!at && !near) continue;
+    warnings.push({
+      ...tree,
+      severity: at ? 'at-markers' : 'approaching',
+      message: `tree of ${tree.root}: ${tree.people} people over ${tree.levels} levels${at ? ' reaches' : ' approaches'} the markers (≥ ${PYRAMID_MARKERS.levels} levels and ≥ ${PYRAMID_MARKERS.people} people); the program pays ${referral.depth} level(s), from purchases only`,
+    });
+  }
+  const largestDownlines = [...downline]
+    .map(([fan, size]) => ({ fan, direct: children.get(fan)?.length ?? 0, downline: size }))
+    .filter((entry) => entry.downline > 0)
+    .sort((a, b) => b.downline - a.downline || (a.fan < b.fan ? -1 : 1))
+    .slice(0, top);
+  const milestonePay = referral.milestones.some((milestone) => milestone.reward > 0);
+  return {
+    paidLevels: referral.depth,
+    maxPaidLevels: 3,
+    qualifyOn: referral.qualifyOn,
+    checks: [
+      { check: 'depth cap', ok: referral.depth <= 3, detail: `the program pays ${referral.depth} level(s); validation rejects more than 3` },
+      { check: 'no entry fee', ok: true, detail: 'fanflow has no way to charge a fan for joining or for a code' },
+      { check: 'no pay for downline size', ok: true, detail: 'commissions are a share of purchases; no rule pays for the number of people below a fan' },
+      {
+        check: 'recruitment alone pays only the one-time reward',
+        ok: referral.qualifyOn === 'purchase' || !milestonePay,
+        detail: referral.qualifyOn === 'purchase' ? 'referrals qualify on a purchase: rewards and milestones need sales' : 'referrals qualify on follow: milestone rewards must be 0 (validation enforces it)',
+      },
+    ],
+    referredFans: referred.size,
+    trees: trees.length,
+    deepestLevels: trees.reduce((max, tree) => Math.max(max, tree.levels), 0),
+    largestTrees: trees.slice(0, top),
+    largestDownlines,
+    warnings,
+  };
+}

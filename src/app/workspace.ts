@@ -160,6 +160,8 @@ function fanRow(workspace: Workspace, world: World, fan: FanState): FanRow {
     recency: fan.firstFollowTs ?? fan.firstTs,
     backboneGap: distanceTo(fan, program, 'backbone', world.clock),
     interactionsInWindow: countFact(fan, 'interactions', world.clock, program.layers.windowDays),
+    referrer: fan.referrer,
+    referrals: fan.qualifiedReferralTs.length,
     state: serializeFan(fan),
   };
 }

@@ -24,8 +24,8 @@ import { checkWorkspaceName, createKey, describeKey, parseScopes } from '../app/
 import { startServer } from '../server/serve.js';
 import { messages, resolveLang } from './messages.js';
 import { renderFan, renderFansCsv, renderFansTable, renderReport, table } from './render.js';
-import { renderAudit, renderLedgerCheck, renderPayout, renderRedemption, renderReferral, renderReviewQueue } from './render-fission.js';
-import { cliSync, ledgerAudit, ledgerVerify, listPayouts, payoutCsv, redeem, referralShow, resolveReview, reviewQueue, runPayout } from '../app/fission.js';
+import { renderAudit, renderCompliance, renderLeaderboard, renderLedgerCheck, renderPayout, renderRedemption, renderReferral, renderReviewQueue } from './render-fission.js';
+import { cliSync, complianceReport, leaderboard, ledgerAudit, ledgerVerify, listPayouts, payoutCsv, redeem, referralShow, resolveReview, reviewQueue, runPayout } from '../app/fission.js';
 import { writeQrFile } from '../app/qr.js';
 import { randomUUID } from 'node:crypto';
 
@@ -489,6 +489,31 @@ export function buildCli(): Command {
       const items = await withWorkspace(options, false, (workspace) => reviewQueue(workspace, cliSync(workspace)));
       if (options.json) printJson(items);
       else print(renderReviewQueue(items));
+    });
+  referral
+    .command('leaderboard')
+    .description('referrers by qualified referrals, all time or in a month')
+    .option('--month <YYYY-MM>', 'one calendar month (default: all time)')
+    .option('--limit <n>', 'how many', '20')
+    .option('--json', 'print JSON')
+    .action(async (opts: { month?: string; limit: string }, command: Command) => {
+      const options = globals(command);
+      if (opts.month !== undefined && !parseMonthKey(opts.month)) throw new UsageError(`--month must be YYYY-MM, got ${opts.month}`);
+      const limit = Number(opts.limit);
+      if (!(Number.isInteger(limit) && limit > 0)) throw new UsageError('--limit must be a positive integer');
+      const board = await withWorkspace(options, false, (workspace) => leaderboard(workspace, opts.month ?? null, limit, cliSync(workspace)));
+      if (options.json) printJson(board);
+      else print(renderLeaderboard(board));
+    });
+  referral
+    .command('compliance')
+    .description('depth paid and used, the largest trees and downlines, warnings near the pyramid-scheme markers (≥ 3 levels and ≥ 30 people)')
+    .option('--json', 'print JSON')
+    .action(async (_opts, command: Command) => {
+      const options = globals(command);
+      const report = await withWorkspace(options, false, (workspace) => complianceReport(workspace, cliSync(workspace)));
+      if (options.json) printJson(report);
+      else print(renderCompliance(report));
     });
   for (const decision of ['release', 'void'] as const) {
     referral

@@ -2,7 +2,7 @@
  * Terminal renderings of the referral view, redemptions, payouts, the review queue and the ledger.
  */
 import type { LedgerCheck } from '../core/ledger.js';
-import type { AuditLine, PayoutRun, RedemptionOutcome, ReferralView, ReviewItem } from '../app/fission.js';
+import type { AuditLine, ComplianceReport, LeaderboardEntry, PayoutRun, RedemptionOutcome, ReferralView, ReviewItem } from '../app/fission.js';
 import { table } from './render.js';
 
 const money = (value: number) => value.toFixed(2);
@@ -54,4 +54,23 @@ export function renderAudit(audit: { fan: string; balances: Record<string, numbe
   const rows = audit.lines.map((line) => [line.seq, line.at.slice(0, 19).replace('T', ' '), line.account.slice(`fan:${audit.fan}`.length + 1) || 'points', line.change > 0 ? `+${line.change}` : String(line.change), line.balance, line.rule, `${line.eventId}${line.eventType ? ` (${line.eventType})` : ''}`]);
   const balances = Object.entries(audit.balances).map(([account, value]) => `${account.slice(`fan:${audit.fan}`.length + 1) || 'points'} ${value}`).join(' · ');
   return `${table(['seq', 'at (UTC)', 'account', 'change', 'balance', 'rule', 'event'], rows, false)}\nfan ${audit.fan}: ${balances || 'no postings'}\n`;
+}
+
+export function renderLeaderboard(board: { period: string; entries: LeaderboardEntry[] }): string {
+  if (board.entries.length === 0) return `no qualified referral ${board.period === 'all' ? 'yet' : `in ${board.period}`}\n`;
+  return `referral leaderboard · ${board.period === 'all' ? 'all time' : board.period}\n${table(['#', 'fan', 'code', 'referrals', 'title'], board.entries.map((e) => [e.rank, e.fan, e.code, e.referrals, e.title ?? '']), false)}\n`;
+}
+
+export function renderCompliance(report: ComplianceReport): string {
+  const lines = [
+    `referral compliance · pays ${report.paidLevels} of at most ${report.maxPaidLevels} levels · qualifies on ${report.qualifyOn}`,
+    table(['check', 'ok', 'detail'], report.checks.map((c) => [c.check, c.ok ? '✓' : '✗', c.detail]), false),
+    `${report.referredFans} referred fans in ${report.trees} trees; the deepest has ${report.deepestLevels} levels`,
+  ];
+  if (report.largestTrees.length > 0) lines.push(table(['root', 'people', 'levels'], report.largestTrees.map((t) => [t.root, t.people, t.levels]), false));
+  if (report.largestDownlines.length > 0) lines.push(`largest downlines\n${table(['fan', 'direct', 'downline'], report.largestDownlines.map((d) => [d.fan, d.direct, d.downline]), false)}`);
+  const shown = report.warnings.slice(0, 10).map((w) => `${w.severity === 'at-markers' ? '✗' : '!'} ${w.message}`);
+  if (report.warnings.length > shown.length) shown.push(`… and ${report.warnings.length - shown.length} more warnings (--json lists all)`);
+  lines.push(report.warnings.length === 0 ? 'no tree approaches the markers (≥ 3 levels and ≥ 30 people)' : shown.join('\n'));
+  return `${lines.join('\n')}\n`;
 }

@@ -92,9 +92,10 @@ export function createEngine(program: Program): Engine {
       fan.followChannel = event.channel;
       const month = monthOf(world, event.ts);
       month.newFollowers++;
-      // Only the first follow attributes, to a known fan other than the referee, before any purchase.
+      // Only the first follow attributes, to a known fan other than the referee, before any purchase,
+      // and never to a fan the referee itself referred (directly or further down): the tree has no cycle.
       const referrer = referral.resolveReferrer(world, event);
-      if (referrer !== null && referrer !== fan && fan.purchasesEver === 0) {
+      if (referrer !== null && referrer !== fan && fan.purchasesEver === 0 && !referral.isAbove(world, fan, referrer)) {
         fan.referrer = referrer.id;
         fan.attributedTs = event.ts;
         month.referredNewFollowers++;

@@ -21,6 +21,8 @@ export interface ReferralRules {
   recordDevices(fan: FanState, event: FanEvent): void;
   /** The referrer a first follow names, by id or code; null when none applies. */
   resolveReferrer(world: World, event: FanEvent): FanState | null;
+  /** True when `fan` is `other` or one of its referrers, up the tree. */
+  isAbove(world: World, fan: FanState, other: FanState): boolean;
   onAttributed(world: World, referee: FanState, referrer: FanState, event: FanEvent, out: EngineOutput): void;
   onQualified(world: World, referee: FanState, referrer: FanState, event: FanEvent, order: Order | null, out: EngineOutput): void;
   /** Commissions on a purchase of a qualified referee, up the tree. */
@@ -70,6 +72,11 @@ export function createReferralRules(context: EngineContext): ReferralRules {
     // A fan id works as a code too (PRODUCT §2); an issued code is tried first.
     const owner = looksLikeCode(code) ? world.codes.get(normalizeCode(code)) : undefined;
     return world.fans.get(owner ?? code) ?? null;
+  };
+
+  const isAbove = (world: World, fan: FanState, other: FanState): boolean => {
+    for (let at: FanState | undefined = other; at; at = at.referrer === null ? undefined : world.fans.get(at.referrer)) if (at === fan) return true;
+    return false;
   };
 
   const fraudFlags = (referee: FanState, referrer: FanState, event: FanEvent): string[] => {
@@ -288,7 +295,7 @@ export function createReferralRules(context: EngineContext): ReferralRules {
     postMove(world, fan.id, 'points', fanAccount(fan.id), PROGRAM_ACCOUNTS.pointsRedeemed, points, `redeem:${item}`, event.id, event.ts, out.postings);
   };
 
-  return { issueCode, recordDevices, resolveReferrer, onAttributed, onQualified, onPurchase, onRefund, matureDue, nextDue, applyReview, applyPayout, applyRedeem };
+  return { issueCode, recordDevices, resolveReferrer, isAbove, onAttributed, onQualified, onPurchase, onRefund, matureDue, nextDue, applyReview, applyPayout, applyRedeem };
 }
 
 function remember(fan: FanState, marker: string): void {

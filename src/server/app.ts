@@ -551,6 +551,37 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
   app.openapi(
     createRoute({
       method: 'get',
+      path: '/v1/referral-leaderboard',
+      summary: 'Referrers by qualified referrals, all time or in one month; equal to `fanflow referral leaderboard --json`',
+      security,
+      request: { query: z.object({ month: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).default(20) }) },
+      responses: { 200: json(z.looseObject({ period: z.string(), entries: z.array(z.looseObject({ rank: z.number().int(), fan: z.string(), referrals: z.number().int() })) }), 'The leaderboard'), ...problemResponses(400, 401, 403, 429) },
+    }),
+    async (c) => {
+      requireScope(c, 'read');
+      const { month, limit } = c.req.valid('query');
+      if (month !== undefined && !parseMonthKey(month)) throw new ApiProblem(400, 'BAD_REQUEST', `month must be YYYY-MM, got ${month}`, [{ field: 'month', reason: 'must be YYYY-MM' }]);
+      return c.json((await c.get('runtime').leaderboard(month ?? null, limit)) as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/referral-compliance',
+      summary: 'Depth paid and used, the largest trees and downlines, warnings near the pyramid-scheme markers',
+      security,
+      responses: { 200: json(z.looseObject({ paidLevels: z.number().int(), warnings: z.array(z.looseObject({ root: z.string() })) }), 'The compliance report'), ...problemResponses(401, 403, 429) },
+    }),
+    async (c) => {
+      requireScope(c, 'admin');
+      return c.json((await c.get('runtime').compliance()) as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
       path: '/v1/referral-reviews',
       summary: 'Referrals held as suspect (self-referral, shared devices, bursts), with their evidence and the cash waiting',
       security,

@@ -16,7 +16,7 @@ import { activate, catchUp, currentMeta, engineVersionOf, openWorkspace, type St
 import { ENGINE_VERSION } from '../core/state.js';
 import type { StateWorker } from './state-client.js';
 import { compileProgramText, programVersionOf } from '../app/program-source.js';
-import { ledgerAudit, ledgerVerify, listPayouts, redeem, referralShow, resolveReview, reviewQueue, runPayout, type RedemptionRequest } from '../app/fission.js';
+import { complianceReport, leaderboard, ledgerAudit, ledgerVerify, listPayouts, redeem, referralShow, resolveReview, reviewQueue, runPayout, type RedemptionRequest } from '../app/fission.js';
 
 export interface IngestResult {
   id: string | null;
@@ -243,6 +243,14 @@ export class WorkspaceRuntime {
 
   redeem(request: RedemptionRequest, now: number) {
     return redeem(this.workspace, request, now, this.syncFn);
+  }
+
+  leaderboard(month: string | null, limit: number) {
+    return leaderboard(this.workspace, month, limit, this.syncFn);
+  }
+
+  compliance() {
+    return complianceReport(this.workspace, this.syncFn);
   }
 
   catalog() {

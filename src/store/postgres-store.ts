@@ -77,6 +77,15 @@ const MIGRATIONS: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  '0004_referral_columns': {
+    async up(db) {
+      await sql`
+        ALTER TABLE fans ADD COLUMN referrer text COLLATE "C";
+        ALTER TABLE fans ADD COLUMN referrals integer NOT NULL DEFAULT 0;
+        CREATE INDEX fans_referrals ON fans (ws, referrals) WHERE referrals > 0;
+      `.execute(db);
+    },
+  },
 };
 
 const BATCH = 2000;
@@ -297,13 +306,14 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
     const writeFans = async (fans: FanRow[]) => {
       const column = <T>(pick: (fan: FanRow) => T) => fans.map(pick);
       await sql`
-        INSERT INTO fans (ws, id, no, level, layer, loyalty, state, program_version, last_activity, recency, backbone_gap, ix_window)
+        INSERT INTO fans (ws, id, no, level, layer, loyalty, state, program_version, last_activity, recency, backbone_gap, ix_window, referrer, referrals)
         SELECT ${ws}, * FROM unnest(${column((f) => f.id)}::text[], ${column((f) => f.no)}::int[], ${column((f) => f.level)}::int[], ${column((f) => f.layer)}::text[],
           ${column((f) => f.loyaltyLog)}::float8[], ${column((f) => f.state)}::text[], ${column(() => write.programVersion)}::text[], ${column((f) => f.lastActivity)}::float8[],
-          ${column((f) => f.recency)}::float8[], ${column((f) => f.backboneGap)}::int[], ${column((f) => f.interactionsInWindow)}::int[])
+          ${column((f) => f.recency)}::float8[], ${column((f) => f.backboneGap)}::int[], ${column((f) => f.interactionsInWindow)}::int[],
+          ${column((f) => f.referrer)}::text[], ${column((f) => f.referrals)}::int[])
         ON CONFLICT (ws, id) DO UPDATE SET no = excluded.no, level = excluded.level, layer = excluded.layer, loyalty = excluded.loyalty, state = excluded.state,
           program_version = excluded.program_version, last_activity = excluded.last_activity, recency = excluded.recency,
-          backbone_gap = excluded.backbone_gap, ix_window = excluded.ix_window`.execute(trx);
+          backbone_gap = excluded.backbone_gap, ix_window = excluded.ix_window, referrer = excluded.referrer, referrals = excluded.referrals`.execute(trx);
     };
     let chunk: FanRow[] = [];
     for (const fan of write.fans) {
@@ -462,6 +472,9 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
       await sql`INSERT INTO programs (ws, version, yaml, spec, activated_at, seq) VALUES (${ws}, ${version}, ${yaml}, ${spec}, ${at}, (SELECT COALESCE(MAX(seq), 0) + 1 FROM programs WHERE ws = ${ws}))
         ON CONFLICT (ws, version) DO UPDATE SET activated_at = excluded.activated_at, seq = excluded.seq, spec = excluded.spec`.execute(db);
     },
+    referralEdges: async () => (await sql<{ fan: string; referrer: string }>`SELECT id AS fan, referrer FROM fans WHERE ws = ${ws} AND referrer IS NOT NULL`.execute(db)).rows,
+    referrerStates: async (limit) =>
+      (await sql<{ state: string }>`SELECT state FROM fans WHERE ws = ${ws} AND referrals > 0 ORDER BY referrals DESC, no LIMIT ${limit ?? null}`.execute(db)).rows.map((row) => row.state),
     findRedemption: async (requestId) => {
       const row = (await sql<RedemptionRecord>`SELECT request_id AS "requestId", fan, item, points, seq, outcome, created_at AS "createdAt" FROM redemptions WHERE ws = ${ws} AND request_id = ${requestId}`.execute(db)).rows[0];
       return row ? { ...row, seq: row.seq === null ? null : Number(row.seq) } : null;

@@ -132,6 +132,10 @@ export const MIGRATIONS: readonly string[] = [
      seq INTEGER, outcome TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (ws, request_id)
    );
    CREATE INDEX redemptions_seq ON redemptions (ws, seq) WHERE seq IS NOT NULL;`,
+  // The referral tree and leaderboards read these columns; the next catch-up fills them (engine 3).
+  `ALTER TABLE fans ADD COLUMN referrer TEXT;
+   ALTER TABLE fans ADD COLUMN referrals INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX fans_referrals ON fans (ws, referrals) WHERE referrals > 0;`,
 ];
 
 const BATCH_ROWS = 200;
@@ -375,6 +379,8 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
     activeProgram: () => call(() => sync.activeProgram()),
     programHistory: () => call(() => sync.programHistory()),
     activateProgram: (version, yaml, spec, at) => call(() => sync.activateProgram(version, yaml, spec, at)),
+    referralEdges: () => call(() => sync.referralEdges()),
+    referrerStates: (limit) => call(() => sync.referrerStates(limit)),
     findRedemption: (requestId) => call(() => sync.findRedemption(requestId)),
     saveRedemption: (record) => call(() => sync.saveRedemption(record)),
     redemptionsAfter: (seq) => call(() => sync.redemptionsAfter(seq)),
@@ -430,6 +436,8 @@ interface SyncStore {
   /** Every program activated in this workspace, the active one first. */
   programHistory(): StoredProgram[];
   activateProgram(version: string, yaml: string, spec: string, at: string): void;
+  referralEdges(): { fan: string; referrer: string }[];
+  referrerStates(limit?: number): string[];
   findRedemption(requestId: string): RedemptionRecord | null;
   saveRedemption(record: RedemptionRecord): void;
   redemptionsAfter(seq: number): { fan: string; item: string; points: number }[];
@@ -517,14 +525,14 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
       for (const table of ['fans', 'posting_blocks', 'derived', 'snapshots']) db.prepare(`DELETE FROM ${table} WHERE ws = ?`).run(ws);
     }
     const upsertFan = db.prepare(
-      `INSERT INTO fans (ws, id, no, level, layer, loyalty, state, program_version, last_activity, recency, backbone_gap, ix_window) VALUES (${ws}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO fans (ws, id, no, level, layer, loyalty, state, program_version, last_activity, recency, backbone_gap, ix_window, referrer, referrals) VALUES (${ws}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (ws, id) DO UPDATE SET no = excluded.no, level = excluded.level, layer = excluded.layer,
          loyalty = excluded.loyalty, state = excluded.state, program_version = excluded.program_version,
          last_activity = excluded.last_activity, recency = excluded.recency,
-         backbone_gap = excluded.backbone_gap, ix_window = excluded.ix_window`,
+         backbone_gap = excluded.backbone_gap, ix_window = excluded.ix_window, referrer = excluded.referrer, referrals = excluded.referrals`,
     );
     for (const fan of write.fans) {
-      upsertFan.run(fan.id, fan.no, fan.level, fan.layer, fan.loyaltyLog, fan.state, write.programVersion, fan.lastActivity, fan.recency, fan.backboneGap, fan.interactionsInWindow);
+      upsertFan.run(fan.id, fan.no, fan.level, fan.layer, fan.loyaltyLog, fan.state, write.programVersion, fan.lastActivity, fan.recency, fan.backboneGap, fan.interactionsInWindow, fan.referrer, fan.referrals);
     }
     const insertBlock = db.prepare(`INSERT INTO posting_blocks (ws, first_seq, last_seq, program_version, postings) VALUES (${ws}, ?, ?, ?, ?)`);
     for (const block of [...write.postingBlocks, ...encodePostingBlocks(write.postings)]) insertBlock.run(block.firstSeq, block.lastSeq, write.programVersion, block.data);
@@ -645,6 +653,9 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
         'INSERT INTO programs (ws, version, yaml, spec, activated_at, seq) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ws, version) DO UPDATE SET activated_at = excluded.activated_at, seq = excluded.seq, spec = excluded.spec',
       ).run(ws, version, yaml, spec, at, next);
     },
+    referralEdges: () => db.prepare('SELECT id AS fan, referrer FROM fans WHERE ws = ? AND referrer IS NOT NULL').all(ws) as { fan: string; referrer: string }[],
+    referrerStates: (limit) =>
+      db.prepare('SELECT state FROM fans WHERE ws = ? AND referrals > 0 ORDER BY referrals DESC, no LIMIT ?').pluck().all(ws, limit ?? -1) as string[],
     findRedemption: (requestId) =>
       (db.prepare('SELECT request_id AS requestId, fan, item, points, seq, outcome, created_at AS createdAt FROM redemptions WHERE ws = ? AND request_id = ?').get(ws, requestId) as RedemptionRecord | undefined) ?? null,
     saveRedemption: (r) => {

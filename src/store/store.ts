@@ -91,6 +91,9 @@ export interface FanRow {
   backboneGap: number;
   /** At the state's clock: an upper bound of its interactions in the layer window later. */
   interactionsInWindow: number;
+  /** The fan's referrer (null when not referred) and its qualified referrals: the referral tree and leaderboards. */
+  referrer: string | null;
+  referrals: number;
   state: string;
 }
 
@@ -256,6 +259,10 @@ export interface Store {
   activeProgram(): Promise<StoredProgram | null>;
   /** Every program activated in this workspace, the active one first. */
   programHistory(): Promise<StoredProgram[]>;
+  /** Every referral link: the referred fan and its referrer. */
+  referralEdges(): Promise<{ fan: string; referrer: string }[]>;
+  /** States of fans with at least one qualified referral, the most first (`limit`: at most that many). */
+  referrerStates(limit?: number): Promise<string[]>;
   findRedemption(requestId: string): Promise<RedemptionRecord | null>;
   /** Records a decided request (call inside `exclusive`, with the append of its event). */
   saveRedemption(record: RedemptionRecord): Promise<void>;
