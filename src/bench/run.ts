@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import { readFileSync } from 'node:fs';
 import { benchPostgres, benchServer } from './server.js';
+import { DEFAULT_PROGRAM_YAML } from '../core/program.js';
 
 const BIN = fileURLToPath(new URL('../../bin/fanflow.js', import.meta.url));
 const FANS = Number(process.env.BENCH_FANS ?? 100_000);
@@ -73,6 +74,12 @@ async function main(): Promise<void> {
   process.stderr.write('import…\n');
   const importRun = fanflow(['--db', db, 'import', file, '--json']);
   const importRate = events / (importRun.wallMs / 1000);
+  // The same import with the referral programme off: its cost is the difference.
+  const plainProgram = join(dir, 'no-referral.yaml');
+  writeFileSync(plainProgram, DEFAULT_PROGRAM_YAML.replace('referral:\n', 'referral:\n  enabled: false\n').replace('  enabled: true\n', ''));
+  process.stderr.write('import without the referral programme…\n');
+  const plainImport = fanflow(['--db', join(dir, 'plain.db'), '--program', plainProgram, 'import', file, '--json']);
+  rmSync(join(dir, 'plain.db'), { force: true });
   process.stderr.write('re-import (all duplicates)…\n');
   const reimport = fanflow(['--db', db, 'import', file, '--json']);
   process.stderr.write('replay…\n');
@@ -84,6 +91,9 @@ async function main(): Promise<void> {
   const someFan = (JSON.parse(report.stdout) as { actions: { closestToCore: string[] } }).actions.closestToCore[0] ?? 'u000001';
   const fan = fanflow(['--db', db, '--as-of', asOf, 'fan', someFan, '--json']);
   const fanNow = fanflow(['--db', db, 'fan', someFan, '--json']);
+  process.stderr.write('referral leaderboard, compliance…\n');
+  const board = fanflow(['--db', db, 'referral', 'leaderboard', '--month', '2026-10', '--json']);
+  const compliance = fanflow(['--db', db, 'referral', 'compliance', '--json']);
   process.stderr.write('HTTP server: health, fan, batch and single ingest…\n');
   const lines = readFileSync(file, 'utf8').split('\n').filter((line) => line !== '');
   const http = await benchServer(BIN, db, someFan, lines);
@@ -103,6 +113,9 @@ async function main(): Promise<void> {
     ['events in the file', fmt(events), `${fmt(sizeMb, 1)} MB, ${FANS} fans`, '', '≈ 1,000,000', ''],
     ['read + JSON.parse (baseline)', `${fmt(baselineRate)} lines/s`, `${fmt(baseline.ms)} ms`, '1.00×', '', ''],
     ['import (end to end, synchronous=FULL)', `${fmt(importRate)} events/s`, `${fmt(importRun.wallMs)} ms`, `${fmt(importRun.wallMs / baseline.ms, 2)}× baseline`, '≥ 120,000/s and ≤ 4×', importRate >= 120_000 && importRun.wallMs / baseline.ms <= 4 ? 'ok' : 'MISSED'],
+    ['import without the referral programme', `${fmt(events / (plainImport.wallMs / 1000))} events/s`, `with it: ${fmt(importRun.wallMs / plainImport.wallMs, 2)}× the time`, `${fmt(plainImport.wallMs / baseline.ms, 2)}× baseline`, 'with ≤ 1.25× without', importRun.wallMs / plainImport.wallMs <= 1.25 ? 'ok' : 'MISSED'],
+    ['referral leaderboard, one month (command)', `${fmt(board.wallMs)} ms`, `process start included`, `${fmt(board.wallMs / baseline.ms, 2)}× baseline`, '< 1 s', board.wallMs < 1000 ? 'ok' : 'MISSED'],
+    ['referral compliance report (command)', `${fmt(compliance.wallMs)} ms`, `process start included`, `${fmt(compliance.wallMs / baseline.ms, 2)}× baseline`, '< 1 s', compliance.wallMs < 1000 ? 'ok' : 'MISSED'],
     ['re-import (all duplicates)', `${fmt(events / (reimport.wallMs / 1000))} events/s`, `${fmt(reimport.wallMs)} ms`, `${fmt(reimport.wallMs / baseline.ms, 2)}× baseline`, '', ''],
     ['replay (rebuild from the log)', `${fmt(replayResult.eventsPerSecond)} events/s`, `${fmt(replayResult.seconds * 1000)} ms (command ${fmt(replay.wallMs)} ms)`, `${fmt((replayResult.seconds * 1000) / baseline.ms, 2)}× baseline`, '≥ 200,000/s', replayResult.eventsPerSecond >= 200_000 ? 'ok' : 'MISSED'],
     ['report --month (work in process)', `${fmt(report.workMs)} ms`, `command ${fmt(report.wallMs)} ms`, '', '< 1,000 ms', report.workMs < 1000 ? 'ok' : 'MISSED'],
@@ -121,7 +134,7 @@ async function main(): Promise<void> {
   const table = new Table({ head: ['figure', 'value', 'detail', 'ratio', 'target', ''], style: { head: [], border: [], compact: true } });
   table.push(...rows.map((row) => row.map(String)));
   process.stdout.write(`${table.toString()}\nreplay verified the incremental state: ${replayResult.verified}\n`);
-  writeFileSync(join(process.cwd(), 'bench-results.json'), JSON.stringify({ events, fans: FANS, baselineLinesPerSecond: baselineRate, importEventsPerSecond: importRate, importVsBaseline: importRun.wallMs / baseline.ms, replayEventsPerSecond: replayResult.eventsPerSecond, reportWorkMs: report.workMs, reportWallMs: report.wallMs, fanWorkMs: fanNow.workMs, fanWallMs: fanNow.wallMs, maxRssMb: maxRss, demoSeconds: demo.wallMs / 1000, http, onPostgres }, null, 2) + '\n');
+  writeFileSync(join(process.cwd(), 'bench-results.json'), JSON.stringify({ events, fans: FANS, baselineLinesPerSecond: baselineRate, importEventsPerSecond: importRate, importVsBaseline: importRun.wallMs / baseline.ms, importWithoutReferralMs: plainImport.wallMs, importWithReferralMs: importRun.wallMs, leaderboardMs: board.wallMs, complianceMs: compliance.wallMs, replayEventsPerSecond: replayResult.eventsPerSecond, reportWorkMs: report.workMs, reportWallMs: report.wallMs, fanWorkMs: fanNow.workMs, fanWallMs: fanNow.wallMs, maxRssMb: maxRss, demoSeconds: demo.wallMs / 1000, http, onPostgres }, null, 2) + '\n');
   rmSync(dir, { recursive: true, force: true });
 }
 

@@ -65,6 +65,8 @@ const catalogItemSchema = z.strictObject({
 });
 
 const referralSchema = z.strictObject({
+  /** false: referrals are attributed and counted (levels, reports) but pay nothing and issue no codes. */
+  enabled: z.boolean().default(true),
   depth: z
     .number()
     .int()

@@ -295,6 +295,14 @@ export function createReferralRules(context: EngineContext): ReferralRules {
     postMove(world, fan.id, 'points', fanAccount(fan.id), PROGRAM_ACCOUNTS.pointsRedeemed, points, `redeem:${item}`, event.id, event.ts, out.postings);
   };
 
+  if (!referral.enabled) {
+    // Attribution by fan id and qualification stay (PRODUCT §2); the programme pays nothing.
+    const none = () => undefined;
+    return {
+      issueCode: none, recordDevices: none, resolveReferrer, isAbove, onAttributed: none, onQualified: none, onPurchase: none, onRefund: none,
+      matureDue: none, nextDue, applyReview: () => 'the referral programme is disabled', applyPayout, applyRedeem,
+    };
+  }
   return { issueCode, recordDevices, resolveReferrer, isAbove, onAttributed, onQualified, onPurchase, onRefund, matureDue, nextDue, applyReview, applyPayout, applyRedeem };
 }
 
