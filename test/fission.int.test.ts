@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { cliSync, complianceReport, leaderboard, ledgerAudit, ledgerVerify, redeem, referralShow, resolveReview, reviewQueue, runPayout, type RedemptionOutcome, type RedemptionRequest } from '../src/app/fission.js';
+import { cliSync, complianceReport, fissionAnalytics, leaderboard, ledgerAudit, ledgerVerify, redeem, referralShow, resolveReview, reviewQueue, runPayout, type RedemptionOutcome, type RedemptionRequest } from '../src/app/fission.js';
 import { BIN } from './cli-helpers.js';
 import { compileProgramText } from '../src/app/program-source.js';
 import { activate, catchUp, openWorkspace, type Workspace } from '../src/app/workspace.js';
@@ -11,6 +11,7 @@ import { openPostgresDatabase } from '../src/store/postgres-store.js';
 import { openSqliteDatabase } from '../src/store/sqlite-store.js';
 import type { Database } from '../src/store/store.js';
 import { samePayload } from '../src/app/same-payload.js';
+import { DEFAULT_GENERATE, generateCommunity } from '../src/demo/generate.js';
 import { freshSchema, postgresAvailable } from './postgres-helpers.js';
 import { tempDir } from './store-helpers.js';
 
@@ -202,6 +203,38 @@ describe('leaderboards and the compliance report', () => {
       expect(report.largestDownlines[0]).toEqual({ fan: 'r', direct: 4, downline: 32 });
       expect(report.warnings).toEqual([expect.objectContaining({ root: 'r', severity: 'at-markers' })]);
       expect(report.checks.every((check) => check.ok)).toBe(true);
+      const analytics = await fissionAnalytics(workspace, sync);
+      expect(analytics.generations).toEqual([{ generation: 1, fans: 4 }, { generation: 2, fans: 28 }]);
+      // Rewards 32 × 20, commissions 32 × 10 % of 10, indirect 28 × 2 % of 10, milestones 50 + 4 × (50 + 150); coupons 32 × 20.
+      expect(analytics.cost).toMatchObject({ cash: 1527.6, coupons: 640, referredRevenue: 320 });
+      expect(analytics.cohorts.reduce((sum, cohort) => sum + cohort.referees, 0)).toBe(32);
+      expect(analytics.months.find((month) => month.month === '2026-10')).toMatchObject({ newFollowers: 1 + 4 + 16, referredNewFollowers: 20, followersAtStart: 0, kFactor: null });
+    } finally {
+      await database.close();
+    }
+  });
+});
+
+describe('fraud rules on generated attacks', () => {
+  it('flag every seeded attack and no honest fan', async () => {
+    const community = generateCommunity({ ...DEFAULT_GENERATE, fans: 3000, months: 6, seed: 'attacks', start: '2026-03-01T00:00:00+08:00', attacks: 4 });
+    expect(community.attacks).toHaveLength(12);
+    const database = await openSqliteDatabase(join(tempDir(), 'attacks.db'));
+    try {
+      const store = await database.workspace('default');
+      const workspace = await openWorkspace(store, null);
+      await store.append(community.lines.map((line, i) => ({ id: (JSON.parse(line) as { id: string }).id, ts: Date.parse((JSON.parse(line) as { ts: string }).ts), body: line, source: 'gen', line: i + 1 })), samePayload);
+      await catchUp(workspace);
+      const queue = await reviewQueue(workspace, cliSync(workspace));
+      const flagged = new Set(queue.map((item) => item.referee));
+      const expected = new Set(community.attacks.flatMap((attack) => attack.flagged));
+      expect([...flagged].sort()).toEqual([...expected].sort());
+      for (const attack of community.attacks) {
+        const held = queue.filter((item) => attack.referees.includes(item.referee));
+        expect(held.length, `${attack.kind} of ${attack.referrer}`).toBeGreaterThan(0);
+        expect(held.every((item) => item.referrer === attack.referrer)).toBe(true);
+      }
+      expect(queue.some((item) => item.referee.startsWith('u'))).toBe(false);
     } finally {
       await database.close();
     }

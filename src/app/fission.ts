@@ -501,3 +501,109 @@ export async function complianceReport(workspace: Workspace, sync: Sync, top = 1
     warnings,
   };
 }
+
+// ——— Fission analytics ———
+
+export interface FissionAnalytics {
+  /** Per calendar month: new followers, how many were referred, and K = referred new followers ÷ followers at the month's start. */
+  months: { month: string; newFollowers: number; referredNewFollowers: number; followersAtStart: number; kFactor: number | null; newBuyers: number; referredNewBuyers: number }[];
+  /** Per cohort (month of the first follow): fans, the referees they brought (ever), K = referees ÷ fans. */
+  cohorts: { month: string; fans: number; referees: number; kFactor: number | null }[];
+  /** Referred fans by generation: 1 = referred by a root (a fan nobody referred), 2 = by a generation-1 fan, … */
+  generations: { generation: number; fans: number }[];
+  /** What the programme cost (cash posted net of voids and clawbacks, coupons issued) against the net revenue of referred fans. */
+  cost: { cash: number; coupons: number; total: number; referredRevenue: number; costShareOfRevenue: number | null; currency: string };
+}
+
+/** Reads every fan once (streamed); no target, minutes of history are fine. */
+export async function fissionAnalytics(workspace: Workspace, sync: Sync): Promise<FissionAnalytics> {
+  await sync();
+  const { calendar } = workspace.engine;
+  const follows: number[] = [];
+  const newFollowers = new Map<string, { all: number; referred: number; buyers: number; referredBuyers: number }>();
+  const cohorts = new Map<string, { fans: number; referees: number }>();
+  const cohortOf = new Map<string, string>();
+  const referrerOf = new Map<string, string>();
+  const refereeCount = new Map<string, number>();
+  let cashMinor = 0;
+  let couponMinor = 0;
+  let referredRevenue = 0;
+  const bump = (month: string) => {
+    let entry = newFollowers.get(month);
+    if (!entry) newFollowers.set(month, (entry = { all: 0, referred: 0, buyers: 0, referredBuyers: 0 }));
+    return entry;
+  };
+  for await (const rows of workspace.store.iterateFans()) {
+    for (const row of rows) {
+      const fan = deserializeFan(row.state);
+      if (fan.firstFollowTs !== null) {
+        const month = calendar.monthKey(fan.firstFollowTs);
+        follows.push(fan.firstFollowTs);
+        const entry = bump(month);
+        entry.all++;
+        if (fan.referrer !== null) entry.referred++;
+        cohortOf.set(fan.id, month);
+        const cohort = cohorts.get(month) ?? { fans: 0, referees: 0 };
+        cohort.fans++;
+        cohorts.set(month, cohort);
+      }
+      if (fan.orders.length > 0) {
+        const entry = bump(calendar.monthKey(fan.orders[0].ts));
+        entry.buyers++;
+        if (fan.referrer !== null) entry.referredBuyers++;
+      }
+      if (fan.referrer !== null) {
+        referrerOf.set(fan.id, fan.referrer);
+        refereeCount.set(fan.referrer, (refereeCount.get(fan.referrer) ?? 0) + 1);
+        for (const order of fan.orders) referredRevenue += order.amountMinor - order.refundedMinor;
+      }
+      cashMinor += fan.cashPending + fan.cashAvailable + fan.cashHeld + fan.cashPaid;
+      couponMinor += fan.couponMinor;
+    }
+  }
+  for (const [referrer, count] of refereeCount) {
+    const month = cohortOf.get(referrer);
+    if (month !== undefined) (cohorts.get(month) as { referees: number }).referees += count;
+  }
+  follows.sort((a, b) => a - b);
+  const followersBefore = (instant: number) => {
+    let low = 0;
+    let high = follows.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (follows[mid] < instant) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  };
+  const months = [...newFollowers.keys()].sort().map((month) => {
+    const entry = newFollowers.get(month) as { all: number; referred: number; buyers: number; referredBuyers: number };
+    const followersAtStart = followersBefore(calendar.startOfMonth(month));
+    return { month, newFollowers: entry.all, referredNewFollowers: entry.referred, followersAtStart, kFactor: followersAtStart > 0 ? entry.referred / followersAtStart : null, newBuyers: entry.buyers, referredNewBuyers: entry.referredBuyers };
+  });
+  // Generation of a referred fan: how many referrers up to a root (memoised walk; the tree has no cycle).
+  const generation = new Map<string, number>();
+  const generationOf = (fan: string): number => {
+    const path: string[] = [];
+    let at: string | undefined = fan;
+    while (at !== undefined && !generation.has(at) && referrerOf.has(at)) {
+      path.push(at);
+      at = referrerOf.get(at);
+    }
+    let depth = at !== undefined && generation.has(at) ? (generation.get(at) as number) : 0;
+    for (let i = path.length - 1; i >= 0; i--) generation.set(path[i], ++depth);
+    return generation.get(fan) ?? 0;
+  };
+  const byGeneration = new Map<number, number>();
+  for (const fan of referrerOf.keys()) {
+    const g = generationOf(fan);
+    byGeneration.set(g, (byGeneration.get(g) ?? 0) + 1);
+  }
+  const total = cashMinor + couponMinor;
+  return {
+    months,
+    cohorts: [...cohorts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([month, cohort]) => ({ month, fans: cohort.fans, referees: cohort.referees, kFactor: cohort.fans > 0 ? cohort.referees / cohort.fans : null })),
+    generations: [...byGeneration].sort(([a], [b]) => a - b).map(([g, fans]) => ({ generation: g, fans })),
+    cost: { cash: toMain(cashMinor), coupons: toMain(couponMinor), total: toMain(total), referredRevenue: toMain(referredRevenue), costShareOfRevenue: referredRevenue > 0 ? total / referredRevenue : null, currency: workspace.program.currency },
+  };
+}

@@ -2,7 +2,7 @@
  * Terminal renderings of the referral view, redemptions, payouts, the review queue and the ledger.
  */
 import type { LedgerCheck } from '../core/ledger.js';
-import type { AuditLine, ComplianceReport, LeaderboardEntry, PayoutRun, RedemptionOutcome, ReferralView, ReviewItem } from '../app/fission.js';
+import type { AuditLine, ComplianceReport, FissionAnalytics, LeaderboardEntry, PayoutRun, RedemptionOutcome, ReferralView, ReviewItem } from '../app/fission.js';
 import { table } from './render.js';
 
 const money = (value: number) => value.toFixed(2);
@@ -73,4 +73,19 @@ export function renderCompliance(report: ComplianceReport): string {
   if (report.warnings.length > shown.length) shown.push(`… and ${report.warnings.length - shown.length} more warnings (--json lists all)`);
   lines.push(report.warnings.length === 0 ? 'no tree approaches the markers (≥ 3 levels and ≥ 30 people)' : shown.join('\n'));
   return `${lines.join('\n')}\n`;
+}
+
+const ratio = (value: number | null, digits = 3) => (value === null ? 'n/a' : value.toFixed(digits));
+
+export function renderAnalytics(a: FissionAnalytics): string {
+  return [
+    'fission by month (K = referred new followers ÷ followers at the month start)',
+    table(['month', 'new followers', 'referred', 'K', 'new buyers', 'referred buyers'], a.months.map((m) => [m.month, m.newFollowers, m.referredNewFollowers, ratio(m.kFactor), m.newBuyers, m.referredNewBuyers]), false),
+    'cohorts by month of first follow (K = referees they brought ÷ cohort size)',
+    table(['cohort', 'fans', 'referees', 'K'], a.cohorts.map((c) => [c.month, c.fans, c.referees, ratio(c.kFactor)]), false),
+    'generations of referred fans',
+    table(['generation', 'fans'], a.generations.map((g) => [g.generation, g.fans]), false),
+    `programme cost: ${a.cost.total.toFixed(2)} ${a.cost.currency} (cash ${a.cost.cash.toFixed(2)}, coupons ${a.cost.coupons.toFixed(2)}) against ${a.cost.referredRevenue.toFixed(2)} of referred fans' net revenue = ${a.cost.costShareOfRevenue === null ? 'n/a' : `${(a.cost.costShareOfRevenue * 100).toFixed(1)} %`}`,
+    '',
+  ].join('\n');
 }

@@ -16,6 +16,8 @@ export interface GenerateOptions {
   start: string;
   timeZone: string;
   zombieShare: number;
+  /** Referral attacks of each kind (self-referral, device farm, burst), labelled in `attacks`. */
+  attacks: number;
 }
 
 export const DEFAULT_GENERATE: GenerateOptions = {
@@ -25,6 +27,7 @@ export const DEFAULT_GENERATE: GenerateOptions = {
   start: '2025-11-01T00:00:00+08:00',
   timeZone: 'Asia/Shanghai',
   zombieShare: 0.18,
+  attacks: 3,
 };
 
 interface RawEvent {
@@ -39,6 +42,8 @@ export interface GeneratedCommunity {
   /** NDJSON lines in log order (ts, then id). */
   lines: string[];
   labels: { fan: string; zombie: boolean; burst: number | null }[];
+  /** Seeded referral attacks: the referrer, the fake referees, and those the fraud rules must flag. */
+  attacks: { kind: 'self-referral' | 'device-farm' | 'burst'; referrer: string; referees: string[]; flagged: string[] }[];
   start: number;
   end: number;
 }
@@ -138,7 +143,8 @@ export function generateCommunity(options: GenerateOptions): GeneratedCommunity 
     const segment = random.weighted(['super', 'engaged', 'casual'], [3, 14, 83]);
     // Referral propensity: heavy-tailed, and higher for fans who love the brand.
     const propensity = random.gamma(0.35, 1) * (segment === 'super' ? 6 : segment === 'engaged' ? 2 : 1);
-    const followProps: Record<string, unknown> = {};
+    // Each real fan follows from a phone of its own.
+    const followProps: Record<string, unknown> = { device: `dev-${id}` };
     if (arrivals.length > 10 && random.chance(0.32)) {
       // A referral: an earlier fan chosen by referral propensity (heavy-tailed, so chains branch unevenly).
       let referrer = arrivals[random.int(arrivals.length)];
@@ -149,7 +155,7 @@ export function generateCommunity(options: GenerateOptions): GeneratedCommunity 
       if (random.chance(0.5)) followProps.referrer = referrer.id;
       else followProps.referralCode = referrer.id;
     }
-    emit(arrival, 'follow', id, channel, Object.keys(followProps).length > 0 ? followProps : null);
+    emit(arrival, 'follow', id, channel, followProps);
     arrivals.push({ ts: arrival, propensity, id });
     if (random.chance(0.6)) emit(arrival + random.int(3600) * 1000, 'profile', id, channel, profileOf(random));
 
@@ -234,6 +240,39 @@ export function generateCommunity(options: GenerateOptions): GeneratedCommunity 
   const byPropensity = [...arrivals].sort((a, b) => b.propensity - a.propensity).slice(0, recognitions);
   for (const fan of byPropensity) emit(Math.max(fan.ts + DAY_MS, end - (5 + random.int(40)) * DAY_MS), 'op_recognize', fan.id, null, null);
 
+  // Referral attacks, from a stream of their own (the community above is the same with or without).
+  const attacks: GeneratedCommunity['attacks'] = [];
+  const attackRandom = createRandom(`${options.seed}:${options.fans}:${options.months}:attacks`);
+  let attackNo = 0;
+  const fake = (referrer: { id: string }, ts: number, device: string) => {
+    const id = `x${String(++attackNo).padStart(5, '0')}`;
+    emit(ts, 'follow', id, 'wechat', { referralCode: referrer.id, device });
+    // A small first order qualifies the referral, which is what pays the referrer.
+    emit(ts + (20 + attackRandom.int(600)) * 60_000, 'purchase', id, 'shop', { orderId: `xo-${id}`, amount: 9.9 });
+    return id;
+  };
+  const eligible = arrivals.filter((fan) => fan.ts < end - 30 * DAY_MS);
+  for (let i = 0; i < options.attacks && eligible.length > 0; i++) {
+    for (const kind of ['self-referral', 'device-farm', 'burst'] as const) {
+      const referrer = eligible[attackRandom.int(eligible.length)];
+      const at = referrer.ts + DAY_MS + attackRandom.next() * (end - 20 * DAY_MS - referrer.ts - DAY_MS);
+      if (kind === 'self-referral') {
+        // Second accounts on the referrer's own phone.
+        const referees = [fake(referrer, at, `dev-${referrer.id}`), fake(referrer, at + 3 * DAY_MS, `dev-${referrer.id}`)];
+        attacks.push({ kind, referrer: referrer.id, referees, flagged: referees });
+      } else if (kind === 'device-farm') {
+        // Three "friends" a day apart, all on one phone: the second and third share the first's.
+        const device = `farm-${attackNo}`;
+        const referees = [0, 1, 2].map((k) => fake(referrer, at + k * DAY_MS, device));
+        attacks.push({ kind, referrer: referrer.id, referees, flagged: referees.slice(1) });
+      } else {
+        // Six follows within five minutes, each on its own phone: the fifth and sixth make a burst.
+        const referees = [0, 1, 2, 3, 4, 5].map((k) => fake(referrer, at + k * 50_000, `burner-${attackNo + 1}`));
+        attacks.push({ kind, referrer: referrer.id, referees, flagged: referees.slice(4) });
+      }
+    }
+  }
+
   events.sort((a, b) => a.ts - b.ts);
   const width = String(events.length).length;
   const lines = events.map((event, index) => {
@@ -244,5 +283,5 @@ export function generateCommunity(options: GenerateOptions): GeneratedCommunity 
     if (event.props !== null) object.props = event.props;
     return JSON.stringify(object);
   });
-  return { lines, labels, start, end };
+  return { lines, labels, attacks, start, end };
 }

@@ -568,6 +568,20 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
   app.openapi(
     createRoute({
       method: 'get',
+      path: '/v1/referral-analytics',
+      summary: 'K-factor per month and per cohort, generations, programme cost against referred revenue; equal to `fanflow referral analytics --json`',
+      security,
+      responses: { 200: json(z.looseObject({ months: z.array(z.looseObject({ month: z.string() })), cost: z.looseObject({ total: z.number() }) }), 'The analytics'), ...problemResponses(401, 403, 429) },
+    }),
+    async (c) => {
+      requireScope(c, 'read');
+      return c.json((await c.get('runtime').analytics()) as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
       path: '/v1/referral-compliance',
       summary: 'Depth paid and used, the largest trees and downlines, warnings near the pyramid-scheme markers',
       security,
