@@ -218,3 +218,28 @@ describe('the referral tree', () => {
     expect(r.fan('c').referrer).toBe('a');
   });
 });
+
+describe('task fission campaigns (seed 002)', () => {
+  const withCampaign = programWith((yaml) =>
+    yaml.replace('  campaigns: []', `  campaigns:\n    - { id: poster-5, title: Poster task, from: "2026-10-05T00:00:00+08:00", to: "2026-10-12T00:00:00+08:00", newFollowers: 3, rewardPoints: 500, rewardCash: 30 }`),
+  );
+
+  it('rewards a referrer once at N genuinely new followers within the dates; suspect and out-of-window follows do not count', () => {
+    const r = run(withCampaign).apply(event('follow', 'p', T0 - 2 * DAY, { device: 'own' }));
+    r.apply(event('follow', 'early', T0 - DAY, { referrer: 'p' })); // before the campaign
+    r.apply(event('follow', 'a', T0, { referrer: 'p' }), event('follow', 'sock', T0 + HOUR, { referrer: 'p', device: 'own' }));
+    r.apply(event('follow', 'b', T0 + DAY, { referrer: 'p' }));
+    expect(r.points('p', 'campaign:poster-5')).toBe(0);
+    r.apply(event('follow', 'c', T0 + 2 * DAY, { referrer: 'p' }), event('follow', 'd', T0 + 3 * DAY, { referrer: 'p' }));
+    expect(r.points('p', 'campaign:poster-5')).toBe(500);
+    expect(cash(r, 'p', 'pending', 'referral:campaign')).toBe(yuan(30));
+    expect(r.fan('p').campaigns).toEqual({ 'poster-5': 4 });
+    expect(r.world.campaignStats['poster-5']).toEqual({ participants: 1, completed: 1, newFollowers: 4, rewardPoints: 500, rewardCashMinor: 3000 });
+  });
+
+  it('are validated: dates, order and unique ids', () => {
+    const bad = parseProgram(DEFAULT_PROGRAM_YAML.replace('  campaigns: []', `  campaigns:\n    - { id: x, from: "2026-10-12T00:00:00+08:00", to: "2026-10-05T00:00:00+08:00", newFollowers: 3 }\n    - { id: x, from: "soon", to: "2026-10-05T00:00:00+08:00", newFollowers: 3 }`));
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) expect(bad.issues.map((issue) => issue.path).sort()).toEqual(['referral.campaigns[0].to', 'referral.campaigns[1].from', 'referral.campaigns[1].id']);
+  });
+});

@@ -607,3 +607,63 @@ export async function fissionAnalytics(workspace: Workspace, sync: Sync): Promis
     cost: { cash: toMain(cashMinor), coupons: toMain(couponMinor), total: toMain(total), referredRevenue: toMain(referredRevenue), costShareOfRevenue: referredRevenue > 0 ? total / referredRevenue : null, currency: workspace.program.currency },
   };
 }
+
+// ——— Task fission campaigns ———
+
+export interface CampaignReport {
+  id: string;
+  title: string;
+  from: string;
+  to: string;
+  status: 'upcoming' | 'running' | 'ended';
+  target: number;
+  participants: number;
+  completed: number;
+  newFollowers: number;
+  rewardPoints: number;
+  rewardCash: number;
+  /** The referrers who brought the most new followers (up to 10). */
+  top: { fan: string; newFollowers: number; completed: boolean }[];
+}
+
+/** Each campaign of the program with its figures; `top` reads the fans with qualified referrals or campaign counts. */
+export async function campaignReport(workspace: Workspace, asOf: number, sync: Sync): Promise<CampaignReport[]> {
+  await sync();
+  const meta = await workspace.store.loadStateMeta();
+  const stats = meta ? ((JSON.parse(meta.world) as { campaignStats?: World['campaignStats'] }).campaignStats ?? {}) : {};
+  const campaigns = workspace.program.referral.campaigns;
+  const tops = new Map<string, { fan: string; newFollowers: number; completed: boolean }[]>(campaigns.map((campaign) => [campaign.id, []]));
+  if (campaigns.length > 0) {
+    // Participants referred someone: their ids are the referrers of the referral links.
+    const referrers = [...new Set((await workspace.store.referralEdges()).map((edge) => edge.referrer))];
+    const source = storeSource(workspace.store);
+    for (const id of referrers) {
+      const fan = await source(id);
+      if (!fan) continue;
+      for (const campaign of campaigns) {
+        const count = fan.campaigns[campaign.id] ?? 0;
+        if (count > 0) tops.get(campaign.id)?.push({ fan: fan.id, newFollowers: count, completed: count >= campaign.newFollowers });
+      }
+    }
+  }
+  return campaigns.map((campaign) => {
+    const figures = stats[campaign.id] ?? { participants: 0, completed: 0, newFollowers: 0, rewardPoints: 0, rewardCashMinor: 0 };
+    const from = Date.parse(campaign.from);
+    const to = Date.parse(campaign.to);
+    const top = (tops.get(campaign.id) ?? []).sort((a, b) => b.newFollowers - a.newFollowers || (a.fan < b.fan ? -1 : 1)).slice(0, 10);
+    return {
+      id: campaign.id,
+      title: campaign.title,
+      from: iso(from),
+      to: iso(to),
+      status: asOf < from ? 'upcoming' : asOf < to ? 'running' : 'ended',
+      target: campaign.newFollowers,
+      participants: figures.participants,
+      completed: figures.completed,
+      newFollowers: figures.newFollowers,
+      rewardPoints: figures.rewardPoints,
+      rewardCash: toMain(figures.rewardCashMinor),
+      top,
+    };
+  });
+}

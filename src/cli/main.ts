@@ -24,8 +24,8 @@ import { checkWorkspaceName, createKey, describeKey, parseScopes } from '../app/
 import { startServer } from '../server/serve.js';
 import { messages, resolveLang } from './messages.js';
 import { renderFan, renderFansCsv, renderFansTable, renderReport, table } from './render.js';
-import { renderAnalytics, renderAudit, renderCompliance, renderLeaderboard, renderLedgerCheck, renderPayout, renderRedemption, renderReferral, renderReviewQueue } from './render-fission.js';
-import { cliSync, complianceReport, fissionAnalytics, leaderboard, ledgerAudit, ledgerVerify, listPayouts, payoutCsv, redeem, referralShow, resolveReview, reviewQueue, runPayout } from '../app/fission.js';
+import { renderAnalytics, renderAudit, renderCampaigns, renderCompliance, renderLeaderboard, renderLedgerCheck, renderPayout, renderRedemption, renderReferral, renderReviewQueue } from './render-fission.js';
+import { campaignReport, cliSync, complianceReport, fissionAnalytics, leaderboard, ledgerAudit, ledgerVerify, listPayouts, payoutCsv, redeem, referralShow, resolveReview, reviewQueue, runPayout } from '../app/fission.js';
 import { writeQrFile } from '../app/qr.js';
 import { randomUUID } from 'node:crypto';
 
@@ -504,6 +504,16 @@ export function buildCli(): Command {
       const board = await withWorkspace(options, false, (workspace) => leaderboard(workspace, opts.month ?? null, limit, cliSync(workspace)));
       if (options.json) printJson(board);
       else print(renderLeaderboard(board));
+    });
+  referral
+    .command('campaigns')
+    .description("task fission campaigns (bring N new followers between two dates): participants, completions, rewards")
+    .option('--json', 'print JSON')
+    .action(async (_opts, command: Command) => {
+      const options = globals(command);
+      const report = await withWorkspace(options, false, (workspace) => campaignReport(workspace, parseAsOf(options.asOf), cliSync(workspace)));
+      if (options.json) printJson(report);
+      else print(renderCampaigns(report));
     });
   referral
     .command('analytics')

@@ -2,7 +2,7 @@
  * Terminal renderings of the referral view, redemptions, payouts, the review queue and the ledger.
  */
 import type { LedgerCheck } from '../core/ledger.js';
-import type { AuditLine, ComplianceReport, FissionAnalytics, LeaderboardEntry, PayoutRun, RedemptionOutcome, ReferralView, ReviewItem } from '../app/fission.js';
+import type { AuditLine, CampaignReport, ComplianceReport, FissionAnalytics, LeaderboardEntry, PayoutRun, RedemptionOutcome, ReferralView, ReviewItem } from '../app/fission.js';
 import { table } from './render.js';
 
 const money = (value: number) => value.toFixed(2);
@@ -88,4 +88,17 @@ export function renderAnalytics(a: FissionAnalytics): string {
     `programme cost: ${a.cost.total.toFixed(2)} ${a.cost.currency} (cash ${a.cost.cash.toFixed(2)}, coupons ${a.cost.coupons.toFixed(2)}) against ${a.cost.referredRevenue.toFixed(2)} of referred fans' net revenue = ${a.cost.costShareOfRevenue === null ? 'n/a' : `${(a.cost.costShareOfRevenue * 100).toFixed(1)} %`}`,
     '',
   ].join('\n');
+}
+
+export function renderCampaigns(campaigns: CampaignReport[]): string {
+  if (campaigns.length === 0) return 'no campaign in the program (referral.campaigns)\n';
+  return campaigns
+    .map((c) => {
+      const head = `${c.id}${c.title ? ` · ${c.title}` : ''} · ${c.status} · ${c.from} → ${c.to} · bring ${c.target} new followers`;
+      const figures = table(['participants', 'completed', 'new followers', 'points paid', 'cash paid'], [[c.participants, c.completed, c.newFollowers, c.rewardPoints, c.rewardCash.toFixed(2)]], false);
+      const top = c.top.length > 0 ? `\n${table(['fan', 'new followers', 'done'], c.top.map((t) => [t.fan, t.newFollowers, t.completed ? '✓' : '']), false)}` : '';
+      return `${head}\n${figures}${top}`;
+    })
+    .join('\n\n')
+    .concat('\n');
 }

@@ -6,6 +6,7 @@ import { LineCounter, parseDocument, isNode } from 'yaml';
 import { z } from 'zod';
 import { COUNT_FACTS, collectWindows, type Condition } from './conditions.js';
 import { isValidTimeZone } from './calendar.js';
+import { parseTimestamp } from './events.js';
 import defaultProgramText from './default-program-text.js';
 
 const countCondition = z.strictObject({
@@ -95,6 +96,20 @@ const referralSchema = z.strictObject({
       { referrals: 5, reward: 150, badges: ['koc-certified'] },
       { referrals: 10, reward: 500, badges: ['core-group', 'product-tester', 'referral-expert'] },
     ]),
+  /** Task fission (seed 002): bring N genuinely new followers with your code between two instants. */
+  campaigns: z
+    .array(
+      z.strictObject({
+        id: z.string().min(1),
+        title: z.string().default(''),
+        from: z.string().refine((text) => typeof parseTimestamp(text) === 'number', { message: 'must be RFC 3339 with an offset' }),
+        to: z.string().refine((text) => typeof parseTimestamp(text) === 'number', { message: 'must be RFC 3339 with an offset' }),
+        newFollowers: z.number().int().positive(),
+        rewardPoints: z.number().int().nonnegative().default(0),
+        rewardCash: money.default(0),
+      }),
+    )
+    .default([]),
   fraud: z
     .strictObject({
       selfReferral: z.boolean().default(true),
@@ -198,6 +213,14 @@ export const programSchema = z
       if (referral.qualifyOn === 'follow' && milestone.reward > 0) {
         ctx.addIssue({ code: 'custom', path: ['referral', 'milestones', i, 'reward'], message: 'must be 0 when referrals qualify on follow: recruiting alone must not pay beyond the one-time reward' });
       }
+    });
+    const campaignIds = new Set<string>();
+    referral.campaigns.forEach((campaign, i) => {
+      if (campaignIds.has(campaign.id)) ctx.addIssue({ code: 'custom', path: ['referral', 'campaigns', i, 'id'], message: `duplicate campaign ${campaign.id}` });
+      campaignIds.add(campaign.id);
+      const from = parseTimestamp(campaign.from);
+      const to = parseTimestamp(campaign.to);
+      if (typeof from === 'number' && typeof to === 'number' && to <= from) ctx.addIssue({ code: 'custom', path: ['referral', 'campaigns', i, 'to'], message: 'must be after from' });
     });
     const itemIds = new Set<string>();
     program.points.catalog.forEach((item, i) => {

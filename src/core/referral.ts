@@ -11,6 +11,7 @@ import { cashAccount, couponAccount, fanAccount, postMove, PROGRAM_ACCOUNTS, typ
 import { looksLikeCode, normalizeCode, referralCode } from './referral-codes.js';
 import type { CashItem, CashKind, FanState, Order, World } from './state.js';
 import { DAY_MS } from './calendar.js';
+import { parseTimestamp } from './events.js';
 
 const DEVICES_KEPT = 4;
 
@@ -125,6 +126,30 @@ export function createReferralRules(context: EngineContext): ReferralRules {
       return;
     }
     issueCoupon(world, referee, event, out);
+    countCampaigns(world, referee, referrer, event, out);
+  };
+
+  const campaigns = referral.campaigns.map((campaign) => ({ ...campaign, fromTs: parseTimestamp(campaign.from) as number, toTs: parseTimestamp(campaign.to) as number, cashMinor: Math.round(campaign.rewardCash * 100) }));
+  /** A genuinely new follower (a first follow, not suspect) counts for the campaigns running at its instant. */
+  const countCampaigns = (world: World, referee: FanState, referrer: FanState, event: FanEvent, out: EngineOutput) => {
+    for (const campaign of campaigns) {
+      if (event.ts < campaign.fromTs || event.ts >= campaign.toTs) continue;
+      const stats = (world.campaignStats[campaign.id] ??= { participants: 0, completed: 0, newFollowers: 0, rewardPoints: 0, rewardCashMinor: 0 });
+      const count = (referrer.campaigns[campaign.id] ?? 0) + 1;
+      referrer.campaigns[campaign.id] = count;
+      stats.newFollowers++;
+      if (count === 1) stats.participants++;
+      if (count !== campaign.newFollowers) continue;
+      stats.completed++;
+      if (campaign.rewardPoints > 0) {
+        context.award(world, referrer, campaign.rewardPoints, `campaign:${campaign.id}`, event, out);
+        stats.rewardPoints += campaign.rewardPoints;
+      }
+      if (campaign.cashMinor > 0) {
+        issueCash(world, referrer, 'campaign', referee, null, campaign.cashMinor, event, out);
+        stats.rewardCashMinor += campaign.cashMinor;
+      }
+    }
   };
 
   const issueCoupon = (world: World, referee: FanState, event: FanEvent, out: EngineOutput) => {

@@ -24,7 +24,7 @@ export interface Order {
 }
 
 export type Asset = 'points' | 'cash' | 'coupon';
-export type CashKind = 'reward' | 'commission' | 'indirect' | 'milestone';
+export type CashKind = 'reward' | 'commission' | 'indirect' | 'milestone' | 'campaign';
 export type CashItemState = 'pending' | 'available' | 'held' | 'void';
 
 /**
@@ -136,6 +136,16 @@ export interface FanState {
   cashItems: CashItem[];
   /** Redemptions made, per catalog item. */
   redeemed: Record<string, number>;
+  /** New followers brought per task-fission campaign. */
+  campaigns: Record<string, number>;
+}
+
+export interface CampaignStats {
+  participants: number;
+  completed: number;
+  newFollowers: number;
+  rewardPoints: number;
+  rewardCashMinor: number;
 }
 
 export interface MonthStats {
@@ -205,6 +215,7 @@ export interface World {
   reviewQueue: string[];
   /** Payout runs: fans paid and the total, per run. */
   payouts: Record<string, { at: number; fans: number; totalMinor: number }>;
+  campaignStats: Record<string, CampaignStats>;
 }
 
 export function createWorld(programVersion: string): World {
@@ -230,6 +241,7 @@ export function createWorld(programVersion: string): World {
     stockUsed: {},
     reviewQueue: [],
     payouts: {},
+    campaignStats: {},
   };
 }
 
@@ -295,6 +307,7 @@ export function createFan(id: string, no: number, ts: number): FanState {
     couponMinor: 0,
     cashItems: [],
     redeemed: {},
+    campaigns: {},
   };
 }
 

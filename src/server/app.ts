@@ -568,6 +568,21 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
   app.openapi(
     createRoute({
       method: 'get',
+      path: '/v1/referral-campaigns',
+      summary: 'Task fission campaigns with participants, completions and rewards; equal to `fanflow referral campaigns --json`',
+      security,
+      request: { query: z.object({ asOf: z.string().optional() }) },
+      responses: { 200: json(z.array(z.looseObject({ id: z.string(), status: z.string(), participants: z.number().int() })), 'The campaigns'), ...problemResponses(400, 401, 403, 429) },
+    }),
+    async (c) => {
+      requireScope(c, 'read');
+      return c.json((await c.get('runtime').campaigns(parseAsOfParam(c.req.valid('query').asOf))) as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
       path: '/v1/referral-analytics',
       summary: 'K-factor per month and per cohort, generations, programme cost against referred revenue; equal to `fanflow referral analytics --json`',
       security,

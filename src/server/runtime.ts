@@ -16,7 +16,7 @@ import { activate, catchUp, currentMeta, engineVersionOf, openWorkspace, type St
 import { ENGINE_VERSION } from '../core/state.js';
 import type { StateWorker } from './state-client.js';
 import { compileProgramText, programVersionOf } from '../app/program-source.js';
-import { complianceReport, fissionAnalytics, leaderboard, ledgerAudit, ledgerVerify, listPayouts, redeem, referralShow, resolveReview, reviewQueue, runPayout, type RedemptionRequest } from '../app/fission.js';
+import { campaignReport, complianceReport, fissionAnalytics, leaderboard, ledgerAudit, ledgerVerify, listPayouts, redeem, referralShow, resolveReview, reviewQueue, runPayout, type RedemptionRequest } from '../app/fission.js';
 
 export interface IngestResult {
   id: string | null;
@@ -247,6 +247,10 @@ export class WorkspaceRuntime {
 
   leaderboard(month: string | null, limit: number) {
     return leaderboard(this.workspace, month, limit, this.syncFn);
+  }
+
+  campaigns(asOf: number) {
+    return campaignReport(this.workspace, asOf, this.syncFn);
   }
 
   analytics() {
