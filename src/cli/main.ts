@@ -467,7 +467,7 @@ export function buildCli(): Command {
       const options = globals(command);
       const view = await withWorkspace(options, false, (workspace) => referralShow(workspace, fan, parseAsOf(options.asOf), cliSync(workspace)));
       if (options.json) printJson(view);
-      else print(renderReferral(view));
+      else print(renderReferral(view, messages(resolveLang(options.lang, process.env))));
     });
   referral
     .command('poster')
@@ -488,7 +488,7 @@ export function buildCli(): Command {
       const options = globals(command);
       const items = await withWorkspace(options, false, (workspace) => reviewQueue(workspace, cliSync(workspace)));
       if (options.json) printJson(items);
-      else print(renderReviewQueue(items));
+      else print(renderReviewQueue(items, messages(resolveLang(options.lang, process.env))));
     });
   referral
     .command('leaderboard')
@@ -503,7 +503,7 @@ export function buildCli(): Command {
       if (!(Number.isInteger(limit) && limit > 0)) throw new UsageError('--limit must be a positive integer');
       const board = await withWorkspace(options, false, (workspace) => leaderboard(workspace, opts.month ?? null, limit, cliSync(workspace)));
       if (options.json) printJson(board);
-      else print(renderLeaderboard(board));
+      else print(renderLeaderboard(board, messages(resolveLang(options.lang, process.env))));
     });
   referral
     .command('campaigns')
@@ -513,7 +513,7 @@ export function buildCli(): Command {
       const options = globals(command);
       const report = await withWorkspace(options, false, (workspace) => campaignReport(workspace, parseAsOf(options.asOf), cliSync(workspace)));
       if (options.json) printJson(report);
-      else print(renderCampaigns(report));
+      else print(renderCampaigns(report, messages(resolveLang(options.lang, process.env))));
     });
   referral
     .command('analytics')
@@ -523,7 +523,7 @@ export function buildCli(): Command {
       const options = globals(command);
       const analytics = await withWorkspace(options, false, (workspace) => fissionAnalytics(workspace, cliSync(workspace)));
       if (options.json) printJson(analytics);
-      else print(renderAnalytics(analytics));
+      else print(renderAnalytics(analytics, messages(resolveLang(options.lang, process.env))));
     });
   referral
     .command('compliance')
@@ -533,7 +533,7 @@ export function buildCli(): Command {
       const options = globals(command);
       const report = await withWorkspace(options, false, (workspace) => complianceReport(workspace, cliSync(workspace)));
       if (options.json) printJson(report);
-      else print(renderCompliance(report));
+      else print(renderCompliance(report, messages(resolveLang(options.lang, process.env))));
     });
   for (const decision of ['release', 'void'] as const) {
     referral
@@ -577,7 +577,7 @@ export function buildCli(): Command {
       const run = await withWorkspace(options, false, (workspace) => runPayout(workspace, opts.id, parseAsOf(options.asOf)));
       if (opts.out) writeFileSync(opts.out, payoutCsv(run));
       if (options.json) printJson(run);
-      else print(renderPayout(run, opts.out ?? null));
+      else print(renderPayout(run, opts.out ?? null, messages(resolveLang(options.lang, process.env))));
     });
   payouts
     .command('list')
@@ -599,7 +599,7 @@ export function buildCli(): Command {
       const options = globals(command);
       const check = await withWorkspace(options, false, (workspace) => ledgerVerify(workspace, cliSync(workspace)));
       if (options.json) printJson(check);
-      else print(renderLedgerCheck(check));
+      else print(renderLedgerCheck(check, messages(resolveLang(options.lang, process.env))));
       if (!check.ok) process.exitCode = 1;
     });
   ledger
@@ -612,7 +612,7 @@ export function buildCli(): Command {
       const options = globals(command);
       const audit = await withWorkspace(options, false, (workspace) => ledgerAudit(workspace, fan, opts.asset ?? null, cliSync(workspace)));
       if (options.json) printJson(audit);
-      else print(renderAudit(audit));
+      else print(renderAudit(audit, messages(resolveLang(options.lang, process.env))));
     });
 
   cli
