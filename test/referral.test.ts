@@ -243,3 +243,26 @@ describe('task fission campaigns (seed 002)', () => {
     if (!bad.ok) expect(bad.issues.map((issue) => issue.path).sort()).toEqual(['referral.campaigns[0].to', 'referral.campaigns[1].from', 'referral.campaigns[1].id']);
   });
 });
+
+describe('fraud rules that look at what the referee did', () => {
+  it('holds the cash of a referral whose referee never acted by the end of the refund window (qualify on follow)', () => {
+    const onFollow = programWith((yaml) => yaml.replace('qualifyOn: purchase', 'qualifyOn: follow').replace(/reward: (50|150|500)/g, 'reward: 0'));
+    const r = run(onFollow).apply(event('follow', 'p', T0 - DAY), event('follow', 'idle', T0, { referrer: 'p' }), event('follow', 'active', T0 + 1, { referrer: 'p' }), event('like', 'active', T0 + DAY));
+    r.advance(T0 + 8 * DAY);
+    expect(r.fan('idle').referralFlags).toEqual([expect.stringMatching(/^never acted/)]);
+    expect(r.fan('active').referralFlags).toEqual([]);
+    expect(r.fan('p').cashHeld).toBe(yuan(20));
+    expect(r.fan('p').cashAvailable).toBe(yuan(20));
+    expect(r.world.reviewQueue).toEqual(['idle']);
+  });
+
+  it('holds a referral whose qualifying purchase fits in the coupon, when couponOnly is on', () => {
+    const strict = programWith((yaml) => yaml.replace('couponOnly: false', 'couponOnly: true'));
+    const r = run(strict).apply(event('follow', 'p', T0 - DAY), event('follow', 'c', T0, { referrer: 'p' }), event('purchase', 'c', T0 + HOUR, { orderId: 'o1', amount: 19.9 }));
+    r.apply(event('follow', 'b', T0 + 1, { referrer: 'p' }), event('purchase', 'b', T0 + 2 * HOUR, { orderId: 'o2', amount: 120 }));
+    expect(r.fan('c').referralFlags).toEqual([expect.stringMatching(/^coupon-only: the qualifying purchase 19.90/)]);
+    expect(r.fan('b').referralFlags).toEqual([]);
+    r.advance(T0 + 8 * DAY);
+    expect(r.fan('p').cashHeld).toBe(yuan(20 + 1.99));
+  });
+});

@@ -98,7 +98,14 @@ export async function referralShow(workspace: Workspace, id: string, asOf: numbe
   const fan = await source(id);
   if (!fan) throw new NotFoundError(`unknown fan ${JSON.stringify(id)}${asOf < clock ? ` at ${iso(asOf)}` : ''}`);
   const reviews = new Map<string, ReviewState | null>();
-  for (const item of fan.cashItems) if (!reviews.has(item.referee)) reviews.set(item.referee, (await source(item.referee))?.referralReview ?? null);
+  const { fraud } = workspace.program.referral;
+  for (const item of fan.cashItems) {
+    if (reviews.has(item.referee)) continue;
+    const referee = await source(item.referee);
+    // As the engine will decide at the window's end: a referee still without activity is held.
+    const idle = referee !== null && fraud.neverActed && referee.attributedTs !== null && (referee.lastActivityTs === null || referee.lastActivityTs < referee.attributedTs);
+    reviews.set(item.referee, referee?.referralReview ?? (idle ? 'open' : null));
+  }
   const referees: ReferralView['referees'] = [];
   let level: string[] = fan.referees;
   for (let depth = 1; depth <= 3 && level.length > 0; depth++) {

@@ -115,6 +115,10 @@ const referralSchema = z.strictObject({
       selfReferral: z.boolean().default(true),
       sharedDevice: z.boolean().default(true),
       burst: z.strictObject({ referrals: z.number().int().min(2), minutes: z.number().int().positive() }).nullable().default({ referrals: 5, minutes: 10 }),
+      /** Hold a referral's cash when the referee did nothing between the follow and the end of the refund window. */
+      neverActed: z.boolean().default(true),
+      /** Hold a referral whose qualifying purchase is no more than the referee's coupon (it may have bought only with it). */
+      couponOnly: z.boolean().default(false),
     })
     .prefault({}),
 });

@@ -16,6 +16,8 @@ import { parseTimestamp } from './events.js';
 const DEVICES_KEPT = 4;
 
 export interface ReferralRules {
+  /** True when the never-acted rule would hold this referee's referral at the end of a refund window. */
+  neverActed(referee: FanState): boolean;
   /** Gives a new fan its code. */
   issueCode(world: World, fan: FanState): void;
   /** Remembers the device and IP an event carries (props.device, props.ip). */
@@ -118,10 +120,7 @@ export function createReferralRules(context: EngineContext): ReferralRules {
     }
     out.touched.add(referrer.id);
     if (flags.length > 0) {
-      referee.referralFlags = flags;
-      referee.referralReview = 'open';
-      world.reviewQueue.push(referee.id);
-      out.derived.push({ type: 'ReferralHeld', fan: referrer.id, referee: referee.id, ts: event.ts, eventId: event.id, reasons: flags });
+      hold(world, referee, flags, event.ts, event.id, out);
       if (couponMinor > 0) referee.couponDeferred = true;
       return;
     }
@@ -152,6 +151,15 @@ export function createReferralRules(context: EngineContext): ReferralRules {
     }
   };
 
+  /** Puts a referral under review: its cash goes to held, not available, until an operator decides. */
+  const hold = (world: World, referee: FanState, reasons: string[], ts: number, eventId: string | null, out: EngineOutput) => {
+    referee.referralFlags = [...referee.referralFlags, ...reasons];
+    referee.referralReview = 'open';
+    world.reviewQueue.push(referee.id);
+    out.touched.add(referee.id);
+    out.derived.push({ type: 'ReferralHeld', fan: referee.referrer as string, referee: referee.id, ts, eventId: eventId ?? `review:${referee.id}`, reasons });
+  };
+
   const issueCoupon = (world: World, referee: FanState, event: FanEvent, out: EngineOutput) => {
     referee.couponDeferred = false;
     if (couponMinor === 0) return;
@@ -173,6 +181,9 @@ export function createReferralRules(context: EngineContext): ReferralRules {
   };
 
   const onQualified = (world: World, referee: FanState, referrer: FanState, event: FanEvent, order: Order | null, out: EngineOutput) => {
+    if (referral.fraud.couponOnly && order !== null && couponMinor > 0 && order.amountMinor <= couponMinor && referee.referralReview === null) {
+      hold(world, referee, [`coupon-only: the qualifying purchase ${(order.amountMinor / 100).toFixed(2)} is within the referee's ${(couponMinor / 100).toFixed(2)} coupon`], event.ts, event.id, out);
+    }
     issueCash(world, referrer, 'reward', referee, order, rewardMinor, event, out);
     const count = referrer.qualifiedReferralTs.length;
     for (const milestone of referral.milestones) {
@@ -266,14 +277,21 @@ export function createReferralRules(context: EngineContext): ReferralRules {
       const [due, fanId, itemId] = queue[taken++];
       const { fan, item } = itemOf(world, fanId, itemId);
       if (item.state !== 'pending') continue;
-      const review = world.fans.get(item.referee)?.referralReview ?? null;
+      const referee = world.fans.get(item.referee);
       // Postings of the window's end carry the instant and the item, not an event.
       const cause = eventId ?? `cash:${item.id}`;
+      if (referee && referee.referralReview === null && neverActed(referee)) {
+        hold(world, referee, [`never acted: no activity from the follow to the end of the refund window`], due, cause, out);
+      }
+      const review = referee?.referralReview ?? null;
       if (review === 'open') move(world, fan, item, 'held', 'referral:held', cause, due, out);
       else move(world, fan, item, 'available', 'referral:available', cause, due, out);
     }
     if (taken > 0) queue.splice(0, taken);
   };
+
+  /** The never-acted rule: no activity since the referee's attribution. */
+  const neverActed = (referee: FanState) => referral.fraud.neverActed && referee.attributedTs !== null && (referee.lastActivityTs === null || referee.lastActivityTs < referee.attributedTs);
 
   const nextDue = (world: World) => (world.cashDue.length > 0 ? world.cashDue[0][0] : Number.POSITIVE_INFINITY);
 
@@ -325,10 +343,10 @@ export function createReferralRules(context: EngineContext): ReferralRules {
     const none = () => undefined;
     return {
       issueCode: none, recordDevices: none, resolveReferrer, isAbove, onAttributed: none, onQualified: none, onPurchase: none, onRefund: none,
-      matureDue: none, nextDue, applyReview: () => 'the referral programme is disabled', applyPayout, applyRedeem,
+      matureDue: none, nextDue, neverActed: () => false, applyReview: () => 'the referral programme is disabled', applyPayout, applyRedeem,
     };
   }
-  return { issueCode, recordDevices, resolveReferrer, isAbove, onAttributed, onQualified, onPurchase, onRefund, matureDue, nextDue, applyReview, applyPayout, applyRedeem };
+  return { neverActed, issueCode, recordDevices, resolveReferrer, isAbove, onAttributed, onQualified, onPurchase, onRefund, matureDue, nextDue, applyReview, applyPayout, applyRedeem };
 }
 
 function remember(fan: FanState, marker: string): void {
