@@ -152,6 +152,8 @@ describe('fraud holds and review (PRODUCT §5)', () => {
     r.advance(T0 + 10 * DAY);
     expect(r.fan('p').cashPending + r.fan('p').cashAvailable + r.fan('p').cashHeld).toBe(0);
     expect(r.fan('p').cashVoided).toBe(yuan(30));
+    // It no longer counts as a qualified referral of p.
+    expect(r.fan('p').qualifiedReferralTs).toEqual([]);
   });
 
   it('referees sharing a device, and bursts of referrals, are flagged with the evidence', () => {

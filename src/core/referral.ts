@@ -309,6 +309,13 @@ export function createReferralRules(context: EngineContext): ReferralRules {
         else if (decision === 'void' && (item.state === 'held' || item.state === 'pending')) takeBack(world, fan, item, item.base - item.reversed, 'review', event, out);
       }
     }
+    if (decision === 'void' && referee.qualifiedTs !== null) {
+      // A voided referral no longer counts for the referrer (leaderboards, milestones to come); levels already reached stay.
+      const referrer = world.fans.get(referee.referrer) as FanState;
+      const at = referrer.qualifiedReferralTs.indexOf(referee.qualifiedTs);
+      if (at >= 0) referrer.qualifiedReferralTs.splice(at, 1);
+      out.touched.add(referrer.id);
+    }
     if (decision === 'release' && referee.couponDeferred) issueCoupon(world, referee, event, out);
     referee.couponDeferred = false;
     return null;
