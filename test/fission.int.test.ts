@@ -218,7 +218,7 @@ describe('leaderboards and the compliance report', () => {
 describe('fraud rules on generated attacks', () => {
   it('flag every seeded attack and no honest fan', async () => {
     const community = generateCommunity({ ...DEFAULT_GENERATE, fans: 3000, months: 6, seed: 'attacks', start: '2026-03-01T00:00:00+08:00', attacks: 4 });
-    expect(community.attacks).toHaveLength(12);
+    expect(community.attacks).toHaveLength(16);
     const database = await openSqliteDatabase(join(tempDir(), 'attacks.db'));
     try {
       const store = await database.workspace('default');
@@ -227,12 +227,15 @@ describe('fraud rules on generated attacks', () => {
       await catchUp(workspace);
       const queue = await reviewQueue(workspace, cliSync(workspace));
       const flagged = new Set(queue.map((item) => item.referee));
-      const expected = new Set(community.attacks.flatMap((attack) => attack.flagged));
-      expect([...flagged].sort()).toEqual([...expected].sort());
+      // Every referee an attack makes suspect is flagged, and every flagged fan belongs to an attack.
+      const attackers = new Set(community.attacks.flatMap((attack) => attack.referees));
+      for (const attack of community.attacks) for (const fan of attack.flagged) expect(flagged.has(fan), `${attack.kind}: ${fan}`).toBe(true);
+      for (const fan of flagged) expect(attackers.has(fan), fan).toBe(true);
       for (const attack of community.attacks) {
         const held = queue.filter((item) => attack.referees.includes(item.referee));
         expect(held.length, `${attack.kind} of ${attack.referrer}`).toBeGreaterThan(0);
-        expect(held.every((item) => item.referrer === attack.referrer)).toBe(true);
+        // A ring's members refer each other down the chain.
+        expect(held.every((item) => item.referrer === attack.referrer || attack.referees.includes(item.referrer))).toBe(true);
       }
       expect(queue.some((item) => item.referee.startsWith('u'))).toBe(false);
     } finally {

@@ -268,3 +268,20 @@ describe('fraud rules that look at what the referee did', () => {
     expect(r.fan('p').cashHeld).toBe(yuan(20 + 1.99));
   });
 });
+
+describe('ring rule', () => {
+  it('holds the referral that completes a chain of fans each buying once only to qualify and referring only the next', () => {
+    const r = run().apply(event('follow', 'top', T0 - DAY), event('like', 'top', T0 - DAY + 1), event('purchase', 'top', T0 - DAY + 2, { orderId: 't1', amount: 50 }), event('purchase', 'top', T0 - DAY + 3, { orderId: 't2', amount: 50 }));
+    let above = 'top';
+    for (let k = 1; k <= 5; k++) {
+      r.apply(event('follow', `k${k}`, T0 + k * DAY, { referrer: above }), event('purchase', `k${k}`, T0 + k * DAY + HOUR, { orderId: `o${k}`, amount: 9.9 }));
+      above = `k${k}`;
+    }
+    expect(r.fan('k3').referralFlags).toEqual([]);
+    expect(r.fan('k4').referralFlags).toEqual(['ring: k1 → k2 → k3 → k4 each bought once, only to qualify, and referred only the next']);
+    expect(r.fan('k5').referralFlags).toHaveLength(1);
+    // A fan of the chain that buys again breaks the pattern for those below it.
+    r.apply(event('purchase', 'k5', T0 + 7 * DAY, { orderId: 'again', amount: 80 }), event('follow', 'k6', T0 + 8 * DAY, { referrer: 'k5' }), event('purchase', 'k6', T0 + 8 * DAY + HOUR, { orderId: 'o6', amount: 30 }));
+    expect(r.fan('k6').referralFlags).toEqual([]);
+  });
+});

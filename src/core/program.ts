@@ -119,6 +119,8 @@ const referralSchema = z.strictObject({
       neverActed: z.boolean().default(true),
       /** Hold a referral whose qualifying purchase is no more than the referee's coupon (it may have bought only with it). */
       couponOnly: z.boolean().default(false),
+      /** Hold a referral at the end of a chain of this many fans who each bought once, only to qualify, and referred only the next. */
+      ring: z.strictObject({ chain: z.number().int().min(3) }).nullable().default({ chain: 4 }),
     })
     .prefault({}),
 });

@@ -181,6 +181,15 @@ export function createReferralRules(context: EngineContext): ReferralRules {
   };
 
   const onQualified = (world: World, referee: FanState, referrer: FanState, event: FanEvent, order: Order | null, out: EngineOutput) => {
+    const ring = referral.fraud.ring;
+    if (ring && referee.referralReview === null) {
+      // Up the tree while each fan bought exactly once (the purchase that qualified it) and referred only the one below.
+      const chain = [referee.id];
+      for (let at: FanState | undefined = referrer; at && chain.length < ring.chain && at.purchasesEver === 1 && at.qualifiedTs !== null && at.referees.length === 1; at = at.referrer === null ? undefined : world.fans.get(at.referrer)) {
+        chain.push(at.id);
+      }
+      if (chain.length >= ring.chain) hold(world, referee, [`ring: ${chain.reverse().join(' → ')} each bought once, only to qualify, and referred only the next`], event.ts, event.id, out);
+    }
     if (referral.fraud.couponOnly && order !== null && couponMinor > 0 && order.amountMinor <= couponMinor && referee.referralReview === null) {
       hold(world, referee, [`coupon-only: the qualifying purchase ${(order.amountMinor / 100).toFixed(2)} is within the referee's ${(couponMinor / 100).toFixed(2)} coupon`], event.ts, event.id, out);
     }

@@ -16,7 +16,7 @@ export interface GenerateOptions {
   start: string;
   timeZone: string;
   zombieShare: number;
-  /** Referral attacks of each kind (self-referral, device farm, burst), labelled in `attacks`. */
+  /** Referral attacks of each kind (self-referral, device farm, burst, ring), labelled in `attacks`. */
   attacks: number;
 }
 
@@ -43,7 +43,7 @@ export interface GeneratedCommunity {
   lines: string[];
   labels: { fan: string; zombie: boolean; burst: number | null }[];
   /** Seeded referral attacks: the referrer, the fake referees, and those the fraud rules must flag. */
-  attacks: { kind: 'self-referral' | 'device-farm' | 'burst'; referrer: string; referees: string[]; flagged: string[] }[];
+  attacks: { kind: 'self-referral' | 'device-farm' | 'burst' | 'ring'; referrer: string; referees: string[]; flagged: string[] }[];
   start: number;
   end: number;
 }
@@ -244,7 +244,7 @@ export function generateCommunity(options: GenerateOptions): GeneratedCommunity 
   const attacks: GeneratedCommunity['attacks'] = [];
   const attackRandom = createRandom(`${options.seed}:${options.fans}:${options.months}:attacks`);
   let attackNo = 0;
-  const fake = (referrer: { id: string }, ts: number, device: string) => {
+  const fake = (referrer: { id: string }, ts: number, device: string): string => {
     const id = `x${String(++attackNo).padStart(5, '0')}`;
     emit(ts, 'follow', id, 'wechat', { referralCode: referrer.id, device });
     // A small first order qualifies the referral, which is what pays the referrer.
@@ -253,7 +253,7 @@ export function generateCommunity(options: GenerateOptions): GeneratedCommunity 
   };
   const eligible = arrivals.filter((fan) => fan.ts < end - 30 * DAY_MS);
   for (let i = 0; i < options.attacks && eligible.length > 0; i++) {
-    for (const kind of ['self-referral', 'device-farm', 'burst'] as const) {
+    for (const kind of ['self-referral', 'device-farm', 'burst', 'ring'] as const) {
       const referrer = eligible[attackRandom.int(eligible.length)];
       const at = referrer.ts + DAY_MS + attackRandom.next() * (end - 20 * DAY_MS - referrer.ts - DAY_MS);
       if (kind === 'self-referral') {
@@ -265,6 +265,16 @@ export function generateCommunity(options: GenerateOptions): GeneratedCommunity 
         const device = `farm-${attackNo}`;
         const referees = [0, 1, 2].map((k) => fake(referrer, at + k * DAY_MS, device));
         attacks.push({ kind, referrer: referrer.id, referees, flagged: referees.slice(1) });
+      } else if (kind === 'ring') {
+        // Five accounts, each recruited by the previous one a day later, each buying once to qualify.
+        const referees: string[] = [];
+        let above: { id: string } = referrer;
+        for (let k = 0; k < 5; k++) {
+          const id = fake(above, at + k * DAY_MS, `ring-${attackNo + 1}`);
+          referees.push(id);
+          above = { id };
+        }
+        attacks.push({ kind, referrer: referrer.id, referees, flagged: referees.slice(3) });
       } else {
         // Six follows within five minutes, each on its own phone: the fifth and sixth make a burst.
         const referees = [0, 1, 2, 3, 4, 5].map((k) => fake(referrer, at + k * 50_000, `burner-${attackNo + 1}`));
