@@ -121,6 +121,30 @@ describe('fanflow CLI contract', () => {
     expect(shown.stdout).toMatch(/^# version default@/);
   });
 
+  it('referral and ledger contracts: validate names a depth above 3 (exit 2), referral show and ledger verify print their documents', () => {
+    const programFile = join(dir, 'deep.yaml');
+    writeFileSync(programFile, fanflow(['program', 'show']).stdout.replace('  depth: 2', '  depth: 4'));
+    const deep = fanflow(['program', 'validate', programFile]);
+    expect(deep.code).toBe(2);
+    expect(deep.stderr).toMatch(/referral\.depth: referral depth is at most 3/);
+    const top = JSON.parse(fanflow(['--db', db, 'referral', 'leaderboard', '--limit', '1', '--json']).stdout).entries[0].fan as string;
+    const shown = fanflow(['--db', db, '--as-of', asOf, 'referral', 'show', top, '--json']);
+    expect(shown.code).toBe(0);
+    const view = JSON.parse(shown.stdout);
+    expect(Object.keys(view)).toEqual(expect.arrayContaining(['fan', 'codes', 'referrer', 'referees', 'cash']));
+    expect(Object.keys(view.cash).sort()).toEqual(['available', 'held', 'paid', 'pending', 'voided']);
+    expect(view.referees.length).toBeGreaterThan(0);
+    for (const referee of view.referees) expect([1, 2, 3]).toContain(referee.depth);
+    const verify = fanflow(['--db', db, 'ledger', 'verify', '--json']);
+    expect(verify.code).toBe(0);
+    const check = JSON.parse(verify.stdout);
+    expect(check).toMatchObject({ ok: true, negativeAccounts: [] });
+    expect(check.assets.map((entry: { asset: string; sum: number }) => [entry.asset, entry.sum])).toEqual([['cash', 0], ['coupon', 0], ['points', 0]]);
+    const refused = fanflow(['--db', db, 'redeem', top, 'offline-gathering', '--request-id', 'cli-1', '--json']);
+    expect([0, 1]).toContain(refused.code);
+    expect(JSON.parse(fanflow(['--db', db, 'redeem', top, 'offline-gathering', '--request-id', 'cli-1', '--json']).stdout)).toEqual(JSON.parse(refused.stdout));
+  });
+
   it('replay verifies the incremental state', () => {
     const result = JSON.parse(fanflow(['--db', db, 'replay', '--json']).stdout);
     expect(result).toMatchObject({ compared: true, verified: true, ledgerOk: true });
