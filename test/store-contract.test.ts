@@ -147,10 +147,13 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
     });
 
     it('keeps program history, the active one first', async () => {
+      expect(await store.activeProgramVersion()).toBeNull();
       await store.activateProgram('p@1', 'name: p', '{}', '2026-11-01T00:00:00Z');
       await store.activateProgram('p@2', 'name: p2', '{}', '2026-11-02T00:00:00Z');
       expect((await store.activeProgram())?.version).toBe('p@2');
+      expect(await store.activeProgramVersion()).toBe('p@2');
       await store.activateProgram('p@1', 'name: p', '{}', '2026-11-03T00:00:00Z');
+      expect(await store.activeProgramVersion()).toBe('p@1');
       expect((await store.programHistory()).map((program) => program.version)).toEqual(['p@1', 'p@2']);
     });
 

@@ -23,8 +23,13 @@ async function readableMeta(workspace: Workspace, current?: StateMeta): Promise<
   return workspace.store.loadStateMeta();
 }
 
+// The clock of the last world text read: reads of an unchanged state skip parsing it again.
+let lastClock: { world: string; clock: number } | null = null;
+
 function clockOf(meta: { world: string } | null): number {
-  return meta ? ((JSON.parse(meta.world) as { clock: number | null }).clock ?? Number.NEGATIVE_INFINITY) : Number.NEGATIVE_INFINITY;
+  if (!meta) return Number.NEGATIVE_INFINITY;
+  if (lastClock?.world !== meta.world) lastClock = { world: meta.world, clock: (JSON.parse(meta.world) as { clock: number | null }).clock ?? Number.NEGATIVE_INFINITY };
+  return lastClock.clock;
 }
 
 function percentile(below: number, total: number): number {

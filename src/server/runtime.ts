@@ -154,8 +154,8 @@ export class WorkspaceRuntime {
   }
 
   private async syncOnce(): Promise<StateMeta | null> {
-    const active = await this.store.activeProgram();
-    if (active && active.version !== this.workspace.program.version) this.workspace = await WorkspaceRuntime.openWorkspace(this.store, this.stateWorker === null);
+    const active = await this.store.activeProgramVersion();
+    if (active !== null && active !== this.workspace.program.version) this.workspace = await WorkspaceRuntime.openWorkspace(this.store, this.stateWorker === null);
     const meta = await currentMeta(this.workspace);
     if (meta) return meta;
     if (this.stateWorker) return this.syncByWorker();

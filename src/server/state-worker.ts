@@ -32,9 +32,9 @@ const passes = new Map<string, Promise<void>>();
 async function workspaceOf(name: string): Promise<Workspace> {
   const database = await opened;
   const store = await database.workspace(name);
-  const active = await store.activeProgram();
+  const active = await store.activeProgramVersion();
   let workspace = workspaces.get(name);
-  if (!workspace || (active && active.version !== workspace.program.version)) {
+  if (!workspace || (active !== null && active !== workspace.program.version)) {
     workspace = await openWorkspace(store, null);
     workspace.keepWorld = true;
     if (!active) await activate(store, { program: workspace.program, yaml: workspace.yaml }, new Date().toISOString());

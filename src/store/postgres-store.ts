@@ -467,6 +467,7 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
         }
       }),
     activeProgram: async () => (await sql<StoredProgram>`SELECT ${programColumns} FROM programs WHERE ws = ${ws} ORDER BY seq DESC LIMIT 1`.execute(db)).rows[0] ?? null,
+    activeProgramVersion: async () => (await sql<{ version: string }>`SELECT version FROM programs WHERE ws = ${ws} ORDER BY seq DESC LIMIT 1`.execute(db)).rows[0]?.version ?? null,
     programHistory: async () => (await sql<StoredProgram>`SELECT ${programColumns} FROM programs WHERE ws = ${ws} ORDER BY seq DESC`.execute(db)).rows,
     async activateProgram(version, yaml, spec, at) {
       await sql`INSERT INTO programs (ws, version, yaml, spec, activated_at, seq) VALUES (${ws}, ${version}, ${yaml}, ${spec}, ${at}, (SELECT COALESCE(MAX(seq), 0) + 1 FROM programs WHERE ws = ${ws}))

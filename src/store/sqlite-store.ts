@@ -377,6 +377,7 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
     loyaltyRank: (value) => call(() => sync.loyaltyRank(value)),
     readPostings: () => batches(() => sync.readPostings()),
     activeProgram: () => call(() => sync.activeProgram()),
+    activeProgramVersion: () => call(() => sync.activeProgramVersion()),
     programHistory: () => call(() => sync.programHistory()),
     activateProgram: (version, yaml, spec, at) => call(() => sync.activateProgram(version, yaml, spec, at)),
     referralEdges: () => call(() => sync.referralEdges()),
@@ -433,6 +434,7 @@ interface SyncStore {
   loyaltyRank(value: number): { below: number; total: number };
   readPostings(): Iterable<Posting>;
   activeProgram(): StoredProgram | null;
+  activeProgramVersion(): string | null;
   /** Every program activated in this workspace, the active one first. */
   programHistory(): StoredProgram[];
   activateProgram(version: string, yaml: string, spec: string, at: string): void;
@@ -482,6 +484,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   };
   const fanById = db.prepare('SELECT state, program_version AS programVersion FROM fans WHERE ws = ? AND id = ?');
   const activeProgramRow = db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs WHERE ws = ? ORDER BY seq DESC LIMIT 1');
+  const activeVersionRow = db.prepare('SELECT version FROM programs WHERE ws = ? ORDER BY seq DESC LIMIT 1').pluck();
   const pageRows = db.prepare('SELECT no, state FROM fans WHERE ws = ? AND no > ? ORDER BY no LIMIT ?');
   const ranksRow = db.prepare('SELECT total, unranked, sorted FROM loyalty_ranks WHERE ws = ?');
   const versionRows = db.prepare(`SELECT value FROM state WHERE ws = ? AND key IN ('appliedSeq', 'programVersion') ORDER BY key`);
@@ -646,6 +649,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     },
     activeProgram: () =>
       (activeProgramRow.get(ws) as StoredProgram | undefined) ?? null,
+    activeProgramVersion: () => (activeVersionRow.get(ws) as string | undefined) ?? null,
     programHistory: () => db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs WHERE ws = ? ORDER BY seq DESC').all(ws) as StoredProgram[],
     activateProgram: (version, yaml, spec, at) => {
       const next = db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 FROM programs WHERE ws = ?').pluck().get(ws) as number;

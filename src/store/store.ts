@@ -257,6 +257,8 @@ export interface Store {
   loyaltyRank(value: number): Promise<{ below: number; total: number }>;
   readPostings(): Batches<Posting>;
   activeProgram(): Promise<StoredProgram | null>;
+  /** The active program's version only (cheap: checked before every read of a server). */
+  activeProgramVersion(): Promise<string | null>;
   /** Every program activated in this workspace, the active one first. */
   programHistory(): Promise<StoredProgram[]>;
   /** Every referral link: the referred fan and its referrer. */
