@@ -10,6 +10,8 @@ import { NotFoundError, UsageError } from './errors.js';
 import { deserializeFan } from './serialize.js';
 import { catchUp, currentMeta, underStateLock, worldAt, type Workspace } from './workspace.js';
 import { samePayload } from './same-payload.js';
+import { clockOf } from './queries.js';
+import { countBelow } from '../core/facts.js';
 
 const toMain = (minor: number) => minor / 100;
 const iso = (ts: number) => new Date(ts).toISOString();
@@ -87,8 +89,7 @@ function storeSource(store: Store): FanSource {
 
 export async function referralShow(workspace: Workspace, id: string, asOf: number, sync: Sync): Promise<ReferralView> {
   await sync();
-  const meta = await workspace.store.loadStateMeta();
-  const clock = meta ? ((JSON.parse(meta.world) as { clock: number | null }).clock ?? Number.NEGATIVE_INFINITY) : Number.NEGATIVE_INFINITY;
+  const clock = clockOf(await workspace.store.loadStateMeta());
   let source: FanSource;
   if (asOf >= clock) source = storeSource(workspace.store);
   else {
@@ -573,19 +574,9 @@ export async function fissionAnalytics(workspace: Workspace, sync: Sync): Promis
     if (month !== undefined) (cohorts.get(month) as { referees: number }).referees += count;
   }
   follows.sort((a, b) => a - b);
-  const followersBefore = (instant: number) => {
-    let low = 0;
-    let high = follows.length;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if (follows[mid] < instant) low = mid + 1;
-      else high = mid;
-    }
-    return low;
-  };
   const months = [...newFollowers.keys()].sort().map((month) => {
     const entry = newFollowers.get(month) as { all: number; referred: number; buyers: number; referredBuyers: number };
-    const followersAtStart = followersBefore(calendar.startOfMonth(month));
+    const followersAtStart = countBelow(follows, calendar.startOfMonth(month));
     return { month, newFollowers: entry.all, referredNewFollowers: entry.referred, followersAtStart, kFactor: followersAtStart > 0 ? entry.referred / followersAtStart : null, newBuyers: entry.buyers, referredNewBuyers: entry.referredBuyers };
   });
   // Generation of a referred fan: how many referrers up to a root (memoised walk; the tree has no cycle).

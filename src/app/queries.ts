@@ -2,7 +2,7 @@
  * Read models for the CLI (and later the HTTP API): one fan, a filtered list, a month's report.
  */
 import { computeFanView, type FanView } from '../core/fan-view.js';
-import { countFact } from '../core/facts.js';
+import { countBelow, countFact } from '../core/facts.js';
 import { classifyLayer, distanceTo } from '../core/layers.js';
 import { ACTION_LIST_LENGTH, evaluateMonthlyReport, hasMonotoneLayers } from '../core/analysis.js';
 import type { MonthlyReport } from '../core/report.js';
@@ -26,7 +26,8 @@ async function readableMeta(workspace: Workspace, current?: StateMeta): Promise<
 // The clock of the last world text read: reads of an unchanged state skip parsing it again.
 let lastClock: { world: string; clock: number } | null = null;
 
-function clockOf(meta: { world: string } | null): number {
+/** The clock of a stored state (−∞ when none). */
+export function clockOf(meta: { world: string } | null): number {
   if (!meta) return Number.NEGATIVE_INFINITY;
   if (lastClock?.world !== meta.world) lastClock = { world: meta.world, clock: (JSON.parse(meta.world) as { clock: number | null }).clock ?? Number.NEGATIVE_INFINITY };
   return lastClock.clock;
@@ -45,14 +46,7 @@ export function loyaltyScores(world: World): Map<string, number> {
       scores.set(fan.id, 0);
       continue;
     }
-    let low = 0;
-    let high = ranked.length;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if (ranked[mid] < fan.loyaltyLog) low = mid + 1;
-      else high = mid;
-    }
-    scores.set(fan.id, percentile(low, ranked.length));
+    scores.set(fan.id, percentile(countBelow(ranked, fan.loyaltyLog), ranked.length));
   }
   return scores;
 }

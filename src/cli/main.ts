@@ -87,6 +87,12 @@ function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
+/** One document with --json, else the rendering in the options' language. */
+function show<T>(options: GlobalOptions, value: T, render: (value: T, m: ReturnType<typeof messages>) => string): void {
+  if (options.json) printJson(value);
+  else print(render(value, messages(resolveLang(options.lang, process.env))));
+}
+
 /** The database the options name: PostgreSQL with --database-url (or FANFLOW_DATABASE_URL), else the SQLite file. */
 async function openDatabase(options: GlobalOptions, create = true): Promise<Database> {
   const url = options.databaseUrl ?? process.env.FANFLOW_DATABASE_URL;
@@ -195,8 +201,7 @@ export function buildCli(): Command {
     .action(async (id: string, _opts, command: Command) => {
       const options = globals(command);
       const view = await withWorkspace(options, false, (workspace) => queryFan(workspace, id, parseAsOf(options.asOf)));
-      if (options.json) printJson(view);
-      else print(renderFan(view, messages(resolveLang(options.lang, process.env))));
+      show(options, view, renderFan);
     });
 
   cli
@@ -466,8 +471,7 @@ export function buildCli(): Command {
     .action(async (fan: string, _opts, command: Command) => {
       const options = globals(command);
       const view = await withWorkspace(options, false, (workspace) => referralShow(workspace, fan, parseAsOf(options.asOf), cliSync(workspace)));
-      if (options.json) printJson(view);
-      else print(renderReferral(view, messages(resolveLang(options.lang, process.env))));
+      show(options, view, renderReferral);
     });
   referral
     .command('poster')
@@ -487,8 +491,7 @@ export function buildCli(): Command {
     .action(async (_opts, command: Command) => {
       const options = globals(command);
       const items = await withWorkspace(options, false, (workspace) => reviewQueue(workspace, cliSync(workspace)));
-      if (options.json) printJson(items);
-      else print(renderReviewQueue(items, messages(resolveLang(options.lang, process.env))));
+      show(options, items, renderReviewQueue);
     });
   referral
     .command('leaderboard')
@@ -502,8 +505,7 @@ export function buildCli(): Command {
       const limit = Number(opts.limit);
       if (!(Number.isInteger(limit) && limit > 0)) throw new UsageError('--limit must be a positive integer');
       const board = await withWorkspace(options, false, (workspace) => leaderboard(workspace, opts.month ?? null, limit, cliSync(workspace)));
-      if (options.json) printJson(board);
-      else print(renderLeaderboard(board, messages(resolveLang(options.lang, process.env))));
+      show(options, board, renderLeaderboard);
     });
   referral
     .command('campaigns')
@@ -512,8 +514,7 @@ export function buildCli(): Command {
     .action(async (_opts, command: Command) => {
       const options = globals(command);
       const report = await withWorkspace(options, false, (workspace) => campaignReport(workspace, parseAsOf(options.asOf), cliSync(workspace)));
-      if (options.json) printJson(report);
-      else print(renderCampaigns(report, messages(resolveLang(options.lang, process.env))));
+      show(options, report, renderCampaigns);
     });
   referral
     .command('analytics')
@@ -522,8 +523,7 @@ export function buildCli(): Command {
     .action(async (_opts, command: Command) => {
       const options = globals(command);
       const analytics = await withWorkspace(options, false, (workspace) => fissionAnalytics(workspace, cliSync(workspace)));
-      if (options.json) printJson(analytics);
-      else print(renderAnalytics(analytics, messages(resolveLang(options.lang, process.env))));
+      show(options, analytics, renderAnalytics);
     });
   referral
     .command('compliance')
@@ -532,8 +532,7 @@ export function buildCli(): Command {
     .action(async (_opts, command: Command) => {
       const options = globals(command);
       const report = await withWorkspace(options, false, (workspace) => complianceReport(workspace, cliSync(workspace)));
-      if (options.json) printJson(report);
-      else print(renderCompliance(report, messages(resolveLang(options.lang, process.env))));
+      show(options, report, renderCompliance);
     });
   for (const decision of ['release', 'void'] as const) {
     referral
@@ -598,8 +597,7 @@ export function buildCli(): Command {
     .action(async (_opts, command: Command) => {
       const options = globals(command);
       const check = await withWorkspace(options, false, (workspace) => ledgerVerify(workspace, cliSync(workspace)));
-      if (options.json) printJson(check);
-      else print(renderLedgerCheck(check, messages(resolveLang(options.lang, process.env))));
+      show(options, check, renderLedgerCheck);
       if (!check.ok) process.exitCode = 1;
     });
   ledger
@@ -611,8 +609,7 @@ export function buildCli(): Command {
     .action(async (fan: string, opts: { asset?: string }, command: Command) => {
       const options = globals(command);
       const audit = await withWorkspace(options, false, (workspace) => ledgerAudit(workspace, fan, opts.asset ?? null, cliSync(workspace)));
-      if (options.json) printJson(audit);
-      else print(renderAudit(audit, messages(resolveLang(options.lang, process.env))));
+      show(options, audit, renderAudit);
     });
 
   cli

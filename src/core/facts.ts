@@ -18,6 +18,18 @@ export function firstAfter(sorted: readonly number[], bound: number): number {
   return low;
 }
 
+/** How many elements of a sorted array are below `value`. */
+export function countBelow(sorted: ArrayLike<number>, value: number): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (sorted[mid] < value) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
 /** Count of entries in (at − windowDays × 24 h, at]; all entries, when windowDays is null. */
 export function countInWindow(sorted: readonly number[], at: number, windowDays: number | null): number {
   const end = firstAfter(sorted, at);

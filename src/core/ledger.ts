@@ -54,8 +54,8 @@ export function postMove(
 }
 
 /**
- * Records a signed points movement for a fan (positive = award, negative = reversal) and
- * returns the posting, or null for zero.
+ * Records a signed points movement for a fan (positive = award, negative = reversal or spend)
+ * against a programme account (the issuing one unless given) and returns the posting, or null for zero.
  */
 export function postPoints(
   world: World,
@@ -65,6 +65,7 @@ export function postPoints(
   eventId: string,
   ts: number,
   out: Posting[],
+  counterpart: string = PROGRAM_POINTS_ACCOUNT,
 ): Posting | null {
   if (points === 0) return null;
   if (!Number.isSafeInteger(points)) throw new Error(`invariant: points must be a safe integer, got ${points}`);
@@ -74,8 +75,8 @@ export function postPoints(
     eventId,
     ts,
     asset: 'points',
-    source: points > 0 ? PROGRAM_POINTS_ACCOUNT : account,
-    target: points > 0 ? account : PROGRAM_POINTS_ACCOUNT,
+    source: points > 0 ? counterpart : account,
+    target: points > 0 ? account : counterpart,
     amount: Math.abs(points),
     rule,
     fan: fan.id,

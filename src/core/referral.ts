@@ -7,7 +7,7 @@
 import type { EngineContext } from './engine-context.js';
 import type { EngineOutput } from './engine-output.js';
 import type { FanEvent } from './events.js';
-import { cashAccount, couponAccount, fanAccount, postMove, PROGRAM_ACCOUNTS, type CashBucket } from './ledger.js';
+import { cashAccount, couponAccount, postMove, postPoints, PROGRAM_ACCOUNTS, type CashBucket } from './ledger.js';
 import { looksLikeCode, normalizeCode, referralCode } from './referral-codes.js';
 import type { CashItem, CashKind, FanState, Order, World } from './state.js';
 import { DAY_MS } from './calendar.js';
@@ -34,8 +34,6 @@ export interface ReferralRules {
   onRefund(world: World, order: Order, event: FanEvent, out: EngineOutput): void;
   /** Moves cash whose refund window ended by `to` to available (or held). */
   matureDue(world: World, to: number, out: EngineOutput): void;
-  /** The next instant cash matures (Infinity when none). */
-  nextDue(world: World): number;
   applyReview(world: World, referee: FanState, event: FanEvent, out: EngineOutput): string | null;
   applyPayout(world: World, fan: FanState, event: FanEvent, out: EngineOutput): void;
   applyRedeem(world: World, fan: FanState, event: FanEvent, out: EngineOutput): void;
@@ -82,7 +80,7 @@ export function createReferralRules(context: EngineContext): ReferralRules {
     return false;
   };
 
-  const fraudFlags = (referee: FanState, referrer: FanState, event: FanEvent): string[] => {
+  const fraudFlags = (world: World, referee: FanState, referrer: FanState, event: FanEvent): string[] => {
     const flags: string[] = [];
     const fraud = referral.fraud;
     const markers = markersOf(event, referee);
@@ -93,7 +91,7 @@ export function createReferralRules(context: EngineContext): ReferralRules {
     }
     if (fraud.sharedDevice) {
       for (const marker of markers) {
-        const other = referrer.referees.find((id) => id !== referee.id && sharedWith(id, marker));
+        const other = referrer.referees.find((id) => id !== referee.id && (world.fans.get(id)?.devices.includes(marker) ?? false));
         if (other !== undefined) flags.push(`shared device: ${describe(marker)} is also referee ${other}'s`);
       }
     }
@@ -104,14 +102,8 @@ export function createReferralRules(context: EngineContext): ReferralRules {
     }
     return flags;
   };
-  // Devices of the referrer's other referees: looked up in their states.
-  let lookup: World | null = null;
-  const sharedWith = (id: string, marker: string) => lookup?.fans.get(id)?.devices.includes(marker) ?? false;
-
   const onAttributed = (world: World, referee: FanState, referrer: FanState, event: FanEvent, out: EngineOutput) => {
-    lookup = world;
-    const flags = fraudFlags(referee, referrer, event);
-    lookup = null;
+    const flags = fraudFlags(world, referee, referrer, event);
     referrer.referees.push(referee.id);
     referrer.attributionTs.push(event.ts);
     if (referral.fraud.burst) {
@@ -302,7 +294,6 @@ export function createReferralRules(context: EngineContext): ReferralRules {
   /** The never-acted rule: no activity since the referee's attribution. */
   const neverActed = (referee: FanState) => referral.fraud.neverActed && referee.attributedTs !== null && (referee.lastActivityTs === null || referee.lastActivityTs < referee.attributedTs);
 
-  const nextDue = (world: World) => (world.cashDue.length > 0 ? world.cashDue[0][0] : Number.POSITIVE_INFINITY);
 
   const applyReview = (world: World, referee: FanState, event: FanEvent, out: EngineOutput): string | null => {
     if (referee.referralReview !== 'open' || referee.referrer === null) return `fan ${referee.id} has no referral under review`;
@@ -346,12 +337,9 @@ export function createReferralRules(context: EngineContext): ReferralRules {
   const applyRedeem = (world: World, fan: FanState, event: FanEvent, out: EngineOutput) => {
     const item = event.props.item as string;
     const points = event.props.points as number;
-    fan.pointsBalance -= points;
-    fan.recentPostings.push({ ts: event.ts, points: -points, rule: `redeem:${item}`, eventId: event.id });
-    if (fan.recentPostings.length > 10) fan.recentPostings.shift();
     fan.redeemed[item] = (fan.redeemed[item] ?? 0) + 1;
     world.stockUsed[item] = (world.stockUsed[item] ?? 0) + 1;
-    postMove(world, fan.id, 'points', fanAccount(fan.id), PROGRAM_ACCOUNTS.pointsRedeemed, points, `redeem:${item}`, event.id, event.ts, out.postings);
+    postPoints(world, fan, -points, `redeem:${item}`, event.id, event.ts, out.postings, PROGRAM_ACCOUNTS.pointsRedeemed);
   };
 
   if (!referral.enabled) {
@@ -359,10 +347,10 @@ export function createReferralRules(context: EngineContext): ReferralRules {
     const none = () => undefined;
     return {
       issueCode: none, recordDevices: none, resolveReferrer, isAbove, onAttributed: none, onQualified: none, onPurchase: none, onRefund: none,
-      matureDue: none, nextDue, neverActed: () => false, applyReview: () => 'the referral programme is disabled', applyPayout, applyRedeem,
+      matureDue: none, neverActed: () => false, applyReview: () => 'the referral programme is disabled', applyPayout, applyRedeem,
     };
   }
-  return { neverActed, issueCode, recordDevices, resolveReferrer, isAbove, onAttributed, onQualified, onPurchase, onRefund, matureDue, nextDue, applyReview, applyPayout, applyRedeem };
+  return { neverActed, issueCode, recordDevices, resolveReferrer, isAbove, onAttributed, onQualified, onPurchase, onRefund, matureDue, applyReview, applyPayout, applyRedeem };
 }
 
 function remember(fan: FanState, marker: string): void {

@@ -2,6 +2,8 @@
  * Every fan's loyalty value, sorted, as stored by both adapters: one fan's percentile is a binary
  * search instead of a scan of the community.
  */
+import { countBelow } from '../core/facts.js';
+
 export interface LoyaltyRanks {
   readonly total: number;
   /** Fans without activity: they rank below every active fan. */
@@ -28,13 +30,5 @@ export function ranksOf(values: Iterable<number>, total: number): LoyaltyRanks {
 
 /** How many fans have a loyalty value below `value`, of how many. */
 export function rankOf(ranks: LoyaltyRanks, value: number): { below: number; total: number } {
-  const { sorted } = ranks;
-  let low = 0;
-  let high = sorted.length;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if (sorted[mid] < value) low = mid + 1;
-    else high = mid;
-  }
-  return { below: ranks.unranked + low, total: ranks.total };
+  return { below: ranks.unranked + countBelow(ranks.sorted, value), total: ranks.total };
 }
