@@ -24,7 +24,7 @@ async function seed(database: Database, events: Record<string, unknown>[]): Prom
   const store = await database.workspace('default');
   const workspace = await openWorkspace(store, PROGRAM);
   await activate(store, PROGRAM, new Date(T).toISOString());
-  await store.append(events.map((event, line) => ({ id: event.id as string, ts: Date.parse(event.ts as string), body: JSON.stringify(event), source: 'test', line })), samePayload);
+  await store.append(events.map((event, line) => ({ id: event.id as string, ts: Date.parse(event.ts as string), body: JSON.stringify(event), source: 'test', line, fan: event.fan as string })), samePayload);
   await catchUp(workspace);
   return workspace;
 }
@@ -223,7 +223,7 @@ describe('fraud rules on generated attacks', () => {
     try {
       const store = await database.workspace('default');
       const workspace = await openWorkspace(store, null);
-      await store.append(community.lines.map((line, i) => ({ id: (JSON.parse(line) as { id: string }).id, ts: Date.parse((JSON.parse(line) as { ts: string }).ts), body: line, source: 'gen', line: i + 1 })), samePayload);
+      await store.append(community.lines.map((line, i) => ({ id: (JSON.parse(line) as { id: string }).id, ts: Date.parse((JSON.parse(line) as { ts: string }).ts), body: line, source: 'gen', line: i + 1, fan: (JSON.parse(line) as { fan: string }).fan })), samePayload);
       await catchUp(workspace);
       const queue = await reviewQueue(workspace, cliSync(workspace));
       const flagged = new Set(queue.map((item) => item.referee));

@@ -15,7 +15,7 @@ import type { Database, FanRow, LogEntry, StateWrite, Store } from '../src/store
 import { freshSchema, postgresAvailable } from './postgres-helpers.js';
 import { dumpState, dumpWorkspace, tempDir } from './store-helpers.js';
 
-const entry = (id: string, ts: number, body: Record<string, unknown> = {}): LogEntry => ({ id, ts, body: JSON.stringify({ id, ts, ...body }), source: 'test', line: 1 });
+const entry = (id: string, ts: number, body: Record<string, unknown> = {}): LogEntry => ({ id, ts, body: JSON.stringify({ id, ts, ...body }), source: 'test', line: 1, fan: typeof body.fan === 'string' ? body.fan : null });
 
 async function collect<T>(batches: AsyncIterable<readonly T[]>): Promise<T[]> {
   const all: T[] = [];
@@ -68,7 +68,7 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       const statuses = await store.append([entry('b', 2), entry('a', 1), entry('c', 1, { x: 1 }), entry('a', 1)], samePayload);
       expect(statuses).toEqual(['accepted', 'accepted', 'accepted', 'duplicate']);
       // Key order and number spelling do not make another payload; a changed value does.
-      const reordered: LogEntry = { id: 'c', ts: 1, body: '{"x":1.0,"ts":1,"id":"c"}', source: null, line: null };
+      const reordered: LogEntry = { id: 'c', ts: 1, body: '{"x":1.0,"ts":1,"id":"c"}', source: null, line: null, fan: null };
       expect(await store.append([reordered, entry('c', 1, { x: 2 }), entry('d', 3)], samePayload)).toEqual(['duplicate', 'conflict', 'accepted']);
       expect(await store.maxSeq()).toBe(4);
       expect(await store.countEvents()).toBe(4);
@@ -111,6 +111,21 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       expect((await collect(store.iterateByBackboneGap('G', 0))).map((row) => row.state)).toEqual(['["f-b"]']);
       expect(await store.findInactiveRecent(600, 10)).toEqual(['["f-c"]', '["f-b"]']);
       expect(await store.loyaltyRank(2)).toEqual({ below: 2, total: 3 });
+      // Ordered pages: fans without a value last in both directions; a cursor resumes after its row.
+      const order = async (sort: 'level' | 'loyalty', descending: boolean, limit: number) => {
+        const seen: [number, number | null][] = [];
+        let after: { value: number | null; no: number } | null = null;
+        for (;;) {
+          const rows = await store.pageFansBy({ sort, descending, after, limit });
+          if (rows.length === 0) return seen;
+          for (const row of rows) seen.push([row.no, row.value]);
+          after = { value: rows[rows.length - 1].value, no: rows[rows.length - 1].no };
+        }
+      };
+      expect(await order('level', true, 1)).toEqual([[0, 4], [1, 2], [2, 1]]);
+      expect(await order('level', false, 2)).toEqual([[2, 1], [1, 2], [0, 4]]);
+      expect(await order('loyalty', true, 1)).toEqual([[0, 2.5], [1, 1.5], [2, null]]);
+      expect(await order('loyalty', false, 5)).toEqual([[1, 1.5], [0, 2.5], [2, null]]);
       expect((await store.referralEdges()).sort((x, y) => (x.fan < y.fan ? -1 : 1))).toEqual([{ fan: 'f-b', referrer: 'f-a' }, { fan: 'f-c', referrer: 'f-b' }]);
       expect(await store.referrerStates()).toEqual(['["f-a"]', '["f-c"]']);
       expect(await store.referrerStates(1)).toEqual(['["f-a"]']);
@@ -166,6 +181,52 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       expect(await database.revokeKey('key1', '2026-11-04T00:00:00Z')).toBe(false);
       expect((await database.findKey('key1'))?.revokedAt).toBe('2026-11-03T00:00:00Z');
       expect((await database.listWorkspaces()).map((w) => w.name)).toEqual(expect.arrayContaining(['contract', 'concurrent', 'elsewhere']));
+    });
+
+    it("one fan's events and derived changes, newest first, paged by position", async () => {
+      const fans = await database.workspace('timeline');
+      await fans.append([entry('t1', 1, { fan: 'x' }), entry('t2', 2, { fan: 'y' }), entry('t3', 3, { fan: 'x' }), entry('t4', 4, { fan: 'x' })], samePayload);
+      expect((await fans.readFanEvents('x', 10)).map((row) => [row.seq, JSON.parse(row.body).id])).toEqual([[4, 't4'], [3, 't3'], [1, 't1']]);
+      expect((await fans.readFanEvents('x', 1, 4)).map((row) => row.seq)).toEqual([3]);
+      expect(await fans.readFanEvents('nobody', 10)).toEqual([]);
+      const derived = [
+        { type: 'LevelChanged', fan: 'x', ts: 3, eventId: 't3', from: 1, to: 2, kind: 'promotion' },
+        { type: 'BadgeGranted', fan: 'x', ts: 4, eventId: 't4', badge: 'b' },
+        { type: 'LevelChanged', fan: 'y', ts: 2, eventId: 't2', from: 1, to: 2, kind: 'promotion' },
+      ] as StateWrite['derived'];
+      await fans.exclusive((tx) => tx.saveState(stateWrite({ derived, postings: [] })));
+      const rows = await fans.readFanDerived('x', 10);
+      expect(rows.map((row) => [row.type, row.ts, row.eventId])).toEqual([['BadgeGranted', 4, 't4'], ['LevelChanged', 3, 't3']]);
+      expect(JSON.parse(rows[1].data)).toMatchObject({ from: 1, to: 2 });
+    });
+
+    it('users and sessions: one email per deployment, sessions end with expiry, logout and disabling', async () => {
+      const user = { id: 'u1', workspace: 'contract', email: 'ops@example.com', passwordHash: 'scrypt$x', role: 'owner' as const, createdAt: '2026-11-01T00:00:00Z', disabledAt: null };
+      await database.createUser(user);
+      await expect(database.createUser({ ...user, id: 'u2', workspace: 'elsewhere' })).rejects.toThrow();
+      await database.createUser({ ...user, id: 'u3', email: 'analyst@example.com', role: 'analyst', workspace: 'elsewhere' });
+      expect(await database.findUserByEmail('ops@example.com')).toEqual(user);
+      expect(await database.findUser('u3')).toMatchObject({ workspace: 'elsewhere', role: 'analyst' });
+      expect(await database.findUserByEmail('nobody@example.com')).toBeNull();
+      expect((await database.listUsers('elsewhere')).map((row) => row.email)).toEqual(['analyst@example.com']);
+      expect((await database.listUsers()).length).toBe(2);
+      await database.createSession({ hash: 's1', userId: 'u1', csrf: 'c1', createdAt: '2026-11-01T00:00:00Z', expiresAt: 5000 });
+      await database.createSession({ hash: 's2', userId: 'u1', csrf: 'c2', createdAt: '2026-11-01T00:00:00Z', expiresAt: 9000 });
+      await database.createSession({ hash: 's3', userId: 'u3', csrf: 'c3', createdAt: '2026-11-01T00:00:00Z', expiresAt: 9000 });
+      expect(await database.findSession('s1', 4000)).toMatchObject({ session: { csrf: 'c1', userId: 'u1' }, user: { email: 'ops@example.com' } });
+      expect(await database.findSession('s1', 5000)).toBeNull();
+      expect(await database.findSession('s1', 0)).toBeNull(); // deleted when found expired
+      await database.deleteSession('s3');
+      await database.createSession({ hash: 's4', userId: 'u3', csrf: 'c4', createdAt: '2026-11-01T00:00:00Z', expiresAt: 9000 });
+      expect(await database.setPassword('analyst@example.com', 'scrypt$y')).toBe(true);
+      expect(await database.setPassword('nobody@example.com', 'scrypt$y')).toBe(false);
+      expect(await database.findSession('s4', 0)).toBeNull();
+      expect((await database.findUser('u3'))?.passwordHash).toBe('scrypt$y');
+      expect(await database.findSession('s3', 0)).toBeNull();
+      expect(await database.disableUser('ops@example.com', '2026-11-02T00:00:00Z')).toBe(true);
+      expect(await database.disableUser('ops@example.com', '2026-11-03T00:00:00Z')).toBe(false);
+      expect(await database.findSession('s2', 0)).toBeNull();
+      expect((await database.findUserByEmail('ops@example.com'))?.disabledAt).toBe('2026-11-02T00:00:00Z');
     });
 
     it('webhooks: notifications written with the state are claimed once, retried, dead-lettered, retried again', async () => {

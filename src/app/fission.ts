@@ -203,7 +203,7 @@ export async function redeem(workspace: Workspace, request: RedemptionRequest, n
     }
     const eventId = `redeem-${request.requestId}`;
     const event = { id: eventId, type: 'redeem', fan: fan.id, ts: at, props: { requestId: request.requestId, item: item.id, points: item.points } };
-    const [status] = await tx.append([{ id: eventId, ts: now, body: JSON.stringify(event), source: 'redemption', line: null }], samePayload);
+    const [status] = await tx.append([{ id: eventId, ts: now, body: JSON.stringify(event), source: 'redemption', line: null, fan: event.fan }], samePayload);
     if (status !== 'accepted') throw new RequestReuseError(`the log already holds an event ${eventId}`);
     // Inside the writer lock no other append commits in between: the log's end is this event.
     const seq = await tx.maxSeq();
@@ -253,7 +253,7 @@ export async function runPayout(workspace: Workspace, payoutId: string, at: numb
       if (fan.cashAvailable <= 0) continue;
       const eventId = `payout-${payoutId}-${fan.id}`;
       const event = { id: eventId, type: 'op_payout', fan: fan.id, ts: iso(at), props: { payoutId, amount: (fan.cashAvailable / 100).toFixed(2) } };
-      entries.push({ id: eventId, ts: at, body: JSON.stringify(event), source: `payout:${payoutId}`, line: null });
+      entries.push({ id: eventId, ts: at, body: JSON.stringify(event), source: `payout:${payoutId}`, line: null, fan: event.fan });
       lines.push({ fan: fan.id, code: fan.code, amount: toMain(fan.cashAvailable), eventId });
       total += fan.cashAvailable;
     }
@@ -321,7 +321,7 @@ export async function resolveReview(workspace: Workspace, referee: string, decis
   if (!queue.some((item) => item.referee === referee)) throw new NotFoundError(`no referral of fan ${JSON.stringify(referee)} is under review`);
   const eventId = `review-${referee}-${now}`;
   const event = { id: eventId, type: 'op_review_referral', fan: referee, ts: iso(now), props: { decision, actor } };
-  await workspace.store.append([{ id: eventId, ts: now, body: JSON.stringify(event), source: actor, line: null }], samePayload);
+  await workspace.store.append([{ id: eventId, ts: now, body: JSON.stringify(event), source: actor, line: null, fan: event.fan }], samePayload);
   await sync();
   return { referee, decision, eventId };
 }

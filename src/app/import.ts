@@ -157,7 +157,7 @@ export async function importFile(workspace: Workspace, path: string, options: Im
       return false;
     }
     const event = result.event;
-    entries.push({ id: event.id, ts: event.ts, body: raw, source: path, line });
+    entries.push({ id: event.id, ts: event.ts, body: raw, source: path, line, fan: event.fan });
     events.push(event);
     return entries.length >= chunkEvents;
   };

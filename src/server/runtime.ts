@@ -9,11 +9,13 @@ import { validateEvent, type FanEvent } from '../core/events.js';
 import { parseProgram, type ProgramIssue } from '../core/program.js';
 import type { FanView } from '../core/fan-view.js';
 import type { MonthlyReport } from '../core/report.js';
-import type { AppendStatus, LogEntry, Store } from '../store/store.js';
+import type { AppendStatus, FanOrderQuery, LogEntry, Store } from '../store/store.js';
 import { samePayload } from '../app/same-payload.js';
-import { queryFan, queryFanPage, queryReport, type FanFilter } from '../app/queries.js';
+import { queryFan, queryFanPage, queryFanPageSorted, queryReport, type FanFilter, type FanOrder } from '../app/queries.js';
 import { activate, catchUp, currentMeta, engineVersionOf, openWorkspace, type StateMeta, type Workspace } from '../app/workspace.js';
 import { ENGINE_VERSION } from '../core/state.js';
+import { NotFoundError } from '../app/errors.js';
+import { queryMovement, queryReferralTree, queryTimeline, queryTrend, type Movement, type TimelineItem, type TrendPoint } from '../app/dashboard.js';
 import type { StateWorker } from './state-client.js';
 import { compileProgramText, programVersionOf } from '../app/program-source.js';
 import { campaignReport, complianceReport, fissionAnalytics, leaderboard, ledgerAudit, ledgerVerify, listPayouts, redeem, referralShow, resolveReview, reviewQueue, runPayout, type RedemptionRequest } from '../app/fission.js';
@@ -91,7 +93,7 @@ export class WorkspaceRuntime {
           return;
         }
         const event: FanEvent = checked.event;
-        entries.push({ id: event.id, ts: event.ts, body: JSON.stringify(value), source, line: index + 1 });
+        entries.push({ id: event.id, ts: event.ts, body: JSON.stringify(value), source, line: index + 1, fan: event.fan });
         positions.push([request, index]);
       });
     });
@@ -196,9 +198,37 @@ export class WorkspaceRuntime {
     return queryFanPage(this.workspace, filter, asOf, cursor, limit, meta ?? undefined);
   }
 
+  async fansSorted(filter: FanFilter, asOf: number, order: FanOrder, after: FanOrderQuery['after'], limit: number): Promise<{ items: FanView[]; next: FanOrderQuery['after'] }> {
+    const meta = await this.sync();
+    return queryFanPageSorted(this.workspace, filter, asOf, order, after, limit, meta ?? undefined);
+  }
+
   async report(month: string, asOf: number): Promise<MonthlyReport> {
     const meta = await this.sync();
     return queryReport(this.workspace, month, asOf, meta ?? undefined);
+  }
+
+  /** The month's report with the indicator trend of the months up to it (the dashboard's overview). */
+  async overview(month: string, asOf: number, months: number): Promise<{ report: MonthlyReport; trend: TrendPoint[] }> {
+    const meta = await this.sync();
+    const report = await queryReport(this.workspace, month, asOf, meta ?? undefined);
+    return { report, trend: await queryTrend(this.workspace, month, months, asOf, meta, report) };
+  }
+
+  async movement(month: string, asOf: number): Promise<Movement> {
+    return queryMovement(this.workspace, month, asOf, await this.sync());
+  }
+
+  async timeline(fan: string, limit: number, beforeSeq: number | undefined): Promise<{ items: TimelineItem[]; nextBefore: number | null }> {
+    await this.sync();
+    if (!(await this.store.loadFan(fan))) throw new NotFoundError(`unknown fan ${JSON.stringify(fan)}`);
+    return queryTimeline(this.workspace, fan, limit, beforeSeq);
+  }
+
+  async referralTree(fan: string): Promise<Awaited<ReturnType<typeof queryReferralTree>>> {
+    await this.sync();
+    if (!(await this.store.loadFan(fan))) throw new NotFoundError(`unknown fan ${JSON.stringify(fan)}`);
+    return queryReferralTree(this.workspace, fan);
   }
 
   monthOf(asOf: number): string {

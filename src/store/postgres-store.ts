@@ -14,7 +14,7 @@ import pg from 'pg';
 import type { Posting } from '../core/state.js';
 import { decodeRanks, encodeRanks, rankOf, ranksOf, type LoyaltyRanks } from './loyalty-ranks.js';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
-import type { AppendStatus, Batches, Database, FanRow, KeyScope, LogEntry, Notification, OutboxItem, RejectRecord, StateWrite, Store, StoredKey, StoredLogEvent, StoredProgram, StoredState, RedemptionRecord, WebhookEventType, WebhookSubscription } from './store.js';
+import type { AppendStatus, Batches, Database, FanRow, KeyScope, LogEntry, Notification, OutboxItem, RejectRecord, StateWrite, Store, StoredKey, StoredSession, StoredUser, StoredLogEvent, StoredProgram, StoredState, RedemptionRecord, WebhookEventType, WebhookSubscription } from './store.js';
 import { DEFAULT_WORKSPACE } from './store.js';
 
 // Columns are typed loosely: every statement below is written with the `sql` tag against this schema.
@@ -86,6 +86,25 @@ const MIGRATIONS: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  // One fan's events as an index range (the dashboard's timeline); operators and their sessions.
+  '0005_fan_events_users': {
+    async up(db) {
+      await sql`
+        ALTER TABLE events ADD COLUMN fan text COLLATE "C";
+        UPDATE events SET fan = body::jsonb ->> 'fan';
+        CREATE INDEX events_fan ON events (ws, fan, seq);
+        CREATE TABLE users (
+          id text PRIMARY KEY, ws integer NOT NULL REFERENCES workspaces (no), email text NOT NULL UNIQUE,
+          password_hash text NOT NULL, role text NOT NULL, created_at text NOT NULL, disabled_at text);
+        CREATE TABLE sessions (hash text PRIMARY KEY, user_id text NOT NULL REFERENCES users (id), csrf text NOT NULL, created_at text NOT NULL, expires_at double precision NOT NULL);
+        CREATE INDEX sessions_user ON sessions (user_id);
+        DROP INDEX fans_level;
+        CREATE INDEX fans_level ON fans (ws, level, no);
+        DROP INDEX fans_loyalty;
+        CREATE INDEX fans_loyalty ON fans (ws, loyalty, no);
+      `.execute(db);
+    },
+  },
 };
 
 const BATCH = 2000;
@@ -135,6 +154,7 @@ function postgresDatabase(db: Kysely<Db>, schema: string): PostgresDatabase {
     return row.no;
   };
   const keyRows = sql`SELECT k.id, w.name AS workspace, k.hash, k.scopes, k.label, k.created_at AS "createdAt", k.revoked_at AS "revokedAt" FROM api_keys k JOIN workspaces w ON w.no = k.ws`;
+  const userRows = sql`SELECT u.id, w.name AS workspace, u.email, u.password_hash AS "passwordHash", u.role, u.created_at AS "createdAt", u.disabled_at AS "disabledAt" FROM users u JOIN workspaces w ON w.no = u.ws`;
   const toKey = (row: Record<string, unknown>): StoredKey => ({
     id: row.id as string,
     workspace: row.workspace as string,
@@ -171,6 +191,45 @@ function postgresDatabase(db: Kysely<Db>, schema: string): PostgresDatabase {
         : (await sql<Record<string, unknown>>`${keyRows} WHERE w.name = ${workspace} ORDER BY k.created_at, k.id`.execute(db)).rows
       ).map(toKey),
     revokeKey: async (id, at) => Number((await sql`UPDATE api_keys SET revoked_at = ${at} WHERE id = ${id} AND revoked_at IS NULL`.execute(db)).numAffectedRows ?? 0) > 0,
+    async createUser(user) {
+      const ws = await ensureWorkspace(user.workspace);
+      await sql`INSERT INTO users (id, ws, email, password_hash, role, created_at) VALUES (${user.id}, ${ws}, ${user.email}, ${user.passwordHash}, ${user.role}, ${user.createdAt})`.execute(db);
+    },
+    findUserByEmail: async (email) => (await sql<StoredUser>`${userRows} WHERE u.email = ${email}`.execute(db)).rows[0] ?? null,
+    findUser: async (id) => (await sql<StoredUser>`${userRows} WHERE u.id = ${id}`.execute(db)).rows[0] ?? null,
+    listUsers: async (workspace) =>
+      (workspace === undefined
+        ? await sql<StoredUser>`${userRows} ORDER BY u.created_at, u.email`.execute(db)
+        : await sql<StoredUser>`${userRows} WHERE w.name = ${workspace} ORDER BY u.created_at, u.email`.execute(db)
+      ).rows,
+    setPassword: (email, passwordHash) =>
+      db.transaction().execute(async (trx) => {
+        const changed = Number((await sql`UPDATE users SET password_hash = ${passwordHash} WHERE email = ${email}`.execute(trx)).numAffectedRows ?? 0) > 0;
+        if (changed) await sql`DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = ${email})`.execute(trx);
+        return changed;
+      }),
+    disableUser: (email, at) =>
+      db.transaction().execute(async (trx) => {
+        const changed = Number((await sql`UPDATE users SET disabled_at = ${at} WHERE email = ${email} AND disabled_at IS NULL`.execute(trx)).numAffectedRows ?? 0) > 0;
+        if (changed) await sql`DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = ${email})`.execute(trx);
+        return changed;
+      }),
+    async createSession(session) {
+      await sql`INSERT INTO sessions (hash, user_id, csrf, created_at, expires_at) VALUES (${session.hash}, ${session.userId}, ${session.csrf}, ${session.createdAt}, ${session.expiresAt})`.execute(db);
+    },
+    async findSession(hash, now) {
+      const session = (await sql<StoredSession>`SELECT hash, user_id AS "userId", csrf, created_at AS "createdAt", expires_at AS "expiresAt" FROM sessions WHERE hash = ${hash}`.execute(db)).rows[0];
+      if (!session) return null;
+      if (session.expiresAt <= now) {
+        await sql`DELETE FROM sessions WHERE hash = ${hash}`.execute(db);
+        return null;
+      }
+      const user = (await sql<StoredUser>`${userRows} WHERE u.id = ${session.userId}`.execute(db)).rows[0];
+      return user && user.disabledAt === null ? { session, user } : null;
+    },
+    async deleteSession(hash) {
+      await sql`DELETE FROM sessions WHERE hash = ${hash}`.execute(db);
+    },
     async addWebhook(subscription) {
       const ws = await ensureWorkspace(subscription.workspace);
       await sql`INSERT INTO webhooks (id, ws, url, secret, types, created_at) VALUES (${subscription.id}, ${ws}, ${subscription.url}, ${subscription.secret}, ${subscription.types.join(',')}, ${subscription.createdAt})`.execute(db);
@@ -278,7 +337,7 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
       const existing = stored.get(entry.id);
       if (existing === undefined) {
         stored.set(entry.id, entry.body);
-        inserts.push([ws, entry.id, ++logSeq, entry.ts, entry.body]);
+        inserts.push([ws, entry.id, ++logSeq, entry.ts, entry.body, entry.fan ?? null]);
         statuses[index] = 'accepted';
       } else if (existing === entry.body || samePayload(existing, entry)) statuses[index] = 'duplicate';
       else {
@@ -289,8 +348,8 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
     // One statement per 10,000 events: arrays unnested server-side instead of a parameter per value.
     for (let from = 0; from < inserts.length; from += 10_000) {
       const slice = inserts.slice(from, from + 10_000);
-      await sql`INSERT INTO events (ws, id, seq, ts, body)
-        SELECT ${ws}, * FROM unnest(${slice.map((row) => row[1])}::text[], ${slice.map((row) => row[2])}::bigint[], ${slice.map((row) => row[3])}::float8[], ${slice.map((row) => row[4])}::text[])`.execute(trx);
+      await sql`INSERT INTO events (ws, id, seq, ts, body, fan)
+        SELECT ${ws}, * FROM unnest(${slice.map((row) => row[1])}::text[], ${slice.map((row) => row[2])}::bigint[], ${slice.map((row) => row[3])}::float8[], ${slice.map((row) => row[4])}::text[], ${slice.map((row) => row[5])}::text[])`.execute(trx);
     }
     for (let from = 0; from < conflicts.length; from += INSERT_ROWS) {
       await sql`INSERT INTO conflicts (ws, id, body, source, line) VALUES ${valuesList(conflicts.slice(from, from + INSERT_ROWS))}`.execute(trx);
@@ -400,6 +459,12 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
       ),
     countEvents: async () => Number((await sql<{ count: string }>`SELECT count(*) AS count FROM events WHERE ws = ${ws}`.execute(db)).rows[0].count),
     readEvent: async (id) => (await sql<{ body: string }>`SELECT body FROM events WHERE ws = ${ws} AND id = ${id}`.execute(db)).rows[0]?.body ?? null,
+    readFanEvents: async (fan, limit, beforeSeq) =>
+      (
+        await sql<{ seq: string; body: string }>`SELECT seq, body FROM events WHERE ws = ${ws} AND fan = ${fan} AND seq < ${beforeSeq ?? Number.MAX_SAFE_INTEGER} ORDER BY seq DESC LIMIT ${limit}`.execute(db)
+      ).rows.map((row) => ({ seq: Number(row.seq), body: row.body })),
+    readFanDerived: async (fan, limit) =>
+      (await sql<{ type: string; ts: number; eventId: string | null; data: string }>`SELECT type, ts, event_id AS "eventId", data FROM derived WHERE ws = ${ws} AND fan = ${fan} ORDER BY seq DESC LIMIT ${limit}`.execute(db)).rows,
     async loadState(): Promise<StoredState | null> {
       const meta = await store.loadStateMeta();
       if (!meta) return null;
@@ -422,6 +487,23 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
           (row) => row.no,
         ),
       ),
+    async pageFansBy(query) {
+      const column = sql.ref(query.sort === 'level' ? 'level' : 'loyalty');
+      const descending = query.descending;
+      const op = sql.raw(descending ? '<' : '>');
+      const dir = sql.raw(descending ? 'DESC' : 'ASC');
+      type Row = { no: number; state: string; value: number | null };
+      const rows: Row[] = [];
+      if (!query.after || query.after.value !== null) {
+        const position = query.after ? sql`AND (${column}, no) ${op} (${query.after.value}, ${query.after.no})` : sql`AND ${column} IS NOT NULL`;
+        rows.push(...(await sql<Row>`SELECT no, state, ${column}::float8 AS value FROM fans WHERE ws = ${ws} ${position} ORDER BY ${column} ${dir}, no ${dir} LIMIT ${query.limit}`.execute(db)).rows);
+      }
+      if (rows.length < query.limit) {
+        const afterNo = query.after?.value === null ? sql`AND no ${op} ${query.after.no}` : sql``;
+        rows.push(...(await sql<Row>`SELECT no, state, NULL::float8 AS value FROM fans WHERE ws = ${ws} AND ${column} IS NULL ${afterNo} ORDER BY no ${dir} LIMIT ${query.limit - rows.length}`.execute(db)).rows);
+      }
+      return rows;
+    },
     pageFans: async (query) => (await sql<{ no: number; state: string }>`SELECT no, state FROM fans WHERE ws = ${ws} AND no > ${query.afterNo} ORDER BY no LIMIT ${query.limit}`.execute(db)).rows,
     readSnapshots: async () => (await sql<{ month: string; data: string }>`SELECT month, data FROM snapshots WHERE ws = ${ws} ORDER BY month`.execute(db)).rows,
     findFanStates: async (query) =>

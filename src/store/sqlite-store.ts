@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import type { Posting } from '../core/state.js';
 import { decodeRanks, encodeRanks, rankOf, ranksOf, type LoyaltyRanks } from './loyalty-ranks.js';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
-import { DEFAULT_WORKSPACE, type AppendStatus, type Batches, type Database as DatabasePort, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type StoredKey, type StoredLogEvent, type StoredProgram, type StoredState, type Notification, type OutboxItem, type RedemptionRecord, type WebhookEventType, type WebhookSubscription } from './store.js';
+import { DEFAULT_WORKSPACE, type AppendStatus, type Batches, type Database as DatabasePort, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type FanOrderQuery, type StoredKey, type StoredSession, type StoredUser, type StoredLogEvent, type StoredProgram, type StoredState, type Notification, type OutboxItem, type RedemptionRecord, type WebhookEventType, type WebhookSubscription } from './store.js';
 
 // The log is keyed by event id (WITHOUT ROWID): the id check and the append are one B-tree,
 // with no secondary index on the hot path. Postings are stored in blocks of consecutive seqs.
@@ -136,6 +136,21 @@ export const MIGRATIONS: readonly string[] = [
   `ALTER TABLE fans ADD COLUMN referrer TEXT;
    ALTER TABLE fans ADD COLUMN referrals INTEGER NOT NULL DEFAULT 0;
    CREATE INDEX fans_referrals ON fans (ws, referrals) WHERE referrals > 0;`,
+  // One fan's events as an index range (the dashboard's timeline); operators and their sessions.
+  `ALTER TABLE events ADD COLUMN fan TEXT;
+   UPDATE events SET fan = json_extract(body, '$.fan') WHERE json_valid(body);
+   CREATE INDEX events_fan ON events (ws, fan, seq);
+   CREATE TABLE users (
+     id TEXT PRIMARY KEY, ws INTEGER NOT NULL REFERENCES workspaces (no), email TEXT NOT NULL UNIQUE,
+     password_hash TEXT NOT NULL, role TEXT NOT NULL, created_at TEXT NOT NULL, disabled_at TEXT
+   );
+   CREATE TABLE sessions (hash TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users (id), csrf TEXT NOT NULL, created_at TEXT NOT NULL, expires_at REAL NOT NULL);
+   CREATE INDEX sessions_user ON sessions (user_id);`,
+  // The dashboard's fan table pages in level or loyalty order: fan number in the index breaks ties.
+  `DROP INDEX fans_level;
+   CREATE INDEX fans_level ON fans (ws, level, no);
+   DROP INDEX fans_loyalty;
+   CREATE INDEX fans_loyalty ON fans (ws, loyalty, no);`,
 ];
 
 const BATCH_ROWS = 200;
@@ -204,6 +219,10 @@ function openSqliteDatabaseNow(path: string, options: SqliteOptions): SqliteData
   const stores = new Map<string, Store>();
   const keyColumns = 'k.id, w.name AS workspace, k.hash, k.scopes, k.label, k.created_at AS createdAt, k.revoked_at AS revokedAt';
   const findKeyById = db.prepare(`SELECT ${keyColumns} FROM api_keys k JOIN workspaces w ON w.no = k.ws WHERE k.id = ?`);
+  const userColumns = 'u.id, w.name AS workspace, u.email, u.password_hash AS passwordHash, u.role, u.created_at AS createdAt, u.disabled_at AS disabledAt FROM users u JOIN workspaces w ON w.no = u.ws';
+  const userByEmail = db.prepare(`SELECT ${userColumns} WHERE u.email = ?`);
+  const userById = db.prepare(`SELECT ${userColumns} WHERE u.id = ?`);
+  const sessionByHash = db.prepare('SELECT hash, user_id AS userId, csrf, created_at AS createdAt, expires_at AS expiresAt FROM sessions WHERE hash = ?');
   const toKey = (row: { id: string; workspace: string; hash: string; scopes: string; label: string | null; createdAt: string; revokedAt: string | null }): StoredKey => ({
     ...row,
     scopes: row.scopes.split(',').filter((scope) => scope !== '') as KeyScope[],
@@ -245,6 +264,55 @@ function openSqliteDatabaseNow(path: string, options: SqliteOptions): SqliteData
         ).map(toKey),
       ),
     revokeKey: (id, at) => gate.run(() => db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes > 0),
+    createUser: (user) =>
+      gate.run(() => {
+        const ws = ensureWorkspace(user.workspace);
+        db.prepare('INSERT INTO users (id, ws, email, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(user.id, ws, user.email, user.passwordHash, user.role, user.createdAt);
+      }),
+    findUserByEmail: (email) => gate.run(() => (userByEmail.get(email) as StoredUser | undefined) ?? null),
+    findUser: (id) => gate.run(() => (userById.get(id) as StoredUser | undefined) ?? null),
+    listUsers: (workspace) =>
+      gate.run(
+        () =>
+          (workspace === undefined
+            ? db.prepare(`SELECT ${userColumns} ORDER BY u.created_at, u.email`).all()
+            : db.prepare(`SELECT ${userColumns} WHERE w.name = ? ORDER BY u.created_at, u.email`).all(workspace)) as StoredUser[],
+      ),
+    setPassword: (email, passwordHash) =>
+      gate.run(() =>
+        db.transaction(() => {
+          const changed = db.prepare('UPDATE users SET password_hash = ? WHERE email = ?').run(passwordHash, email).changes > 0;
+          if (changed) db.prepare('DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = ?)').run(email);
+          return changed;
+        })(),
+      ),
+    disableUser: (email, at) =>
+      gate.run(() =>
+        db.transaction(() => {
+          const changed = db.prepare('UPDATE users SET disabled_at = ? WHERE email = ? AND disabled_at IS NULL').run(at, email).changes > 0;
+          if (changed) db.prepare('DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = ?)').run(email);
+          return changed;
+        })(),
+      ),
+    createSession: (session) =>
+      gate.run(() => {
+        db.prepare('INSERT INTO sessions (hash, user_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)').run(session.hash, session.userId, session.csrf, session.createdAt, session.expiresAt);
+      }),
+    findSession: (hash, now) =>
+      gate.run(() => {
+        const session = sessionByHash.get(hash) as StoredSession | undefined;
+        if (!session) return null;
+        if (session.expiresAt <= now) {
+          db.prepare('DELETE FROM sessions WHERE hash = ?').run(hash);
+          return null;
+        }
+        const user = userById.get(session.userId) as StoredUser | undefined;
+        return user && user.disabledAt === null ? { session, user } : null;
+      }),
+    deleteSession: (hash) =>
+      gate.run(() => {
+        db.prepare('DELETE FROM sessions WHERE hash = ?').run(hash);
+      }),
     addWebhook: (subscription) =>
       gate.run(() => {
         const ws = ensureWorkspace(subscription.workspace);
@@ -363,12 +431,15 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
     readOrdered: (until) => batches(() => sync.readOrdered(until)),
     countEvents: () => call(() => sync.countEvents()),
     readEvent: (id) => call(() => sync.readEvent(id)),
+    readFanEvents: (fan, limit, beforeSeq) => call(() => sync.readFanEvents(fan, limit, beforeSeq)),
+    readFanDerived: (fan, limit) => call(() => sync.readFanDerived(fan, limit)),
     loadState: () => call(() => sync.loadState()),
     loadStateMeta: () => call(() => sync.loadStateMeta()),
     loadProvisional: () => call(() => sync.loadProvisional()),
     loadFan: (id) => call(() => sync.loadFan(id)),
     iterateFans: () => batches(() => sync.iterateFans()),
     pageFans: (query) => call(() => sync.pageFans(query)),
+    pageFansBy: (query) => call(() => sync.pageFansBy(query)),
     readSnapshots: () => call(() => sync.readSnapshots()),
     findFanStates: (query) => call(() => sync.findFanStates(query)),
     iterateByBackboneGap: (layer, activeAfter) => batches(() => sync.iterateByBackboneGap(layer, activeAfter)),
@@ -412,6 +483,8 @@ interface SyncStore {
   countEvents(): number;
   /** The stored body of one event, by id. */
   readEvent(id: string): string | null;
+  readFanEvents(fan: string, limit: number, beforeSeq?: number): { seq: number; body: string }[];
+  readFanDerived(fan: string, limit: number): { type: string; ts: number; eventId: string | null; data: string }[];
   loadState(): StoredState | null;
   /** The state's position and program without loading any fan. */
   loadStateMeta(): { programVersion: string; appliedSeq: number; world: string } | null;
@@ -422,6 +495,7 @@ interface SyncStore {
   iterateFans(): Iterable<{ id: string; state: string }>;
   /** Up to `limit` stored fans with a number above `afterNo` (and the stored level, if given), by number. */
   pageFans(query: { afterNo: number; limit: number }): { no: number; state: string }[];
+  pageFansBy(query: FanOrderQuery): { no: number; state: string; value: number | null }[];
   readSnapshots(): { month: string; data: string }[];
   /** States of fans whose stored layer is one of `layers` with activity after `activeAfter`, or at `level`. */
   findFanStates(query: { layers: string[]; activeAfter: number; level: number }): string[];
@@ -452,12 +526,14 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   const insertMany = (count: number) => {
     let statement = insertEvents.get(count);
     if (!statement) {
-      statement = db.prepare(`INSERT OR IGNORE INTO events (ws, id, seq, ts, body) VALUES ${Array(count).fill(`(${ws}, ?, ?, ?, ?)`).join(', ')} RETURNING seq`).pluck();
+      statement = db.prepare(`INSERT OR IGNORE INTO events (ws, id, seq, ts, body, fan) VALUES ${Array(count).fill(`(${ws}, ?, ?, ?, ?, ?)`).join(', ')} RETURNING seq`).pluck();
       insertEvents.set(count, statement);
     }
     return statement;
   };
   const bodyById = db.prepare('SELECT body FROM events WHERE ws = ? AND id = ?').pluck();
+  const fanEvents = db.prepare('SELECT seq, body FROM events WHERE ws = ? AND fan = ? AND seq < ? ORDER BY seq DESC LIMIT ?');
+  const fanDerived = db.prepare('SELECT type, ts, event_id AS eventId, data FROM derived WHERE ws = ? AND fan = ? ORDER BY seq DESC LIMIT ?');
   const insertConflict = db.prepare('INSERT INTO conflicts (ws, id, body, source, line) VALUES (?, ?, ?, ?, ?)');
   const renumber = db.prepare('UPDATE events SET seq = ? WHERE ws = ? AND id = ?');
   const insertReject = db.prepare('INSERT INTO rejects (ws, source, line, field, reason, raw) VALUES (?, ?, ?, ?, ?, ?)');
@@ -498,7 +574,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
       const slice = entries.slice(from, from + BATCH_ROWS);
       const values: unknown[] = [];
       const firstSeq = logSeq + 1;
-      for (const entry of slice) values.push(entry.id, ++logSeq, entry.ts, entry.body);
+      for (const entry of slice) values.push(entry.id, ++logSeq, entry.ts, entry.body, entry.fan ?? null);
       const inserted = new Set(insertMany(slice.length).all(...values) as number[]);
       // Seqs stay dense: renumber the inserted rows when some were ignored.
       let next = firstSeq;
@@ -592,6 +668,8 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
         ? db.prepare('SELECT seq, body FROM events WHERE ws = ? ORDER BY ts, id').iterate(ws)
         : db.prepare('SELECT seq, body FROM events WHERE ws = ? AND ts <= ? ORDER BY ts, id').iterate(ws, until)) as Iterable<StoredLogEvent>,
     readEvent: (id) => (bodyById.get(ws, id) as string | undefined) ?? null,
+    readFanEvents: (fan, limit, beforeSeq) => fanEvents.all(ws, fan, beforeSeq ?? Number.MAX_SAFE_INTEGER, limit) as { seq: number; body: string }[],
+    readFanDerived: (fan, limit) => fanDerived.all(ws, fan, limit) as { type: string; ts: number; eventId: string | null; data: string }[],
     countEvents: () => db.prepare('SELECT COUNT(*) FROM events WHERE ws = ?').pluck().get(ws) as number,
     loadState: (): StoredState | null => {
       const world = state('world');
@@ -607,6 +685,23 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     iterateFans: () => db.prepare('SELECT id, state FROM fans WHERE ws = ? ORDER BY no').iterate(ws) as Iterable<{ id: string; state: string }>,
     pageFans: (query) => {
       return pageRows.all(ws, query.afterNo, query.limit) as { no: number; state: string }[];
+    },
+    pageFansBy: (query) => {
+      const column = query.sort === 'level' ? 'level' : 'loyalty';
+      const [op, dir] = query.descending ? ['<', 'DESC'] : ['>', 'ASC'];
+      type Row = { no: number; state: string; value: number | null };
+      const rows: Row[] = [];
+      // Fans with a value first (a row-value comparison walks the index), then those without.
+      if (!query.after || query.after.value !== null) {
+        const position = query.after ? `AND (${column}, no) ${op} (?, ?)` : `AND ${column} IS NOT NULL`;
+        const statement = db.prepare(`SELECT no, state, ${column} AS value FROM fans WHERE ws = ? ${position} ORDER BY ${column} ${dir}, no ${dir} LIMIT ?`);
+        rows.push(...((query.after ? statement.all(ws, query.after.value, query.after.no, query.limit) : statement.all(ws, query.limit)) as Row[]));
+      }
+      if (rows.length < query.limit) {
+        const afterNo = query.after?.value === null ? `AND no ${op} ${Number(query.after.no)}` : '';
+        rows.push(...(db.prepare(`SELECT no, state, NULL AS value FROM fans WHERE ws = ? AND ${column} IS NULL ${afterNo} ORDER BY no ${dir} LIMIT ?`).all(ws, query.limit - rows.length) as Row[]));
+      }
+      return rows;
     },
     readSnapshots: () => db.prepare('SELECT month, data FROM snapshots WHERE ws = ? ORDER BY month').all(ws) as { month: string; data: string }[],
     findFanStates: (query) => {

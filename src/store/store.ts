@@ -14,6 +14,8 @@ export interface LogEntry {
   readonly body: string;
   readonly source: string | null;
   readonly line: number | null;
+  /** The event's fan, kept beside the body so that one fan's events are an index range. */
+  readonly fan: string | null;
 }
 
 export type AppendStatus = 'accepted' | 'duplicate' | 'conflict';
@@ -166,7 +168,39 @@ export interface StoredKey {
   readonly revokedAt: string | null;
 }
 
-/** What a deployment knows besides the workspaces' data: the workspaces and their keys. */
+export const FAN_ORDERS = ['level', 'loyalty'] as const;
+export interface FanOrderQuery {
+  sort: (typeof FAN_ORDERS)[number];
+  descending: boolean;
+  after: { value: number | null; no: number } | null;
+  limit: number;
+}
+
+export const USER_ROLES = ['owner', 'admin', 'analyst'] as const;
+export type UserRole = (typeof USER_ROLES)[number];
+
+/** A dashboard operator: one workspace, one role; the password only as its scrypt hash. */
+export interface StoredUser {
+  readonly id: string;
+  readonly workspace: string;
+  readonly email: string;
+  readonly passwordHash: string;
+  readonly role: UserRole;
+  readonly createdAt: string;
+  readonly disabledAt: string | null;
+}
+
+/** A signed-in browser: found by the SHA-256 of its cookie token; carries its CSRF token. */
+export interface StoredSession {
+  readonly hash: string;
+  readonly userId: string;
+  readonly csrf: string;
+  readonly createdAt: string;
+  /** Epoch ms. */
+  readonly expiresAt: number;
+}
+
+/** What a deployment knows besides the workspaces' data: the workspaces, their keys and operators. */
 export interface Catalog {
   listWorkspaces(): Promise<{ name: string; createdAt: string }[]>;
   /** Stores a key (creating its workspace if new). */
@@ -175,6 +209,19 @@ export interface Catalog {
   listKeys(workspace?: string): Promise<StoredKey[]>;
   /** False when no such key, or already revoked. */
   revokeKey(id: string, at: string): Promise<boolean>;
+  /** Stores an operator (creating the workspace if new); the email must be new to the deployment. */
+  createUser(user: StoredUser): Promise<void>;
+  findUserByEmail(email: string): Promise<StoredUser | null>;
+  findUser(id: string): Promise<StoredUser | null>;
+  listUsers(workspace?: string): Promise<StoredUser[]>;
+  /** False when no such user; the user's sessions end. */
+  setPassword(email: string, passwordHash: string): Promise<boolean>;
+  /** False when no such user or already disabled; the user's sessions end. */
+  disableUser(email: string, at: string): Promise<boolean>;
+  createSession(session: StoredSession): Promise<void>;
+  /** The session with this hash, with its user, when neither has ended (expired sessions are deleted). */
+  findSession(hash: string, now: number): Promise<{ session: StoredSession; user: StoredUser } | null>;
+  deleteSession(hash: string): Promise<void>;
   addWebhook(subscription: WebhookSubscription): Promise<void>;
   listWebhooks(workspace: string): Promise<WebhookSubscription[]>;
   /** False when the workspace has no such subscription. Its pending deliveries are dropped. */
@@ -235,6 +282,10 @@ export interface Store {
   countEvents(): Promise<number>;
   /** The stored body of one event, by id. */
   readEvent(id: string): Promise<string | null>;
+  /** One fan's events, newest first by log position, up to `limit`, before `beforeSeq` when given. */
+  readFanEvents(fan: string, limit: number, beforeSeq?: number): Promise<{ seq: number; body: string }[]>;
+  /** One fan's stored derived changes (levels, badges, referrals), newest first, up to `limit`. */
+  readFanDerived(fan: string, limit: number): Promise<{ type: string; ts: number; eventId: string | null; data: string }[]>;
   loadState(): Promise<StoredState | null>;
   /** The state's position and program without loading any fan. */
   loadStateMeta(): Promise<{ programVersion: string; appliedSeq: number; world: string } | null>;
@@ -245,6 +296,11 @@ export interface Store {
   iterateFans(): Batches<{ id: string; state: string }>;
   /** Up to `limit` stored fans with a number above `afterNo`, by number. */
   pageFans(query: { afterNo: number; limit: number }): Promise<{ no: number; state: string }[]>;
+  /**
+   * Up to `limit` stored fans ordered by a stored column (fan number breaks ties, in the same
+   * direction), after the position `after`; fans without a value come last in both directions.
+   */
+  pageFansBy(query: FanOrderQuery): Promise<{ no: number; state: string; value: number | null }[]>;
   readSnapshots(): Promise<{ month: string; data: string }[]>;
   /** States of fans whose stored layer is one of `layers` with activity after `activeAfter`, or at `level`. */
   findFanStates(query: { layers: string[]; activeAfter: number; level: number }): Promise<string[]>;
