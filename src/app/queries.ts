@@ -10,6 +10,7 @@ import type { FanState, Snapshot, World } from '../core/state.js';
 import { NotFoundError, UsageError } from './errors.js';
 import { catchUp, currentMeta, provisionalFromCache, worldAt, type StateMeta, type Workspace } from './workspace.js';
 import { deserializeFan, restoreWorld } from './serialize.js';
+import type { FanOrderQuery } from '../store/store.js';
 
 /**
  * The meta of the state a read uses: `current` when the caller has just established it, else
@@ -125,10 +126,7 @@ async function storedLoyalty(workspace: Workspace, fan: FanState): Promise<numbe
 export async function queryFanPage(workspace: Workspace, filter: FanFilter, asOf: number, cursor: number, limit: number, current?: StateMeta): Promise<{ items: FanView[]; next: number | null }> {
   const { engine, store, program } = workspace;
   const clock = clockOf(await readableMeta(workspace, current));
-  const matches = (view: FanView) =>
-    (filter.level === undefined || view.level.level === filter.level) &&
-    (filter.layer === undefined || view.layer.layer === filter.layer) &&
-    (!filter.tags || filter.tags.every((tag) => tagMatches(view, tag.key, tag.value)));
+  const matches = (view: FanView) => filterMatches(filter, view);
   const items: FanView[] = [];
   if (asOf < clock) {
     // A past instant: the world replayed up to it, paged in memory.
@@ -160,6 +158,56 @@ export async function queryFanPage(workspace: Workspace, filter: FanFilter, asOf
     }
   }
   return { items, next: (await store.pageFans({ afterNo: after - 1, limit: 1 })).length > 0 ? after : null };
+}
+
+export interface FanOrder {
+  sort: FanOrderQuery['sort'];
+  descending: boolean;
+}
+
+/**
+ * One page of the matching fans in a stored column's order (level or loyalty), after `after`
+ * (null for the first page). Like queryFanPage it reads at most PAGE_SCAN_ROWS rows, through the
+ * column's index, so a page costs the same on a million fans; the order is the stored state's
+ * (the column as of its clock), which a later `asOf` cannot reorder without reading every fan.
+ */
+export async function queryFanPageSorted(
+  workspace: Workspace,
+  filter: FanFilter,
+  asOf: number,
+  order: FanOrder,
+  after: FanOrderQuery['after'],
+  limit: number,
+  current?: StateMeta,
+): Promise<{ items: FanView[]; next: FanOrderQuery['after'] }> {
+  const { engine, store, program } = workspace;
+  const clock = clockOf(await readableMeta(workspace, current));
+  if (asOf < clock) throw new UsageError('sorting applies to the current state; leave out asOf (or give an instant after the last event) to sort');
+  const items: FanView[] = [];
+  let position = after;
+  let scanned = 0;
+  while (items.length < limit && scanned < PAGE_SCAN_ROWS) {
+    const rows = await store.pageFansBy({ ...order, after: position, limit: Math.min(500, PAGE_SCAN_ROWS - scanned) });
+    if (rows.length === 0) return { items, next: null };
+    for (const row of rows) {
+      scanned++;
+      position = { value: row.value, no: row.no };
+      const fan = deserializeFan(row.state);
+      engine.advanceFan(fan, clock, asOf);
+      const view = computeFanView(fan, program, engine.calendar, asOf, await storedLoyalty(workspace, fan));
+      if (filterMatches(filter, view)) items.push(brief(view));
+      if (items.length >= limit) break;
+    }
+  }
+  return { items, next: (await store.pageFansBy({ ...order, after: position, limit: 1 })).length > 0 ? position : null };
+}
+
+function filterMatches(filter: FanFilter, view: FanView): boolean {
+  return (
+    (filter.level === undefined || view.level.level === filter.level) &&
+    (filter.layer === undefined || view.layer.layer === filter.layer) &&
+    (!filter.tags || filter.tags.every((tag) => tagMatches(view, tag.key, tag.value)))
+  );
 }
 
 /** A fan in a list: the balance without the recent postings. */

@@ -4,6 +4,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { Command, CommanderError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { parseMonthKey } from '../core/calendar.js';
@@ -21,6 +22,7 @@ import { openPostgresDatabase } from '../store/postgres-store.js';
 import { DEFAULT_WORKSPACE, WEBHOOK_EVENT_TYPES, type Database, type Store } from '../store/store.js';
 import { addSubscription, deliverDue, describeDelivery, describeSubscription, parseEventTypes } from '../app/webhooks.js';
 import { checkWorkspaceName, createKey, describeKey, parseScopes } from '../app/keys.js';
+import { createUser, describeUser, MIN_PASSWORD_LENGTH, normalizeEmail, parseRole, resetPassword } from '../app/users.js';
 import { startServer } from '../server/serve.js';
 import { messages, resolveLang } from './messages.js';
 import { renderFan, renderFansCsv, renderFansTable, renderReport, table } from './render.js';
@@ -150,6 +152,39 @@ function summaryLine(file: string, summary: ImportSummary): string {
 function previousMonth(asOf: number, workspace: Workspace): string {
   const { calendar } = workspace.engine;
   return calendar.previousMonthKey(calendar.monthKey(asOf));
+}
+
+interface ServeCliOptions extends GlobalOptions {
+  port: string;
+  host: string;
+  rateLimit: string;
+}
+
+/** Serves the API and the dashboard until SIGTERM/SIGINT; `onListening` runs once the port is open. */
+async function serveUntilStopped(options: ServeCliOptions, onListening?: (url: string) => void): Promise<void> {
+  const port = Number(options.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${options.port}: not a port number`);
+  const rateLimit = Number(options.rateLimit);
+  if (!(rateLimit > 0)) throw new UsageError(`--rate-limit ${options.rateLimit}: a positive number of requests per second`);
+  const database = await openDatabase(options);
+  // The engine runs on a thread of its own with its own connection (FANFLOW_STATE_WORKER=0: on the request thread).
+  const url = options.databaseUrl ?? process.env.FANFLOW_DATABASE_URL;
+  const stateWorker = process.env.FANFLOW_STATE_WORKER === '0' ? null : url ? { kind: 'postgres' as const, location: url } : { kind: 'sqlite' as const, location: resolve(options.db) };
+  const server = await startServer({ database, host: options.host, port, rateLimit, version: PACKAGE_VERSION, stateWorker });
+  const where = database.kind === 'postgres' ? 'PostgreSQL' : options.db;
+  process.stderr.write(`fanflow serving ${where} at ${server.url} (dashboard: ${server.url}/, API reference: ${server.url}/docs)\n`);
+  onListening?.(server.url);
+  await new Promise<void>((done) => {
+    let stopping = false;
+    // The first signal stops cleanly (requests in flight finish); a second one exits at once.
+    const stop = () => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      void server.close().then(done);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
 }
 
 export function buildCli(): Command {
@@ -316,29 +351,7 @@ export function buildCli(): Command {
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--rate-limit <n>', 'requests per second per API key (bursts up to twice that)', '2000')
     .action(async (_opts, command: Command) => {
-      const options = globals(command) as GlobalOptions & { port: string; host: string; rateLimit: string };
-      const port = Number(options.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${options.port}: not a port number`);
-      const rateLimit = Number(options.rateLimit);
-      if (!(rateLimit > 0)) throw new UsageError(`--rate-limit ${options.rateLimit}: a positive number of requests per second`);
-      const database = await openDatabase(options);
-      // The engine runs on a thread of its own with its own connection (FANFLOW_STATE_WORKER=0: on the request thread).
-      const url = options.databaseUrl ?? process.env.FANFLOW_DATABASE_URL;
-      const stateWorker = process.env.FANFLOW_STATE_WORKER === '0' ? null : url ? { kind: 'postgres' as const, location: url } : { kind: 'sqlite' as const, location: resolve(options.db) };
-      const server = await startServer({ database, host: options.host, port, rateLimit, version: PACKAGE_VERSION, stateWorker });
-      const where = database.kind === 'postgres' ? 'PostgreSQL' : options.db;
-      process.stderr.write(`fanflow serving ${where} at ${server.url} (API reference: ${server.url}/docs)\n`);
-      await new Promise<void>((done) => {
-        let stopping = false;
-        // The first signal stops cleanly (requests in flight finish); a second one exits at once.
-        const stop = () => {
-          if (stopping) process.exit(130);
-          stopping = true;
-          void server.close().then(done);
-        };
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
-      });
+      await serveUntilStopped(globals(command) as ServeCliOptions);
     });
 
   const keys = cli.command('keys').description('API keys of a workspace (stored hashed; the key is shown once)');
@@ -383,6 +396,67 @@ export function buildCli(): Command {
         const revoked = await database.revokeKey(keyId, new Date().toISOString());
         if (options.json) printJson({ id: keyId, revoked });
         else print(revoked ? `revoked ${keyId}\n` : `${keyId} was already revoked\n`);
+      });
+    });
+
+  const users = cli.command('users').description('dashboard operators of a workspace (passwords stored as scrypt hashes)');
+  users
+    .command('create')
+    .description('create an operator account (and the workspace if new); one email per deployment')
+    .requiredOption('--email <email>', 'sign-in email')
+    .option('--password <password>', `at least ${MIN_PASSWORD_LENGTH} characters (default: FANFLOW_PASSWORD)`)
+    .option('--role <role>', 'owner, admin (act and change the program) or analyst (read only)', 'analyst')
+    .option('--json', 'print JSON')
+    .action(async (_opts, command: Command) => {
+      const options = globals(command) as GlobalOptions & { email: string; password?: string; role: string; json?: boolean };
+      const password = options.password ?? process.env.FANFLOW_PASSWORD;
+      if (password === undefined) throw new UsageError('--password (or FANFLOW_PASSWORD) is required');
+      const role = parseRole(options.role);
+      await withDatabase(options, async (database) => {
+        const created = await createUser(database, { workspace: options.workspace, email: options.email, password, role }, new Date());
+        if (options.json) printJson(created);
+        else print(`created ${created.email} (${created.role}) in workspace ${created.workspace}\n`);
+      });
+    });
+  users
+    .command('list')
+    .description('list operators (all workspaces unless --workspace is given)')
+    .option('--json', 'print JSON')
+    .action(async (_opts, command: Command) => {
+      const options = globals(command) as GlobalOptions & { json?: boolean };
+      await withDatabase(options, async (database) => {
+        const named = command.getOptionValueSourceWithGlobals('workspace') !== 'default';
+        const listed = (await database.listUsers(named ? options.workspace : undefined)).map(describeUser);
+        if (options.json) printJson({ users: listed });
+        else print(listed.length === 0 ? 'no users\n' : `${listed.map((u) => `${u.email.padEnd(32)} ${u.workspace.padEnd(12)} ${u.role.padEnd(8)} ${u.createdAt}${u.disabledAt ? `  disabled ${u.disabledAt}` : ''}`).join('\n')}\n`);
+      });
+    });
+  users
+    .command('disable')
+    .description('disable an operator: sessions end at once, sign-in is refused')
+    .argument('<email>', 'the operator')
+    .option('--json', 'print JSON')
+    .action(async (email: string, _opts, command: Command) => {
+      const options = globals(command) as GlobalOptions & { json?: boolean };
+      await withDatabase(options, async (database) => {
+        if (!(await database.findUserByEmail(normalizeEmail(email)))) throw new NotFoundError(`no user ${email}`);
+        const disabled = await database.disableUser(normalizeEmail(email), new Date().toISOString());
+        if (options.json) printJson({ email: normalizeEmail(email), disabled });
+        else print(disabled ? `disabled ${normalizeEmail(email)}\n` : `${normalizeEmail(email)} was already disabled\n`);
+      });
+    });
+  users
+    .command('password')
+    .description("set an operator's password (sessions end)")
+    .argument('<email>', 'the operator')
+    .option('--password <password>', 'the new password (default: FANFLOW_PASSWORD)')
+    .action(async (email: string, _opts, command: Command) => {
+      const options = globals(command) as GlobalOptions & { password?: string };
+      const password = options.password ?? process.env.FANFLOW_PASSWORD;
+      if (password === undefined) throw new UsageError('--password (or FANFLOW_PASSWORD) is required');
+      await withDatabase(options, async (database) => {
+        if (!(await resetPassword(database, email, password))) throw new NotFoundError(`no user ${email}`);
+        print(`password of ${normalizeEmail(email)} set; its sessions ended\n`);
       });
     });
 
@@ -622,11 +696,17 @@ export function buildCli(): Command {
     .option('--out <file>', 'only write the generated NDJSON here (no import)')
     .option('--labels <file>', 'zombie ground-truth labels CSV (default: <out>.labels.csv)')
     .option('--json', 'print the report as JSON')
+    .option('--serve', 'then serve the dashboard on the demo community (an owner account is set up and printed)')
+    .option('--port <n>', 'port for --serve', '8080')
+    .option('--host <host>', 'interface for --serve', '127.0.0.1')
     .action((_opts, command: Command) => runDemo(globals(command) as DemoOptions));
   return cli;
 }
 
 interface DemoOptions extends GlobalOptions {
+  serve?: boolean;
+  port: string;
+  host: string;
   fans: string;
   months: string;
   seed: string;
@@ -665,6 +745,20 @@ async function runDemo(options: DemoOptions): Promise<void> {
     print(renderReport(report, m, false));
     print(`\n${community.lines.length} events, ${fans} fans, ${((Date.now() - started) / 1000).toFixed(1)} s · database ${options.db} · try: fanflow fan ${report.actions.closestToCore[0] ?? report.actions.eligibleForTop[0] ?? 'u000001'} --as-of ${report.asOf}\n`);
   }
+  if (options.serve) await serveDemo(options);
+}
+
+/** The demo's operator: an owner of the demo workspace with a fresh password each run. */
+const DEMO_EMAIL = 'demo@fanflow.local';
+
+async function serveDemo(options: DemoOptions): Promise<void> {
+  const password = randomBytes(9).toString('base64url');
+  await withDatabase(options, async (database) => {
+    if (!(await resetPassword(database, DEMO_EMAIL, password))) await createUser(database, { workspace: options.workspace, email: DEMO_EMAIL, password, role: 'owner' }, new Date());
+  });
+  await serveUntilStopped({ ...options, rateLimit: '2000' }, (url) => {
+    process.stderr.write(`\nopen ${url}/ and sign in as ${DEMO_EMAIL} with password ${password} (Ctrl-C stops)\n`);
+  });
 }
 
 /** With FANFLOW_STATS=1, the time spent inside the process and the peak RSS go to stderr as JSON. */

@@ -230,7 +230,7 @@ const zh: Record<Key, string> = {
   largestDownlines: '最大下线',
 };
 
-const zhIndicators: Record<string, string> = {
+export const zhIndicators: Record<string, string> = {
   layer_core_share: '核心层占比',
   layer_backbone_share: '骨干层占比',
   layer_general_share: '普通层占比',

@@ -108,6 +108,8 @@ export function computeTags(fan: FanState, program: Program, calendar: Calendar,
     loyaltyScore,
     churnRisk: computeChurnRisk(fan, program, at),
     purchases365d: countPurchases(fan, at, 365),
+    // Where the fan followed from (the follow event's channel).
+    channel: fan.followChannel,
   };
 }
 

@@ -53,6 +53,9 @@ import {
 } from './schemas.js';
 import { RequestReuseError } from '../app/fission.js';
 import { qrImage } from '../app/qr.js';
+import { assertCsrf, mountSessionRoutes, sessionOf } from './session-auth.js';
+import { mountWebAssets } from './web-assets.js';
+import { registerDashboardRoutes } from './dashboard-routes.js';
 
 export interface ServerOptions {
   database: Database;
@@ -64,14 +67,16 @@ export interface ServerOptions {
   version?: string;
   /** Runs the engine off the request thread (see state-worker.ts); without it each runtime catches up itself. */
   stateWorker?: StateWorker | null;
+  /** The built dashboard (default: dist/web of this package). */
+  webRoot?: string;
 }
 
-type Env = { Variables: { key: StoredKey; runtime: WorkspaceRuntime } };
+export type Env = { Variables: { key: StoredKey; runtime: WorkspaceRuntime } };
 
 export const DEFAULT_RATE_LIMIT = 2000;
 export const DEFAULT_MAX_BODY_BYTES = 16 << 20;
 
-const problemResponses = (...statuses: number[]) =>
+export const problemResponses = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((status) => [status, { description: 'Problem details (RFC 7807)', content: { 'application/problem+json': { schema: ProblemSchema } } }]));
 
 const security = [{ Bearer: [] }];
@@ -80,7 +85,7 @@ function zodIssues(error: z.ZodError): ProblemIssue[] {
   return error.issues.map((issue) => ({ field: issue.path.map(String).join('.') || '(body)', reason: issue.message }));
 }
 
-function parseAsOfParam(value: string | undefined): number {
+export function parseAsOfParam(value: string | undefined): number {
   if (value === undefined || value === '') return Date.now();
   const parsed = parseTimestamp(/^\d+$/.test(value) ? Number(value) : value);
   if (typeof parsed === 'string') throw new ApiProblem(400, 'BAD_REQUEST', `asOf: ${parsed}`, [{ field: 'asOf', reason: parsed }]);
@@ -105,6 +110,16 @@ function decodeCursor(cursor: string | undefined): number {
   const match = /^f:(\d{1,12})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
   if (!match) throw new ApiProblem(400, 'BAD_REQUEST', 'cursor: not a cursor this API returned', [{ field: 'cursor', reason: 'not a cursor this API returned' }]);
   return Number(match[1]);
+}
+
+function decodeSortCursor(cursor: string | undefined, sort: string): { value: number | null; no: number } | null {
+  if (cursor === undefined || cursor === '') return null;
+  const parts = Buffer.from(cursor, 'base64url').toString('utf8').split(':');
+  const value = parts[2] === 'n' ? null : Number(parts[2]);
+  if (parts.length !== 4 || parts[0] !== 's' || parts[1] !== sort || Number.isNaN(value) || !/^\d{1,12}$/.test(parts[3])) {
+    throw new ApiProblem(400, 'BAD_REQUEST', 'cursor: not a cursor this API returned for this sort', [{ field: 'cursor', reason: 'not a cursor this API returned for this sort' }]);
+  }
+  return { value, no: Number(parts[3]) };
 }
 
 export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>; metrics: Metrics } {
@@ -133,6 +148,7 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
     },
   });
   app.openAPIRegistry.registerComponent('securitySchemes', 'Bearer', { type: 'http', scheme: 'bearer', description: 'An API key from `fanflow keys create`' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'Session', { type: 'apiKey', in: 'cookie', name: 'ff_session', description: 'A dashboard session from POST /auth/login; state-changing requests also send X-CSRF-Token' });
   app.openAPIRegistry.register('Event', EventSchema);
 
   app.onError((error, c) => {
@@ -172,12 +188,21 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
   );
 
   // Authentication, then the key's rate limit; the workspace comes from the key, never the request.
+  // A dashboard session (cookie) stands in for a key when no Authorization header is sent.
   app.use('/v1/*', async (c, next) => {
-    const header = c.req.header('Authorization') ?? '';
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!match) throw new ApiProblem(401, 'UNAUTHORIZED', 'send Authorization: Bearer <key>', undefined, { 'WWW-Authenticate': 'Bearer' });
-    const key = await authenticate(database, match[1]);
-    if (!key) throw new ApiProblem(401, 'UNAUTHORIZED', 'the key is unknown or revoked', undefined, { 'WWW-Authenticate': 'Bearer' });
+    const header = c.req.header('Authorization');
+    let key: StoredKey | null;
+    if (header === undefined) {
+      const principal = await sessionOf(database, c);
+      if (!principal) throw new ApiProblem(401, 'UNAUTHORIZED', 'send Authorization: Bearer <key>, or sign in', undefined, { 'WWW-Authenticate': 'Bearer' });
+      assertCsrf(c, principal);
+      key = principal.key;
+    } else {
+      const match = /^Bearer\s+(\S+)$/i.exec(header);
+      if (!match) throw new ApiProblem(401, 'UNAUTHORIZED', 'send Authorization: Bearer <key>', undefined, { 'WWW-Authenticate': 'Bearer' });
+      key = await authenticate(database, match[1]);
+      if (!key) throw new ApiProblem(401, 'UNAUTHORIZED', 'the key is unknown or revoked', undefined, { 'WWW-Authenticate': 'Bearer' });
+    }
     const wait = limiter.take(key.id);
     if (wait > 0) throw new ApiProblem(429, 'RATE_LIMITED', `rate limit of ${limiter.perSecond} requests/s for this key`, undefined, { 'Retry-After': String(Math.ceil(wait)) });
     c.set('key', key);
@@ -308,6 +333,7 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
           cursor: z.string().max(100).optional(),
           limit: z.coerce.number().int().min(1).max(500).default(100),
           asOf: z.string().optional(),
+          sort: z.enum(['level', '-level', 'loyalty', '-loyalty']).optional().openapi({ description: 'Order by a stored column (`-`: descending; fan number breaks ties); default: fan number' }),
         }),
       },
       responses: { 200: { description: 'A page of fans', content: { 'application/json': { schema: FanPageSchema } } }, ...problemResponses(400, 401, 403, 429) },
@@ -316,6 +342,11 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
       requireScope(c, 'read');
       const query = c.req.valid('query');
       const tags = parseTagFilters(query.tag);
+      if (query.sort !== undefined) {
+        const order = { sort: query.sort.replace('-', '') as 'level' | 'loyalty', descending: query.sort.startsWith('-') };
+        const sorted = await c.get('runtime').fansSorted({ layer: query.layer, level: query.level, tags }, parseAsOfParam(query.asOf), order, decodeSortCursor(query.cursor, query.sort), query.limit);
+        return c.json({ items: sorted.items, nextCursor: sorted.next === null ? null : Buffer.from(`s:${query.sort}:${sorted.next.value ?? 'n'}:${sorted.next.no}`).toString('base64url') } as never, 200);
+      }
       const page = await c.get('runtime').fans({ layer: query.layer, level: query.level, tags }, parseAsOfParam(query.asOf), decodeCursor(query.cursor), query.limit);
       return c.json({ items: page.items, nextCursor: encodeCursor(page.next) } as never, 200);
     },
@@ -786,6 +817,10 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
       return c.json({ seq, queued: true as const }, 200);
     },
   );
+
+  registerDashboardRoutes(app, { requireScope, parseAsOfParam, security, problemResponses });
+  mountSessionRoutes(app, database);
+  mountWebAssets(app, database, options.webRoot);
 
   const document = () =>
     app.getOpenAPI31Document({

@@ -16,6 +16,7 @@ export const PROBLEM_CODES = {
   MALFORMED_JSON: 'The body is not valid JSON.',
   UNAUTHORIZED: 'No valid API key was presented.',
   FORBIDDEN: 'The key lacks the scope this route needs.',
+  CSRF_FAILED: 'A state-changing request with a session cookie lacks its CSRF token, or came from another site.',
   NOT_FOUND: 'No such resource in this workspace.',
   CONFLICT: 'The request contradicts one already recorded under the same id.',
   PAYLOAD_TOO_LARGE: 'The body or the batch is larger than allowed.',
