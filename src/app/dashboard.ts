@@ -179,24 +179,31 @@ export interface TimelineItem {
   detail: Record<string, unknown>;
 }
 
+/** Changes read for one timeline page at most (a fan has a few per event at most). */
+const DERIVED_PER_PAGE = 1000;
+
 /**
  * One fan's events (newest first, `limit` of them, before log position `beforeSeq`) merged with
  * the changes derived from them (level changes, badges, referrals, Lv5 eligibility).
  */
 export async function queryTimeline(workspace: Workspace, fan: string, limit: number, beforeSeq: number | undefined): Promise<{ items: TimelineItem[]; nextBefore: number | null }> {
   const { store } = workspace;
-  const events = await store.readFanEvents(fan, limit, beforeSeq);
+  // After the first page, the event at `beforeSeq` (the previous page's oldest) is read too: its
+  // time bounds this page's changes, so that each change shows on exactly one page.
+  const rows = await store.readFanEvents(fan, beforeSeq === undefined ? limit : limit + 1, beforeSeq === undefined ? undefined : beforeSeq + 1);
+  const boundary = beforeSeq !== undefined && rows[0]?.seq === beforeSeq ? (rows.shift() as { seq: number; body: string }) : null;
+  const events = rows.slice(0, limit);
+  const timeOf = (event: { ts: string | number }) => (typeof event.ts === 'number' ? event.ts : Date.parse(event.ts));
   const items: TimelineItem[] = events.map((row) => {
     const event = JSON.parse(row.body) as { id: string; type: string; ts: string | number; channel?: string; props?: Record<string, unknown> };
     const detail: Record<string, unknown> = { ...(event.props ?? {}) };
     if (event.channel) detail.channel = event.channel;
-    return { at: new Date(typeof event.ts === 'number' ? event.ts : Date.parse(event.ts)).toISOString(), kind: 'event', type: event.type, eventId: event.id, seq: row.seq, detail };
+    return { at: new Date(timeOf(event)).toISOString(), kind: 'event', type: event.type, eventId: event.id, seq: row.seq, detail };
   });
-  // Changes from the events on this page (and, on the first page, those of later day boundaries).
-  const oldest = items.length === limit ? Date.parse(items[items.length - 1].at) : Number.NEGATIVE_INFINITY;
-  const newest = beforeSeq === undefined ? Number.POSITIVE_INFINITY : items.length > 0 ? Date.parse(items[0].at) : Number.NEGATIVE_INFINITY;
-  for (const row of await store.readFanDerived(fan, limit * 2)) {
-    if (row.ts < oldest || row.ts > newest) continue;
+  const newest = boundary ? timeOf(JSON.parse(boundary.body) as { ts: string | number }) : undefined;
+  const oldest = events.length === limit ? Date.parse(items[items.length - 1].at) : Number.NEGATIVE_INFINITY;
+  for (const row of await store.readFanDerived(fan, DERIVED_PER_PAGE, newest)) {
+    if (row.ts < oldest) continue;
     const { type, fan: _fan, ts: _ts, eventId: _eventId, ...detail } = JSON.parse(row.data) as Record<string, unknown>;
     items.push({ at: new Date(row.ts).toISOString(), kind: 'change', type: String(type), eventId: row.eventId, seq: null, detail });
   }

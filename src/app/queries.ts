@@ -184,7 +184,9 @@ export async function queryFanPageSorted(
   const clock = clockOf(await readableMeta(workspace, current));
   if (asOf < clock) throw new UsageError('sorting applies to the current state; leave out asOf (or give an instant after the last event) to sort');
   const items: FanView[] = [];
-  let position = after;
+  // Without new events a fan's level can only fall, so the stored level bounds it from above: in
+  // ascending level order, a level filter starts at that level instead of reading every lower one.
+  let position = after ?? (order.sort === 'level' && !order.descending && filter.level !== undefined ? { value: filter.level, no: -1 } : null);
   let scanned = 0;
   while (items.length < limit && scanned < PAGE_SCAN_ROWS) {
     const rows = await store.pageFansBy({ ...order, after: position, limit: Math.min(500, PAGE_SCAN_ROWS - scanned) });

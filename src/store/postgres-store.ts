@@ -463,8 +463,8 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
       (
         await sql<{ seq: string; body: string }>`SELECT seq, body FROM events WHERE ws = ${ws} AND fan = ${fan} AND seq < ${beforeSeq ?? Number.MAX_SAFE_INTEGER} ORDER BY seq DESC LIMIT ${limit}`.execute(db)
       ).rows.map((row) => ({ seq: Number(row.seq), body: row.body })),
-    readFanDerived: async (fan, limit) =>
-      (await sql<{ type: string; ts: number; eventId: string | null; data: string }>`SELECT type, ts, event_id AS "eventId", data FROM derived WHERE ws = ${ws} AND fan = ${fan} ORDER BY seq DESC LIMIT ${limit}`.execute(db)).rows,
+    readFanDerived: async (fan, limit, beforeTs) =>
+      (await sql<{ type: string; ts: number; eventId: string | null; data: string }>`SELECT type, ts, event_id AS "eventId", data FROM derived WHERE ws = ${ws} AND fan = ${fan} AND ts < ${beforeTs ?? Number.MAX_VALUE} ORDER BY seq DESC LIMIT ${limit}`.execute(db)).rows,
     async loadState(): Promise<StoredState | null> {
       const meta = await store.loadStateMeta();
       if (!meta) return null;

@@ -432,7 +432,7 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
     countEvents: () => call(() => sync.countEvents()),
     readEvent: (id) => call(() => sync.readEvent(id)),
     readFanEvents: (fan, limit, beforeSeq) => call(() => sync.readFanEvents(fan, limit, beforeSeq)),
-    readFanDerived: (fan, limit) => call(() => sync.readFanDerived(fan, limit)),
+    readFanDerived: (fan, limit, beforeTs) => call(() => sync.readFanDerived(fan, limit, beforeTs)),
     loadState: () => call(() => sync.loadState()),
     loadStateMeta: () => call(() => sync.loadStateMeta()),
     loadProvisional: () => call(() => sync.loadProvisional()),
@@ -484,7 +484,7 @@ interface SyncStore {
   /** The stored body of one event, by id. */
   readEvent(id: string): string | null;
   readFanEvents(fan: string, limit: number, beforeSeq?: number): { seq: number; body: string }[];
-  readFanDerived(fan: string, limit: number): { type: string; ts: number; eventId: string | null; data: string }[];
+  readFanDerived(fan: string, limit: number, beforeTs?: number): { type: string; ts: number; eventId: string | null; data: string }[];
   loadState(): StoredState | null;
   /** The state's position and program without loading any fan. */
   loadStateMeta(): { programVersion: string; appliedSeq: number; world: string } | null;
@@ -533,7 +533,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   };
   const bodyById = db.prepare('SELECT body FROM events WHERE ws = ? AND id = ?').pluck();
   const fanEvents = db.prepare('SELECT seq, body FROM events WHERE ws = ? AND fan = ? AND seq < ? ORDER BY seq DESC LIMIT ?');
-  const fanDerived = db.prepare('SELECT type, ts, event_id AS eventId, data FROM derived WHERE ws = ? AND fan = ? ORDER BY seq DESC LIMIT ?');
+  const fanDerived = db.prepare('SELECT type, ts, event_id AS eventId, data FROM derived WHERE ws = ? AND fan = ? AND ts < ? ORDER BY seq DESC LIMIT ?');
   const insertConflict = db.prepare('INSERT INTO conflicts (ws, id, body, source, line) VALUES (?, ?, ?, ?, ?)');
   const renumber = db.prepare('UPDATE events SET seq = ? WHERE ws = ? AND id = ?');
   const insertReject = db.prepare('INSERT INTO rejects (ws, source, line, field, reason, raw) VALUES (?, ?, ?, ?, ?, ?)');
@@ -669,7 +669,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
         : db.prepare('SELECT seq, body FROM events WHERE ws = ? AND ts <= ? ORDER BY ts, id').iterate(ws, until)) as Iterable<StoredLogEvent>,
     readEvent: (id) => (bodyById.get(ws, id) as string | undefined) ?? null,
     readFanEvents: (fan, limit, beforeSeq) => fanEvents.all(ws, fan, beforeSeq ?? Number.MAX_SAFE_INTEGER, limit) as { seq: number; body: string }[],
-    readFanDerived: (fan, limit) => fanDerived.all(ws, fan, limit) as { type: string; ts: number; eventId: string | null; data: string }[],
+    readFanDerived: (fan, limit, beforeTs) => fanDerived.all(ws, fan, beforeTs ?? Number.MAX_VALUE, limit) as { type: string; ts: number; eventId: string | null; data: string }[],
     countEvents: () => db.prepare('SELECT COUNT(*) FROM events WHERE ws = ?').pluck().get(ws) as number,
     loadState: (): StoredState | null => {
       const world = state('world');

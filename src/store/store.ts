@@ -284,8 +284,8 @@ export interface Store {
   readEvent(id: string): Promise<string | null>;
   /** One fan's events, newest first by log position, up to `limit`, before `beforeSeq` when given. */
   readFanEvents(fan: string, limit: number, beforeSeq?: number): Promise<{ seq: number; body: string }[]>;
-  /** One fan's stored derived changes (levels, badges, referrals), newest first, up to `limit`. */
-  readFanDerived(fan: string, limit: number): Promise<{ type: string; ts: number; eventId: string | null; data: string }[]>;
+  /** One fan's stored derived changes (levels, badges, referrals), newest first, up to `limit`, before `beforeTs` when given. */
+  readFanDerived(fan: string, limit: number, beforeTs?: number): Promise<{ type: string; ts: number; eventId: string | null; data: string }[]>;
   loadState(): Promise<StoredState | null>;
   /** The state's position and program without loading any fan. */
   loadStateMeta(): Promise<{ programVersion: string; appliedSeq: number; world: string } | null>;
