@@ -122,6 +122,13 @@ describe.runIf(chromiumAvailable())('the dashboard in Chromium', () => {
     await page.waitForSelector('.pager .muted:has-text("Page 2")');
     await page.waitForSelector('.fans-table tbody tr');
     process.stderr.write(`dashboard: fan table page switch in ${Date.now() - switchStarted} ms\n`);
+    // A column header orders the whole list (on the server), highest level first.
+    await page.click('th button:has-text("Level")');
+    await page.waitForURL(/sort=-level/);
+    await page.waitForSelector('th[aria-sort=descending]');
+    await page.waitForSelector('.fans-table tbody tr');
+    const levels = (await page.locator('.fans-table tbody tr td:nth-child(2)').allTextContents()).map((text) => Number(/Lv(\d)/.exec(text)?.[1]));
+    expect(levels).toEqual([...levels].sort((a, b) => b - a));
     await page.screenshot({ path: join(ARTIFACTS, 'fans.png'), fullPage: true });
 
     await page.fill('input[name=id]', 'vip');
@@ -165,6 +172,9 @@ describe.runIf(chromiumAvailable())('the dashboard in Chromium', () => {
     await page.emulateMedia({ media: 'print' });
     await page.screenshot({ path: join(ARTIFACTS, 'review-print.png'), fullPage: true });
     await page.emulateMedia({ media: 'screen' });
+    // What "print to PDF" gives (A4); the navigation and the buttons are left out.
+    const pdf = await page.pdf({ path: join(ARTIFACTS, 'review.pdf'), format: 'A4', printBackground: true });
+    expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
 
     await page.goto(`${base}/`);
     await page.waitForSelector('[data-page=overview]');

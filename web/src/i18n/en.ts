@@ -158,6 +158,7 @@ export const en = {
   noProblems: 'No indicator missed its target this month.',
   programTitle: 'Program',
   activeVersion: 'Active version {version}',
+  check: 'Check',
   validate: 'Validate',
   activate: 'Activate…',
   valid: 'Valid. Version {version}.',

@@ -160,6 +160,7 @@ export const zhCN: Record<MessageKey, string> = {
   noProblems: '本月所有指标均达标。',
   programTitle: '规则配置',
   activeVersion: '当前版本 {version}',
+  check: '校验结果',
   validate: '校验',
   activate: '启用…',
   valid: '校验通过，版本 {version}。',

@@ -15,9 +15,37 @@ function queryOf(params: URLSearchParams): FanQuery {
     layer: params.get('layer') || undefined,
     level: level ? Number(level) : undefined,
     tag: params.getAll('tag').filter((tag) => tag.includes('=')),
-    sort: sort === '' ? undefined : sort,
+    // A level filter reads in level order (the server starts at that level), not through every fan.
+    sort: sort === '' ? (level ? 'level' : undefined) : sort,
     limit: PAGE_SIZE,
   };
+}
+
+/** Pages read at most this many stored fans; a rare filter may need several reads to fill one. */
+const MAX_READS_PER_PAGE = 5;
+
+async function fillPage(filters: FanQuery, cursor: string | undefined): Promise<{ items: FanView[]; nextCursor: string | null }> {
+  let answer = await api.fans({ ...filters, cursor });
+  for (let reads = 1; answer.items.length === 0 && answer.nextCursor !== null && reads < MAX_READS_PER_PAGE; reads++) answer = await api.fans({ ...filters, cursor: answer.nextCursor });
+  return answer;
+}
+
+/** A column header that orders the table by its column (descending first, then ascending); `null`: fan order. */
+function SortHeader({ label, query, column, className }: { label: string; query: URLSearchParams; column: 'level' | 'loyalty' | null; className?: string }) {
+  const current = query.get('sort') ?? '';
+  const active = column === null ? current === '' : current.replace('-', '') === column;
+  const next = column === null ? '' : current === `-${column}` ? column : `-${column}`;
+  const params = new URLSearchParams(query);
+  if (next === '') params.delete('sort');
+  else params.set('sort', next);
+  const ariaSort = !active ? 'none' : column === null ? 'ascending' : current.startsWith('-') ? 'descending' : 'ascending';
+  return (
+    <th scope="col" className={className} aria-sort={ariaSort}>
+      <button type="button" className="sort" onClick={() => navigate(`/fans${params.size > 0 ? `?${params}` : ''}`)}>
+        {label} {active ? (ariaSort === 'descending' ? '↓' : '↑') : '↕'}
+      </button>
+    </th>
+  );
 }
 
 export function FansPage({ query }: { query: URLSearchParams }) {
@@ -36,7 +64,7 @@ export function FansPage({ query }: { query: URLSearchParams }) {
     const started = performance.now();
     setPage(null);
     setError(null);
-    api.fans({ ...filters, cursor: cursors[index] }).then(
+    fillPage(filters, cursors[index]).then(
       (answer) => live && setPage({ items: answer.items, next: answer.nextCursor, ms: Math.round(performance.now() - started) }),
       (failure: unknown) => live && setError(failure),
     );
@@ -124,7 +152,7 @@ export function FansPage({ query }: { query: URLSearchParams }) {
           </label>
           <label>
             {t('sort')}
-            <select name="sort" defaultValue={filters.sort ?? ''}>
+            <select name="sort" defaultValue={query.get('sort') ?? ''}>
               <option value="">{t('sortFanNo')}</option>
               <option value="-level">{t('sortLevelDesc')}</option>
               <option value="level">{t('sortLevelAsc')}</option>
@@ -149,15 +177,13 @@ export function FansPage({ query }: { query: URLSearchParams }) {
             <table className="fans-table" data-page-ms={page.ms}>
               <thead>
                 <tr>
-                  <th scope="col">{t('fan')}</th>
-                  <th scope="col">{t('level')}</th>
+                  <SortHeader label={t('fan')} query={query} column={null} />
+                  <SortHeader label={t('level')} query={query} column="level" />
                   <th scope="col">{t('layer')}</th>
                   <th scope="col" className="num">
                     {t('points')}
                   </th>
-                  <th scope="col" className="num">
-                    {t('loyalty')}
-                  </th>
+                  <SortHeader label={t('loyalty')} query={query} column="loyalty" className="num" />
                   <th scope="col">{t('churnRisk')}</th>
                   <th scope="col" className="num">
                     {t('referrals')}

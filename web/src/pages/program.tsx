@@ -114,8 +114,8 @@ export function ProgramPage({ session }: { session: Session }) {
                   focusLine={focusLine}
                 />
               </Card>
-              <div>
-                <Card title={t('validate')}>
+              <div className="stack">
+                <Card title={t('check')}>
                   {error !== null && <ErrorState error={error} />}
                   {message && (
                     <p className="state ok" role="status">
