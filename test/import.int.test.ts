@@ -185,6 +185,19 @@ describe('the monthly report', () => {
       expect(fast).toEqual(slow);
       expect(fast.actions.closestToCore.length + fast.actions.closestToBackbone.length).toBeGreaterThan(0);
     }
+    // One workspace answering a run of instants reuses its candidates within a day and state;
+    // each report still equals the one over every fan at that exact instant.
+    const hour = 3_600_000;
+    const instants = [community.end, community.end + 1, community.end + 5 * hour, community.end + 23 * hour, community.end + 30 * hour, community.end + 3 * 86_400_000 + 7 * hour, community.end + 45 * 86_400_000];
+    const reused = await withStore(db, async (workspace) => {
+      const reports = [];
+      for (const asOf of instants) reports.push(await queryReport(workspace, '2026-09', asOf));
+      return reports;
+    });
+    for (const [index, asOf] of instants.entries()) {
+      const slow = await withStore(db, async (workspace) => evaluateMonthlyReport(await worldAt(workspace, asOf), workspace.engine, '2026-09', asOf));
+      expect(reused[index]).toEqual(slow);
+    }
     // One fan read alone gets the loyalty score it has in the full list.
     const { queryFan, queryFans } = await import('../src/app/queries.js');
     const listed = await withStore(db, (workspace) => queryFans(workspace, {}, community.end));

@@ -227,6 +227,32 @@ export async function queryReport(workspace: Workspace, month: string, asOf: num
 // The candidate scan below must fill lists as long as the report's.
 const LIST_LENGTH = ACTION_LIST_LENGTH;
 
+// A set of candidates held longer than this many fans is read again each time (memory bound).
+const REUSED_CANDIDATES_MAX = 20_000;
+
+/**
+ * The stored Core/Backbone fans active in the window, and every Lv4 fan, advanced to `asOf`'s day.
+ * Advancing applies the day boundaries up to asOf, so the advanced states depend on its local day
+ * only; read with the window of that day's first instant (a superset of any later instant's), the
+ * set serves every report of that day while the stored state stays at `appliedSeq`. The lists are
+ * still evaluated at the exact asOf; the fans read are not changed by that evaluation.
+ */
+async function coreBackboneCandidates(workspace: Workspace, appliedSeq: number, clock: number, asOf: number): Promise<FanState[]> {
+  const { engine, program, store } = workspace;
+  const day = engine.calendar.dayIndex(asOf);
+  const key = `${appliedSeq}|${program.version}|${clock}|${day}`;
+  if (workspace.reportCandidates?.key === key) return workspace.reportCandidates.fans;
+  const activeAfter = engine.calendar.startOfDay(day) - program.layers.windowDays * 86_400_000;
+  const fans: FanState[] = [];
+  for (const state of await store.findFanStates({ layers: ['C', 'B'], activeAfter, level: 4 })) {
+    const fan = deserializeFan(state);
+    engine.advanceFan(fan, clock, asOf);
+    fans.push(fan);
+  }
+  workspace.reportCandidates = fans.length <= REUSED_CANDIDATES_MAX ? { key, fans } : null;
+  return fans;
+}
+
 /**
  * The fast path for a month that ended by the state's clock: its figures come from the stored
  * month snapshots and month totals, and the lists of fans to act on from the few fans that can
@@ -258,7 +284,10 @@ async function reportFromStoredSnapshots(workspace: Workspace, month: string, as
   };
   // Without new events windows only lose events, so a stored Core/Backbone fan is at most that
   // now, a stored General fan at most General: the small Core/Backbone set is read whole.
-  for (const state of await store.findFanStates({ layers: ['C', 'B'], activeAfter: windowStart, level: 4 })) take(state);
+  for (const fan of await coreBackboneCandidates(workspace, meta.appliedSeq, world.clock, asOf)) {
+    seen.add(fan.id);
+    fans.push(fan);
+  }
   for (const state of await store.findInactiveRecent(windowStart, LIST_LENGTH * 5)) take(state);
   // General fans closest to Backbone: read in order of a lower bound of their gap (and an upper
   // bound of their interactions) until no further fan can enter the top of the list.

@@ -40,6 +40,8 @@ export interface Workspace {
   /** Store no provisional snapshot at each write; a report computes one from the kept world. */
   provisionalOnDemand?: boolean;
   cache?: { world: World; appliedSeq: number } | null;
+  /** The monthly report's Core/Backbone/Lv4 candidates, kept for the next report of the same state and day. */
+  reportCandidates?: { key: string; fans: FanState[] } | null;
 }
 
 /**

@@ -90,26 +90,40 @@ const ratio = (numerator: number, denominator: number): number | null => (denomi
 const round = (value: number | null, digits = 4): number | null => (value === null ? null : Math.round(value * 10 ** digits) / 10 ** digits);
 
 interface Population {
-  followers: number[];
+  followers: number;
   byLayer: Record<LayerName, number>;
   levels: Record<string, number>;
 }
 
+// Snapshots are immutable; a month's end is the next month's start, so a trend counts each once.
+const populations = new WeakMap<Snapshot, Population>();
+
 function population(snapshot: Snapshot | null): Population {
   const byLayer: Record<LayerName, number> = { core: 0, backbone: 0, general: 0, observation: 0, unfollowed: 0 };
   const levels: Record<string, number> = { '1': 0, '2': 0, '3': 0, '4': 0, '5': 0 };
-  const followers: number[] = [];
-  if (!snapshot) return { followers, byLayer, levels };
-  for (let no = 0; no < snapshot.layers.length; no++) {
-    const code = snapshot.layers[no];
-    if (code === '-') continue;
-    const layer = LAYER_NAMES[LAYER_CODES.indexOf(code)];
-    byLayer[layer]++;
-    if (layer === 'unfollowed') continue;
-    followers.push(no);
-    levels[snapshot.levels[no]]++;
+  if (!snapshot) return { followers: 0, byLayer, levels };
+  const known = populations.get(snapshot);
+  if (known) return known;
+  // Counted by character code: one pass, no per-fan strings or arrays.
+  const layerCounts = new Float64Array(128);
+  const levelCounts = new Float64Array(128);
+  const { layers, levels: levelCodes } = snapshot;
+  const unfollowed = 'U'.charCodeAt(0);
+  const absent = '-'.charCodeAt(0);
+  for (let no = 0; no < layers.length; no++) {
+    const code = layers.charCodeAt(no);
+    layerCounts[code]++;
+    if (code !== absent && code !== unfollowed) levelCounts[levelCodes.charCodeAt(no)]++;
   }
-  return { followers, byLayer, levels };
+  let followers = 0;
+  LAYER_NAMES.forEach((layer, index) => {
+    byLayer[layer] = layerCounts[LAYER_CODES.charCodeAt(index)];
+    if (layer !== 'unfollowed') followers += byLayer[layer];
+  });
+  for (const level of Object.keys(levels)) levels[level] = levelCounts[level.charCodeAt(0)];
+  const result = { followers, byLayer, levels };
+  populations.set(snapshot, result);
+  return result;
 }
 
 /** Share of fans in `layer` at the start who are in a higher layer at the end. */
@@ -173,7 +187,7 @@ export function computeReport(input: ReportInput): MonthlyReport {
   const previous = input.previousStats;
   const startPop = population(input.start);
   const endPop = population(input.end);
-  const followers = endPop.followers.length;
+  const followers = endPop.followers;
   const layers = {} as MonthlyReport['layers'];
   for (const layer of LAYER_NAMES) {
     const count = endPop.byLayer[layer];
@@ -189,14 +203,14 @@ export function computeReport(input: ReportInput): MonthlyReport {
   }
   const revenue = stats.revenueMinor / 100;
   const arpu = ratio(revenue, followers);
-  const previousArpu = previous && startPop.followers.length > 0 ? previous.revenueMinor / 100 / startPop.followers.length : null;
+  const previousArpu = previous && startPop.followers > 0 ? previous.revenueMinor / 100 / startPop.followers : null;
   const arpuChange = arpu !== null && previousArpu !== null && previousArpu > 0 ? (arpu - previousArpu) / previousArpu : null;
   const ltv = ratio(input.end.revenueToDateMinor / 100, input.end.buyersToDate);
   const coreShare = ratio(endPop.byLayer.core, followers);
   const ugcShare = ratio(stats.selectedUgc, stats.selectedUgc + stats.posts);
   const referralShare = ratio(stats.referredNewBuyers, stats.newBuyers);
   const nps = stats.npsAnswers > 0 ? ((stats.npsPromoters - stats.npsDetractors) / stats.npsAnswers) * 100 : null;
-  const followerGrowth = ratio(followers - startPop.followers.length, startPop.followers.length);
+  const followerGrowth = ratio(followers - startPop.followers, startPop.followers);
   const selfGrowth = ratio(stats.referredNewFollowers, stats.newFollowers);
   const indicators: Indicator[] = [
     indicator('layer_core_share', 'Core share', coreShare, '1–5 %', null, null),
@@ -233,7 +247,7 @@ export function computeReport(input: ReportInput): MonthlyReport {
     partial: input.partial,
     programVersion: input.programVersion,
     currency: input.currency,
-    followers: { start: startPop.followers.length, end: followers, new: stats.newFollowers, referredNew: stats.referredNewFollowers, unfollows: stats.unfollows },
+    followers: { start: startPop.followers, end: followers, new: stats.newFollowers, referredNew: stats.referredNewFollowers, unfollows: stats.unfollows },
     layers,
     levels: endPop.levels,
     indicators,

@@ -508,19 +508,22 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
     readSnapshots: async () => (await sql<{ month: string; data: string }>`SELECT month, data FROM snapshots WHERE ws = ${ws} ORDER BY month`.execute(db)).rows,
     findFanStates: async (query) =>
       (
-        await sql<{ state: string }>`SELECT state FROM fans WHERE ws = ${ws} AND layer = ANY(${query.layers}::text[]) AND last_activity > ${query.activeAfter}
-          UNION SELECT state FROM fans WHERE ws = ${ws} AND level = ${query.level}`.execute(db)
+        // The union is of fan numbers: deduplicating whole states would compare every state's text.
+        await sql<{ state: string }>`SELECT state FROM fans WHERE ws = ${ws} AND no IN (
+          SELECT no FROM fans WHERE ws = ${ws} AND layer = ANY(${query.layers}::text[]) AND last_activity > ${query.activeAfter}
+          UNION SELECT no FROM fans WHERE ws = ${ws} AND level = ${query.level})`.execute(db)
       ).rows.map((row) => row.state),
     iterateByBackboneGap: (layer, activeAfter) =>
       batches(async function* () {
-        for (let offset = 0; ; offset += BATCH) {
+        // The reader usually stops within the first rows: pages grow from a few rows to BATCH.
+        for (let offset = 0, size = 32; ; offset += size, size = Math.min(BATCH, size * 4)) {
           const rows = (
             await sql<{ state: string; backboneGap: number; interactionsInWindow: number }>`SELECT state, backbone_gap AS "backboneGap", ix_window AS "interactionsInWindow"
-              FROM fans WHERE ws = ${ws} AND layer = ${layer} AND last_activity > ${activeAfter} ORDER BY backbone_gap, ix_window DESC, no LIMIT ${BATCH} OFFSET ${offset}`.execute(db)
+              FROM fans WHERE ws = ${ws} AND layer = ${layer} AND last_activity > ${activeAfter} ORDER BY backbone_gap, ix_window DESC, no LIMIT ${size} OFFSET ${offset}`.execute(db)
           ).rows;
           if (rows.length === 0) return;
           yield rows;
-          if (rows.length < BATCH) return;
+          if (rows.length < size) return;
         }
       }),
     findInactiveRecent: async (activeAtOrBefore, limit) =>

@@ -191,6 +191,7 @@ class Gate {
 }
 
 const BATCH = 2000;
+const FIRST_BATCH = 32;
 
 export async function openSqliteDatabase(path: string, options: SqliteOptions = {}): Promise<SqliteDatabase> {
   return openSqliteDatabaseNow(path, options);
@@ -388,12 +389,16 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
     async *[Symbol.asyncIterator]() {
       const release = inTransaction ? null : await gate.acquire();
       try {
+        // Batches grow from a few rows to BATCH: a reader that stops early (the report's scan
+        // in gap order) reads little, a reader of everything pays few hand-overs.
+        let size = FIRST_BATCH;
         let batch: T[] = [];
         for (const row of open()) {
           batch.push(row);
-          if (batch.length === BATCH) {
+          if (batch.length === size) {
             yield batch;
             batch = [];
+            size = Math.min(BATCH, size * 4);
           }
         }
         if (batch.length > 0) yield batch;
@@ -706,13 +711,16 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     readSnapshots: () => db.prepare('SELECT month, data FROM snapshots WHERE ws = ? ORDER BY month').all(ws) as { month: string; data: string }[],
     findFanStates: (query) => {
       const layers = query.layers.map((layer) => `'${layer.replace(/[^A-Z]/g, '')}'`).join(', ');
-      // A UNION lets each branch use its index (an OR would scan the table).
-      const sql = `SELECT state FROM fans WHERE ws = ? AND layer IN (${layers}) AND last_activity > ? UNION SELECT state FROM fans WHERE ws = ? AND level = ?`;
-      return db.prepare(sql).pluck().all(ws, query.activeAfter, ws, query.level) as string[];
+      // A UNION lets each branch use its index (an OR would scan the table); it is a union of fan
+      // numbers, since deduplicating whole states would sort every state's text.
+      const sql = `SELECT state FROM fans WHERE ws = ? AND no IN (SELECT no FROM fans WHERE ws = ? AND layer IN (${layers}) AND last_activity > ? UNION SELECT no FROM fans WHERE ws = ? AND level = ?)`;
+      return db.prepare(sql).pluck().all(ws, ws, query.activeAfter, ws, query.level) as string[];
     },
+    // `+last_activity` keeps SQLite on the gap index (rows come in gap order, sorted only within
+    // a gap) instead of the activity index, which would sort every active fan's state first.
     iterateByBackboneGap: (layer, activeAfter) =>
       db
-        .prepare('SELECT state, backbone_gap AS backboneGap, ix_window AS interactionsInWindow FROM fans WHERE ws = ? AND layer = ? AND last_activity > ? ORDER BY backbone_gap, ix_window DESC')
+        .prepare('SELECT state, backbone_gap AS backboneGap, ix_window AS interactionsInWindow FROM fans WHERE ws = ? AND layer = ? AND +last_activity > ? ORDER BY backbone_gap, ix_window DESC')
         .iterate(ws, layer, activeAfter) as Iterable<{ state: string; backboneGap: number; interactionsInWindow: number }>,
     findInactiveRecent: (activeAtOrBefore, limit) =>
       db
