@@ -48,8 +48,10 @@ function bodies(lines: readonly string[]): (count: number) => string {
   };
 }
 
-async function waitHealthy(base: string): Promise<void> {
+/** Waits for /healthz; fails at once, with what the server printed, if the process has exited. */
+export async function waitHealthy(base: string, server?: ChildProcess, output?: () => string): Promise<void> {
   for (let attempt = 0; attempt < 600; attempt++) {
+    if (server && server.exitCode !== null) throw new Error(`the server exited (${server.exitCode}) before answering: ${output?.() ?? ''}`);
     try {
       if ((await fetch(`${base}/healthz`)).ok) return;
     } catch {
@@ -114,7 +116,7 @@ export async function benchServer(bin: string, db: string, fanId: string, lines:
 }
 
 /** Stops a server and waits for it; one that does not exit within 15 s is killed. */
-async function stop(server: ChildProcess): Promise<void> {
+export async function stop(server: ChildProcess): Promise<void> {
   if (server.exitCode !== null) return;
   const exited = new Promise((resolve) => server.once('exit', resolve));
   server.kill('SIGTERM');
