@@ -210,6 +210,45 @@ describe('the monthly report', () => {
   });
 });
 
+describe('the report candidates a server holds', () => {
+  it('follow the stored state through the fans each catch-up rewrote, and equal the report over every fan', async () => {
+    const { generateCommunity, DEFAULT_GENERATE } = await import('../src/demo/generate.js');
+    const { evaluateMonthlyReport } = await import('../src/core/analysis.js');
+    const { worldAt } = await import('../src/app/workspace.js');
+    const { openSqliteStore } = await import('../src/store/sqlite-store.js');
+    const { WorkspaceRuntime } = await import('../src/server/runtime.js');
+    const dir = tempDir();
+    const community = generateCommunity({ ...DEFAULT_GENERATE, fans: 1200, months: 5, seed: 'held', start: '2026-05-01T00:00:00+08:00' });
+    const events = community.lines.map((line) => JSON.parse(line) as { ts: string });
+    events.sort((a, b) => Date.parse(a.ts) - Date.parse(b.ts));
+    // The log up to 20 September; the rest arrives in four requests after the first report.
+    const cut = events.findIndex((event) => Date.parse(event.ts) >= Date.parse('2026-09-20T00:00:00+08:00'));
+    const db = join(dir, 'f.db');
+    await importInto(db, writeNdjson(join(dir, 'head.ndjson'), events.slice(0, cut)));
+    const rest = events.slice(cut);
+    const store = await openSqliteStore(db);
+    const runtime = await WorkspaceRuntime.open(store);
+    const asOf = community.end + 2 * 86_400_000;
+    try {
+      const reports = [await runtime.report('2026-08', asOf)];
+      const quarter = Math.ceil(rest.length / 4);
+      for (let from = 0; from < rest.length; from += quarter) {
+        const slice = rest.slice(from, from + quarter);
+        for (let at = 0; at < slice.length; at += 500) await runtime.ingest(slice.slice(at, at + 500), 'test');
+        reports.push(await runtime.report('2026-08', asOf));
+        // What was ingested so far, evaluated over every fan in a workspace of its own.
+        const slow = await withStore(db, async (workspace) => evaluateMonthlyReport(await worldAt(workspace, asOf), workspace.engine, '2026-08', asOf));
+        expect(reports.at(-1)).toEqual(slow);
+      }
+      const held = (runtime as unknown as { workspace: { reportCandidates: { reads: number; patches: number } | null } }).workspace.reportCandidates;
+      expect(held).toMatchObject({ reads: 1, patches: 4 });
+      expect(reports[4]).not.toEqual(reports[0]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('workspaces in one SQLite file', () => {
   it('a database of schema 5 migrates: its log becomes workspace "default" and the state is rebuilt from it', async () => {
     const { MIGRATIONS, openSqliteStore } = await import('../src/store/sqlite-store.js');

@@ -8,7 +8,7 @@ import { ACTION_LIST_LENGTH, evaluateMonthlyReport, hasMonotoneLayers } from '..
 import type { MonthlyReport } from '../core/report.js';
 import type { FanState, Snapshot, World } from '../core/state.js';
 import { NotFoundError, UsageError } from './errors.js';
-import { catchUp, currentMeta, provisionalFromCache, worldAt, type StateMeta, type Workspace } from './workspace.js';
+import { catchUp, currentMeta, provisionalFromCache, worldAt, type StateChange, type StateMeta, type Workspace } from './workspace.js';
 import { deserializeFan, restoreWorld } from './serialize.js';
 import type { FanOrderQuery } from '../store/store.js';
 
@@ -227,30 +227,86 @@ export async function queryReport(workspace: Workspace, month: string, asOf: num
 // The candidate scan below must fill lists as long as the report's.
 const LIST_LENGTH = ACTION_LIST_LENGTH;
 
-// A set of candidates held longer than this many fans is read again each time (memory bound).
+// A set of candidates held longer than this many fans is read again each time (memory bound);
+// so is one after a change that rewrote more than this many fans.
 const REUSED_CANDIDATES_MAX = 20_000;
+const PATCHED_FANS_MAX = 5_000;
+
+/**
+ * The monthly report's Core/Backbone/Lv4 candidates as a process holds them between reports:
+ * read at `seq` of the stored state (then patched with the fans rewritten since), advanced to
+ * the local day in `key`.
+ */
+export interface HeldCandidates {
+  key: string;
+  seq: number;
+  fans: Map<string, FanState>;
+  /** Fans rewritten since the set was read or last patched: re-read at the next report. */
+  pending: Set<string>;
+  /** How many times the set was read whole, and patched: what a long-running process saves. */
+  reads: number;
+  patches: number;
+}
+
+/**
+ * Records what a catch-up changed, so that the held candidates follow the stored state: the
+ * fans it rewrote are re-read at the next report instead of every candidate. A change that does
+ * not continue from the held position, or rewrote every fan, drops the set.
+ */
+export function noteStateChange(workspace: Workspace, change: StateChange | undefined): void {
+  const held = workspace.reportCandidates;
+  if (!held) return;
+  if (change && change.toSeq <= held.seq) return;
+  if (!change || change.fans === null || change.fromSeq !== held.seq || held.pending.size + change.fans.length > PATCHED_FANS_MAX) {
+    workspace.reportCandidates = null;
+    return;
+  }
+  for (const id of change.fans) held.pending.add(id);
+  held.seq = change.toSeq;
+}
 
 /**
  * The stored Core/Backbone fans active in the window, and every Lv4 fan, advanced to `asOf`'s day.
  * Advancing applies the day boundaries up to asOf, so the advanced states depend on its local day
  * only; read with the window of that day's first instant (a superset of any later instant's), the
- * set serves every report of that day while the stored state stays at `appliedSeq`. The lists are
- * still evaluated at the exact asOf; the fans read are not changed by that evaluation.
+ * set serves every report of that day while the stored state stays at `appliedSeq`, or moves
+ * from it through changes noted with noteStateChange (a fan the engine did not rewrite had no
+ * demotion at the boundaries it passed, so advancing it from the earlier clock gives the same
+ * state). The lists are still evaluated at the exact asOf; the fans read are not changed by that.
  */
-async function coreBackboneCandidates(workspace: Workspace, appliedSeq: number, clock: number, asOf: number): Promise<FanState[]> {
+async function coreBackboneCandidates(workspace: Workspace, appliedSeq: number, clock: number, asOf: number): Promise<Iterable<FanState>> {
   const { engine, program, store } = workspace;
   const day = engine.calendar.dayIndex(asOf);
-  const key = `${appliedSeq}|${program.version}|${clock}|${day}`;
-  if (workspace.reportCandidates?.key === key) return workspace.reportCandidates.fans;
+  const key = `${program.version}|${day}`;
   const activeAfter = engine.calendar.startOfDay(day) - program.layers.windowDays * 86_400_000;
-  const fans: FanState[] = [];
-  for (const state of await store.findFanStates({ layers: ['C', 'B'], activeAfter, level: 4 })) {
-    const fan = deserializeFan(state);
+  const advanced = (fan: FanState): FanState => {
     engine.advanceFan(fan, clock, asOf);
-    fans.push(fan);
+    return fan;
+  };
+  const held = workspace.reportCandidates;
+  if (held && held.key === key && held.seq === appliedSeq) {
+    if (held.pending.size > 0) {
+      for (const id of held.pending) {
+        held.fans.delete(id);
+        const row = await store.loadFan(id);
+        if (!row) continue;
+        const fan = deserializeFan(row.state);
+        // What the read below selects on, as stored: layer and last activity, or level.
+        const active = fan.lastActivityTs !== null && fan.lastActivityTs > activeAfter;
+        if (fan.level === 4 || ((fan.layer === 'core' || fan.layer === 'backbone') && active)) held.fans.set(fan.id, advanced(fan));
+      }
+      held.pending.clear();
+      held.patches++;
+    }
+    return held.fans.values();
   }
-  workspace.reportCandidates = fans.length <= REUSED_CANDIDATES_MAX ? { key, fans } : null;
-  return fans;
+  const fans = new Map<string, FanState>();
+  for (const state of await store.findFanStates({ layers: ['C', 'B'], activeAfter, level: 4 })) {
+    const fan = advanced(deserializeFan(state));
+    fans.set(fan.id, fan);
+  }
+  workspace.reportCandidates = fans.size <= REUSED_CANDIDATES_MAX ? { key, seq: appliedSeq, fans, pending: new Set(), reads: (held?.reads ?? 0) + 1, patches: held?.patches ?? 0 } : null;
+  return fans.values();
 }
 
 /**

@@ -6,6 +6,7 @@ import { createEngine, type Engine, type EngineOutput } from '../core/engine.js'
 import { compareEvents, validateEvent, type FanEvent } from '../core/events.js';
 import { compileProgram, programSchema, type Program, type ProgramSpec } from '../core/program.js';
 import { cloneFan, createWorld, ENGINE_VERSION, type FanState, type World } from '../core/state.js';
+import type { HeldCandidates } from './queries.js';
 import { takeSnapshot } from '../core/snapshot.js';
 import { countFact } from '../core/facts.js';
 import { distanceTo } from '../core/layers.js';
@@ -40,8 +41,8 @@ export interface Workspace {
   /** Store no provisional snapshot at each write; a report computes one from the kept world. */
   provisionalOnDemand?: boolean;
   cache?: { world: World; appliedSeq: number } | null;
-  /** The monthly report's Core/Backbone/Lv4 candidates, kept for the next report of the same state and day. */
-  reportCandidates?: { key: string; fans: FanState[] } | null;
+  /** The monthly report's Core/Backbone/Lv4 candidates, kept for the next report (see queries.ts). */
+  reportCandidates?: HeldCandidates | null;
 }
 
 /**
@@ -276,6 +277,18 @@ export interface CatchUpResult {
   readonly applied: number;
   readonly rebuilt: boolean;
   readonly world: World;
+  /** What the pass changed in the stored state (absent where not tracked). */
+  readonly change?: StateChange;
+}
+
+/**
+ * The stored state moved from position `fromSeq` to `toSeq`, rewriting the rows of `fans` only
+ * (null: any fan may have changed, as after a rebuild). Equal positions: nothing changed.
+ */
+export interface StateChange {
+  readonly fromSeq: number;
+  readonly toSeq: number;
+  readonly fans: readonly string[] | null;
 }
 
 /**
@@ -313,7 +326,7 @@ async function catchUpNow(workspace: Workspace, progress: Progress, options: { y
       throw error;
     }
     const write = plan.write;
-    if (!write) return remember(workspace, plan);
+    if (!write) return remember(workspace, plan, false);
     let saved: boolean;
     try {
       saved = await workspace.store.exclusive(async (tx) => {
@@ -326,22 +339,23 @@ async function catchUpNow(workspace: Workspace, progress: Progress, options: { y
       workspace.cache = null;
       throw error;
     }
-    if (saved) return remember(workspace, plan);
+    if (saved) return remember(workspace, plan, true);
     workspace.cache = null;
   }
   return workspace.store.exclusive((store) => catchUpLocked(workspace, store, progress));
 }
 
-function remember(workspace: Workspace, plan: CatchUpPlan): CatchUpResult {
+function remember(workspace: Workspace, plan: CatchUpPlan, written: boolean): CatchUpResult {
   workspace.cache = workspace.keepWorld ? { world: plan.result.world, appliedSeq: plan.appliedSeq } : null;
-  return plan.result;
+  const change: StateChange = written ? { fromSeq: plan.fromSeq, toSeq: plan.appliedSeq, fans: plan.touched } : { fromSeq: plan.appliedSeq, toSeq: plan.appliedSeq, fans: [] };
+  return { ...plan.result, change };
 }
 
 async function catchUpLocked(workspace: Workspace, store: Store, progress: Progress): Promise<CatchUpResult> {
   try {
     const plan = await planCatchUp(workspace, store, progress, 0);
     if (plan.write) await plan.write(store);
-    return remember(workspace, plan);
+    return remember(workspace, plan, plan.write !== null);
   } catch (error) {
     workspace.cache = null;
     throw error;
@@ -367,6 +381,8 @@ interface CatchUpPlan {
   appliedSeq: number;
   result: CatchUpResult;
   write: ((store: Store) => Promise<void>) | null;
+  /** The fans whose rows the write rewrites (null: all, a rebuild). */
+  touched: readonly string[] | null;
 }
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -379,7 +395,7 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
   const maxSeq = await store.maxSeq();
   const loaded = await currentStoredWorld(workspace, store);
   const stale = !loaded || loaded.world.programVersion !== program.version || loaded.world.engineVersion !== ENGINE_VERSION;
-  if (!stale && loaded.appliedSeq === maxSeq) return { fromSeq, fromProgram, appliedSeq: maxSeq, result: { applied: 0, rebuilt: false, world: loaded.world }, write: null };
+  if (!stale && loaded.appliedSeq === maxSeq) return { fromSeq, fromProgram, appliedSeq: maxSeq, result: { applied: 0, rebuilt: false, world: loaded.world }, write: null, touched: [] };
   const events: FanEvent[] = [];
   if (!stale) {
     for await (const rows of store.readAfter(loaded.appliedSeq)) {
@@ -400,6 +416,7 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
       appliedSeq: rebuilt.appliedSeq,
       result: { applied: rebuilt.appliedSeq - (loaded?.appliedSeq ?? 0), rebuilt: true, world: rebuilt.world },
       write: (target) => persist(workspace, target, rebuilt.world, rebuilt.out, rebuilt.appliedSeq, true, { fresh: { ids: rebuilt.freshIds, after } }),
+      touched: null,
     };
   }
   const phases = new PhaseTimer();
@@ -427,6 +444,7 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
     fromProgram,
     appliedSeq: maxSeq,
     result: { applied: events.length, rebuilt: false, world },
+    touched: [...out.touched],
     write: async (target) => {
       await persist(workspace, target, world, out, maxSeq, false, { clockBefore, rows });
       phases.lap('save');

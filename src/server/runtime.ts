@@ -11,7 +11,7 @@ import type { FanView } from '../core/fan-view.js';
 import type { MonthlyReport } from '../core/report.js';
 import type { AppendStatus, FanOrderQuery, LogEntry, Store } from '../store/store.js';
 import { samePayload } from '../app/same-payload.js';
-import { queryFan, queryFanPage, queryFanPageSorted, queryReport, type FanFilter, type FanOrder } from '../app/queries.js';
+import { noteStateChange, queryFan, queryFanPage, queryFanPageSorted, queryReport, type FanFilter, type FanOrder } from '../app/queries.js';
 import { activate, catchUp, currentMeta, engineVersionOf, openWorkspace, type StateMeta, type Workspace } from '../app/workspace.js';
 import { ENGINE_VERSION } from '../core/state.js';
 import { NotFoundError } from '../app/errors.js';
@@ -163,7 +163,7 @@ export class WorkspaceRuntime {
     if (this.stateWorker) return this.syncByWorker();
     const started = performance.now();
     // Slices of 2,000 events, so that requests are served while the engine catches up.
-    await catchUp(this.workspace, undefined, { yieldEvery: 2000 });
+    noteStateChange(this.workspace, (await catchUp(this.workspace, undefined, { yieldEvery: 2000 })).change);
     this.lastSyncMs = performance.now() - started;
     return null;
   }
@@ -176,7 +176,7 @@ export class WorkspaceRuntime {
   private async syncByWorker(): Promise<StateMeta | null> {
     const target = await this.store.maxSeq();
     const started = performance.now();
-    await (this.stateWorker as StateWorker).sync(this.name);
+    noteStateChange(this.workspace, await (this.stateWorker as StateWorker).sync(this.name));
     this.lastSyncMs = performance.now() - started;
     const meta = await this.store.loadStateMeta();
     return meta && meta.appliedSeq >= target && meta.programVersion === this.workspace.program.version && engineVersionOf(meta.world) === ENGINE_VERSION ? meta : null;
@@ -259,8 +259,7 @@ export class WorkspaceRuntime {
     const changed = loaded.program.version !== this.workspace.program.version;
     await activate(this.store, loaded, new Date().toISOString());
     this.workspace = await WorkspaceRuntime.openWorkspace(this.store, this.stateWorker === null);
-    if (this.stateWorker) await this.stateWorker.sync(this.name);
-    else await catchUp(this.workspace);
+    noteStateChange(this.workspace, this.stateWorker ? await this.stateWorker.sync(this.name) : (await catchUp(this.workspace)).change);
     return { version: loaded.program.version, changed };
   }
 

@@ -2,14 +2,18 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import type { StateChange } from '../app/workspace.js';
 import type { StateAnswer, StateWorkerSetup } from './state-worker.js';
 
 // The compiled worker, found from this module in src/server or in dist/server alike.
 const WORKER_FILE = fileURLToPath(new URL('../../dist/server/state-worker.js', import.meta.url));
 
 export interface StateWorker {
-  /** Resolves when the worker has caught the workspace up with its log as it was when asked. */
-  sync(workspace: string): Promise<void>;
+  /**
+   * Resolves when the worker has caught the workspace up with its log as it was when asked, with
+   * what that pass changed in the stored state (undefined when not known).
+   */
+  sync(workspace: string): Promise<StateChange | undefined>;
   close(): Promise<void>;
 }
 
@@ -19,7 +23,7 @@ export function stateWorkerAvailable(): boolean {
 
 export function startStateWorker(setup: StateWorkerSetup): StateWorker {
   const worker = new Worker(WORKER_FILE, { workerData: setup });
-  const waiting = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  const waiting = new Map<number, { resolve: (change: StateChange | undefined) => void; reject: (error: Error) => void }>();
   let closed: (() => void) | null = null;
   let failure: Error | null = null;
   let next = 0;
@@ -31,7 +35,7 @@ export function startStateWorker(setup: StateWorkerSetup): StateWorker {
     const entry = waiting.get(message.id);
     waiting.delete(message.id);
     if (message.error) entry?.reject(new Error(`catching up failed: ${message.error}`));
-    else entry?.resolve();
+    else entry?.resolve(message.change);
   });
   worker.on('error', (error) => {
     failure = error;

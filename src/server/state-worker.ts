@@ -5,7 +5,7 @@
  * the request thread asks it to catch a workspace up and waits for the answer.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { activate, catchUp, openWorkspace, type Workspace } from '../app/workspace.js';
+import { activate, catchUp, openWorkspace, type StateChange, type Workspace } from '../app/workspace.js';
 import { openPostgresDatabase } from '../store/postgres-store.js';
 import { openSqliteDatabase } from '../store/sqlite-store.js';
 import type { Database } from '../store/store.js';
@@ -17,7 +17,8 @@ export interface StateWorkerSetup {
 }
 
 export type StateRequest = { id: number; workspace: string } | { close: true };
-export type StateAnswer = { id: number; error?: string };
+/** The pass's answer: what it changed in the stored state, or why it failed. */
+export type StateAnswer = { id: number; error?: string; change?: StateChange };
 
 const setup = workerData as StateWorkerSetup;
 const port = parentPort;
@@ -27,7 +28,7 @@ const opened: Promise<Database> = setup.kind === 'postgres' ? openPostgresDataba
 opened.catch(() => undefined);
 const workspaces = new Map<string, Workspace>();
 // One pass at a time per workspace (later requests ride on the next pass).
-const passes = new Map<string, Promise<void>>();
+const passes = new Map<string, Promise<unknown>>();
 
 async function workspaceOf(name: string): Promise<Workspace> {
   const database = await opened;
@@ -43,13 +44,11 @@ async function workspaceOf(name: string): Promise<Workspace> {
   return workspace;
 }
 
-function pass(name: string): Promise<void> {
+function pass(name: string): Promise<StateChange | undefined> {
   const previous = passes.get(name) ?? Promise.resolve();
   const next = previous
     .catch(() => undefined)
-    .then(async () => {
-      await catchUp(await workspaceOf(name));
-    });
+    .then(async () => (await catchUp(await workspaceOf(name))).change);
   passes.set(name, next);
   return next;
 }
@@ -65,7 +64,7 @@ port.on('message', (message: StateRequest) => {
     return;
   }
   pass(message.workspace).then(
-    () => port.postMessage({ id: message.id } satisfies StateAnswer),
+    (change) => port.postMessage({ id: message.id, change } satisfies StateAnswer),
     (error: Error) => port.postMessage({ id: message.id, error: error.message || String(error) } satisfies StateAnswer),
   );
 });
