@@ -62,7 +62,7 @@ export async function waitHealthy(base: string, server?: ChildProcess, output?: 
   throw new Error('the server did not start');
 }
 
-function createKey(bin: string, db: string, workspace: string): string {
+export function createKey(bin: string, db: string, workspace: string): string {
   const result = spawnSync(process.execPath, [bin, '--db', db, 'keys', 'create', '--workspace', workspace, '--scopes', 'ingest,read', '--json'], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`keys create failed: ${result.stderr}`);
   return (JSON.parse(result.stdout) as { key: string }).key;
