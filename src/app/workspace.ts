@@ -7,7 +7,7 @@ import { compareEvents, validateEvent, type FanEvent } from '../core/events.js';
 import { compileProgram, programSchema, type Program, type ProgramSpec } from '../core/program.js';
 import { cloneFan, createWorld, ENGINE_VERSION, type FanState, type World } from '../core/state.js';
 import type { HeldCandidates } from './queries.js';
-import { takeSnapshot } from '../core/snapshot.js';
+import { emptySnapshotParts, joinSnapshot, setSnapshotFan, type SnapshotParts } from '../core/snapshot.js';
 import { countFact } from '../core/facts.js';
 import { distanceTo } from '../core/layers.js';
 import { LAYER_CODES, LAYER_NAMES } from '../core/state.js';
@@ -41,6 +41,8 @@ export interface Workspace {
   /** Store no provisional snapshot at each write; a report computes one from the kept world. */
   provisionalOnDemand?: boolean;
   cache?: { world: World; appliedSeq: number } | null;
+  /** The kept world's figures at the next month boundary, updated per pass (see provisionalSnapshot). */
+  provisional?: { world: World; month: string; parts: SnapshotParts } | null;
   /** The monthly report's Core/Backbone/Lv4 candidates, kept for the next report (see queries.ts). */
   reportCandidates?: HeldCandidates | null;
 }
@@ -138,7 +140,7 @@ async function persist(
       .filter(([month]) => rebuild || engine.calendar.startOfMonth(month) > clockBefore)
       .map(([month, snapshot]) => ({ month, data: JSON.stringify(snapshot) })),
     // A long-running process computes it when a report asks (see provisionalFromCache).
-    provisional: workspace.provisionalOnDemand ? null : provisionalSnapshot(workspace, world),
+    provisional: workspace.provisionalOnDemand ? null : provisionalSnapshot(workspace, world, rebuild ? null : out.touched),
     world: serializeWorldMeta(world),
     notifications,
     // The world holds every fan: its loyalty values are sorted here rather than read back.
@@ -214,23 +216,34 @@ export async function saveRebuild(workspace: Workspace, world: World, out: Engin
  * the stored state plus the demotions of the midnights in between. Lets a report of the month
  * that just ended read stored figures instead of evaluating every fan.
  */
-function provisionalSnapshot(workspace: Workspace, world: World): { month: string; data: string } | null {
+function provisionalSnapshot(workspace: Workspace, world: World, touched: Iterable<string> | null = null): { month: string; data: string } | null {
   if (!Number.isFinite(world.clock)) return null;
-  const { engine } = workspace;
+  const { engine, program } = workspace;
   const month = engine.calendar.nextMonthKey(engine.calendar.monthKey(world.clock));
   const boundary = engine.calendar.startOfMonth(month);
-  const advanced = (function* () {
-    for (const fan of world.fans.values()) {
-      if (!world.highLevel.has(fan.id)) {
-        yield fan;
-        continue;
-      }
-      const copy = cloneFan(fan);
-      engine.advanceFan(copy, world.clock, boundary);
-      yield copy;
+  const advanced = (fan: FanState): FanState => {
+    if (!world.highLevel.has(fan.id)) return fan;
+    const copy = cloneFan(fan);
+    engine.advanceFan(copy, world.clock, boundary);
+    return copy;
+  };
+  // A kept world's figures at the boundary change only for the fans a pass rewrote: a fan the
+  // engine did not touch had no demotion at the midnights it passed, so advancing it from the
+  // earlier clock gives the same figures. Anything else (another world, another month) counts all.
+  const held = workspace.provisional;
+  let parts: SnapshotParts;
+  if (touched && held && held.world === world && held.month === month) {
+    parts = held.parts;
+    for (const id of touched) {
+      const fan = world.fans.get(id);
+      if (fan) setSnapshotFan(parts, advanced(fan), program);
     }
-  })();
-  return { month, data: JSON.stringify(takeSnapshot(world, workspace.program, engine.calendar, boundary, advanced)) };
+  } else {
+    parts = emptySnapshotParts(engine.calendar, boundary);
+    for (const fan of world.fans.values()) setSnapshotFan(parts, advanced(fan), program);
+  }
+  workspace.provisional = workspace.keepWorld ? { world, month, parts } : null;
+  return { month, data: JSON.stringify(joinSnapshot(parts, world)) };
 }
 
 /** Applies the whole log from scratch in (ts, id) order, up to `until` when given. */

@@ -12,27 +12,45 @@ export function layerCode(fan: FanState, program: Program, at: number): string {
   return LAYER_CODES[LAYER_NAMES.indexOf(classifyLayer(fan, program, at))];
 }
 
-/** Figures at instant `at` for the month containing `at − 1 ms` (the month that just ended). */
-export function takeSnapshot(world: World, program: Program, calendar: Calendar, at: number, fans: Iterable<FanState> = world.fans.values()): Snapshot {
-  const monthStart = calendar.startOfMonth(calendar.monthKey(at - 1));
-  const layers: string[] = [];
-  const levels: string[] = [];
-  const active: string[] = [];
-  const purchases365: string[] = [];
-  for (const fan of fans) {
-    layers[fan.no] = layerCode(fan, program, at);
-    levels[fan.no] = String(fan.level);
-    active[fan.no] = fan.lastActivityTs !== null && fan.lastActivityTs >= monthStart && fan.lastActivityTs <= at ? '1' : '0';
-    purchases365[fan.no] = String(Math.min(2, countPurchases(fan, at, 365)));
-  }
+/** A snapshot's per-fan figures as character arrays indexed by fan number, before joining. */
+export interface SnapshotParts {
+  readonly at: number;
+  readonly monthStart: number;
+  readonly layers: string[];
+  readonly levels: string[];
+  readonly active: string[];
+  readonly purchases365: string[];
+}
+
+export function emptySnapshotParts(calendar: Calendar, at: number): SnapshotParts {
+  return { at, monthStart: calendar.startOfMonth(calendar.monthKey(at - 1)), layers: [], levels: [], active: [], purchases365: [] };
+}
+
+/** Sets (or replaces) one fan's figures at the parts' instant. */
+export function setSnapshotFan(parts: SnapshotParts, fan: FanState, program: Program): void {
+  const { at, monthStart } = parts;
+  parts.layers[fan.no] = layerCode(fan, program, at);
+  parts.levels[fan.no] = String(fan.level);
+  parts.active[fan.no] = fan.lastActivityTs !== null && fan.lastActivityTs >= monthStart && fan.lastActivityTs <= at ? '1' : '0';
+  parts.purchases365[fan.no] = String(Math.min(2, countPurchases(fan, at, 365)));
+}
+
+export function joinSnapshot(parts: SnapshotParts, world: World): Snapshot {
   const join = (chars: string[]) => Array.from(chars, (char) => char ?? '-').join('');
   return {
-    at,
-    layers: join(layers),
-    levels: join(levels),
-    active: join(active),
-    purchases365: join(purchases365),
+    at: parts.at,
+    layers: join(parts.layers),
+    levels: join(parts.levels),
+    active: join(parts.active),
+    purchases365: join(parts.purchases365),
     revenueToDateMinor: world.revenueToDateMinor,
     buyersToDate: world.buyersToDate,
   };
+}
+
+/** Figures at instant `at` for the month containing `at − 1 ms` (the month that just ended). */
+export function takeSnapshot(world: World, program: Program, calendar: Calendar, at: number, fans: Iterable<FanState> = world.fans.values()): Snapshot {
+  const parts = emptySnapshotParts(calendar, at);
+  for (const fan of fans) setSnapshotFan(parts, fan, program);
+  return joinSnapshot(parts, world);
 }
