@@ -185,13 +185,27 @@ describe('the monthly report', () => {
       expect(fast).toEqual(slow);
       expect(fast.actions.closestToCore.length + fast.actions.closestToBackbone.length).toBeGreaterThan(0);
     }
-    // One workspace answering a run of instants reuses its candidates within a day and state;
+    // One workspace answering a run of instants reuses its candidates while the state stays;
     // each report still equals the one over every fan at that exact instant.
     const hour = 3_600_000;
-    const instants = [community.end, community.end + 1, community.end + 5 * hour, community.end + 23 * hour, community.end + 30 * hour, community.end + 3 * 86_400_000 + 7 * hour, community.end + 45 * 86_400_000];
+    // Later days advance the held fans over the midnights between; the last instant goes back.
+    const instants = [community.end, community.end + 1, community.end + 5 * hour, community.end + 23 * hour, community.end + 30 * hour, community.end + 3 * 86_400_000 + 7 * hour, community.end + 45 * 86_400_000, community.end + 2 * hour];
     const reused = await withStore(db, async (workspace) => {
       const reports = [];
       for (const asOf of instants) reports.push(await queryReport(workspace, '2026-09', asOf));
+      // The held fans, advanced day by day, have the levels of fans advanced at once to that day.
+      const { deserializeFan } = await import('../src/app/serialize.js');
+      const clock = (JSON.parse((await workspace.store.loadStateMeta())!.world) as { clock: number }).clock;
+      const held = workspace.reportCandidates!;
+      let demoted = 0;
+      for (const fan of held.fans.values()) {
+        const fresh = deserializeFan((await workspace.store.loadFan(fan.id))!.state);
+        const stored = fresh.level;
+        workspace.engine.advanceFan(fresh, clock, community.end + 45 * 86_400_000);
+        expect(fan.level).toBe(fresh.level);
+        if (fresh.level < stored) demoted++;
+      }
+      expect(demoted).toBeGreaterThan(0);
       return reports;
     });
     for (const [index, asOf] of instants.entries()) {
@@ -210,43 +224,56 @@ describe('the monthly report', () => {
   });
 });
 
-describe('the report candidates a server holds', () => {
-  it('follow the stored state through the fans each catch-up rewrote, and equal the report over every fan', async () => {
-    const { generateCommunity, DEFAULT_GENERATE } = await import('../src/demo/generate.js');
-    const { evaluateMonthlyReport } = await import('../src/core/analysis.js');
-    const { worldAt } = await import('../src/app/workspace.js');
-    const { openSqliteStore } = await import('../src/store/sqlite-store.js');
-    const { WorkspaceRuntime } = await import('../src/server/runtime.js');
-    const dir = tempDir();
-    const community = generateCommunity({ ...DEFAULT_GENERATE, fans: 1200, months: 5, seed: 'held', start: '2026-05-01T00:00:00+08:00' });
-    const events = community.lines.map((line) => JSON.parse(line) as { ts: string });
-    events.sort((a, b) => Date.parse(a.ts) - Date.parse(b.ts));
-    // The log up to 20 September; the rest arrives in four requests after the first report.
-    const cut = events.findIndex((event) => Date.parse(event.ts) >= Date.parse('2026-09-20T00:00:00+08:00'));
-    const db = join(dir, 'f.db');
-    await importInto(db, writeNdjson(join(dir, 'head.ndjson'), events.slice(0, cut)));
-    const rest = events.slice(cut);
-    const store = await openSqliteStore(db);
-    const runtime = await WorkspaceRuntime.open(store);
-    const asOf = community.end + 2 * 86_400_000;
-    try {
-      const reports = [await runtime.report('2026-08', asOf)];
-      const quarter = Math.ceil(rest.length / 4);
-      for (let from = 0; from < rest.length; from += quarter) {
-        const slice = rest.slice(from, from + quarter);
-        for (let at = 0; at < slice.length; at += 500) await runtime.ingest(slice.slice(at, at + 500), 'test');
-        reports.push(await runtime.report('2026-08', asOf));
-        // What was ingested so far, evaluated over every fan in a workspace of its own.
-        const slow = await withStore(db, async (workspace) => evaluateMonthlyReport(await worldAt(workspace, asOf), workspace.engine, '2026-08', asOf));
-        expect(reports.at(-1)).toEqual(slow);
+describe('what a server holds between reports', () => {
+  // The engine inline (candidates patched from each catch-up) and on the state worker (which also
+  // updates its provisional snapshot of the next month boundary from the fans each pass rewrote).
+  for (const mode of ['inline', 'state worker'] as const) {
+    it(`${mode}: follows the stored state through the fans each catch-up rewrote; every report equals the one over every fan`, async () => {
+      const { generateCommunity, DEFAULT_GENERATE } = await import('../src/demo/generate.js');
+      const { evaluateMonthlyReport } = await import('../src/core/analysis.js');
+      const { worldAt } = await import('../src/app/workspace.js');
+      const { openSqliteStore } = await import('../src/store/sqlite-store.js');
+      const { WorkspaceRuntime } = await import('../src/server/runtime.js');
+      const { startStateWorker } = await import('../src/server/state-client.js');
+      const dir = tempDir();
+      const community = generateCommunity({ ...DEFAULT_GENERATE, fans: 1200, months: 5, seed: 'held', start: '2026-05-01T00:00:00+08:00' });
+      const events = community.lines.map((line) => JSON.parse(line) as { ts: string });
+      events.sort((a, b) => Date.parse(a.ts) - Date.parse(b.ts));
+      // The log up to 20 September; the rest arrives in four parts after the first reports.
+      const cut = events.findIndex((event) => Date.parse(event.ts) >= Date.parse('2026-09-20T00:00:00+08:00'));
+      const db = join(dir, 'f.db');
+      await importInto(db, writeNdjson(join(dir, 'head.ndjson'), events.slice(0, cut)));
+      const rest = events.slice(cut);
+      const store = await openSqliteStore(db);
+      const worker = mode === 'state worker' ? startStateWorker({ kind: 'sqlite', location: db }) : null;
+      const runtime = await WorkspaceRuntime.open(store, worker);
+      const asOf = community.end + 2 * 86_400_000;
+      // August ended before the first part arrives; September's end is the provisional snapshot.
+      const months = ['2026-08', '2026-09'];
+      const slow = (month: string) => withStore(db, async (workspace) => evaluateMonthlyReport(await worldAt(workspace, asOf), workspace.engine, month, asOf));
+      try {
+        const first = await runtime.report('2026-08', asOf);
+        const quarter = Math.ceil(rest.length / 4);
+        let last = first;
+        for (let from = 0; from < rest.length; from += quarter) {
+          const slice = rest.slice(from, from + quarter);
+          for (let at = 0; at < slice.length; at += 500) await runtime.ingest(slice.slice(at, at + 500), 'test');
+          for (const month of months) {
+            const report = await runtime.report(month, asOf);
+            expect(report).toEqual(await slow(month));
+            if (month === '2026-08') last = report;
+          }
+        }
+        const held = (runtime as unknown as { workspace: { reportCandidates: { reads: number; patches: number } | null } }).workspace.reportCandidates;
+        expect(held).toMatchObject({ reads: 1 });
+        expect(held?.patches).toBeGreaterThanOrEqual(4);
+        expect(last).not.toEqual(first);
+      } finally {
+        await worker?.close();
+        await store.close();
       }
-      const held = (runtime as unknown as { workspace: { reportCandidates: { reads: number; patches: number } | null } }).workspace.reportCandidates;
-      expect(held).toMatchObject({ reads: 1, patches: 4 });
-      expect(reports[4]).not.toEqual(reports[0]);
-    } finally {
-      await store.close();
-    }
-  });
+    });
+  }
 });
 
 describe('workspaces in one SQLite file', () => {

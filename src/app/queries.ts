@@ -235,10 +235,13 @@ const PATCHED_FANS_MAX = 5_000;
 /**
  * The monthly report's Core/Backbone/Lv4 candidates as a process holds them between reports:
  * read at `seq` of the stored state (then patched with the fans rewritten since), advanced to
- * the local day in `key`.
+ * the local day `day`.
  */
 export interface HeldCandidates {
+  /** The program version they were read under. */
   key: string;
+  /** The local day they are advanced to. */
+  day: number;
   seq: number;
   fans: Map<string, FanState>;
   /** Fans rewritten since the set was read or last patched: re-read at the next report. */
@@ -269,22 +272,27 @@ export function noteStateChange(workspace: Workspace, change: StateChange | unde
  * The stored Core/Backbone fans active in the window, and every Lv4 fan, advanced to `asOf`'s day.
  * Advancing applies the day boundaries up to asOf, so the advanced states depend on its local day
  * only; read with the window of that day's first instant (a superset of any later instant's), the
- * set serves every report of that day while the stored state stays at `appliedSeq`, or moves
- * from it through changes noted with noteStateChange (a fan the engine did not rewrite had no
- * demotion at the boundaries it passed, so advancing it from the earlier clock gives the same
- * state). The lists are still evaluated at the exact asOf; the fans read are not changed by that.
+ * set serves every report while the stored state stays at `appliedSeq`, or moves from it through
+ * changes noted with noteStateChange (a fan the engine did not rewrite had no demotion at the
+ * boundaries it passed, so advancing it from the earlier clock gives the same state). A later day
+ * advances the held fans over the midnights in between; an earlier day reads a set of its own.
+ * The lists are still evaluated at the exact asOf; the fans read are not changed by that.
  */
 async function coreBackboneCandidates(workspace: Workspace, appliedSeq: number, clock: number, asOf: number): Promise<Iterable<FanState>> {
   const { engine, program, store } = workspace;
-  const day = engine.calendar.dayIndex(asOf);
-  const key = `${program.version}|${day}`;
-  const activeAfter = engine.calendar.startOfDay(day) - program.layers.windowDays * 86_400_000;
+  const { calendar } = engine;
+  const day = calendar.dayIndex(asOf);
+  const activeAfter = calendar.startOfDay(day) - program.layers.windowDays * 86_400_000;
   const advanced = (fan: FanState): FanState => {
     engine.advanceFan(fan, clock, asOf);
     return fan;
   };
   const held = workspace.reportCandidates;
-  if (held && held.key === key && held.seq === appliedSeq) {
+  if (held && held.key === program.version && held.seq === appliedSeq && day >= held.day) {
+    if (day > held.day) {
+      for (const fan of held.fans.values()) engine.advanceFan(fan, calendar.startOfDay(held.day), asOf);
+      held.day = day;
+    }
     if (held.pending.size > 0) {
       for (const id of held.pending) {
         held.fans.delete(id);
@@ -305,7 +313,9 @@ async function coreBackboneCandidates(workspace: Workspace, appliedSeq: number, 
     const fan = advanced(deserializeFan(state));
     fans.set(fan.id, fan);
   }
-  workspace.reportCandidates = fans.size <= REUSED_CANDIDATES_MAX ? { key, seq: appliedSeq, fans, pending: new Set(), reads: (held?.reads ?? 0) + 1, patches: held?.patches ?? 0 } : null;
+  // A report of an earlier day than the held set's leaves it in place.
+  if (held && held.key === program.version && held.seq === appliedSeq && day < held.day) return fans.values();
+  workspace.reportCandidates = fans.size <= REUSED_CANDIDATES_MAX ? { key: program.version, day, seq: appliedSeq, fans, pending: new Set(), reads: (held?.reads ?? 0) + 1, patches: held?.patches ?? 0 } : null;
   return fans.values();
 }
 
@@ -323,6 +333,9 @@ async function reportFromStoredSnapshots(workspace: Workspace, month: string, as
   const monthEnd = engine.calendar.startOfMonth(endKey);
   if (asOf < world.clock || monthEnd > asOf) return null;
   if (!world.snapshots[endKey]) {
+    // The month totals hold what happened up to the clock; demotions at the midnights left in the
+    // month after it belong to the month too. The provisional end serves from its last day only.
+    if (engine.calendar.dayIndex(world.clock) < engine.calendar.dayIndex(monthEnd - 1)) return null;
     const provisional = (await store.loadProvisional()) ?? provisionalFromCache(workspace, meta.appliedSeq);
     if (provisional?.month === endKey) world.snapshots[endKey] = JSON.parse(provisional.data) as Snapshot;
   }
