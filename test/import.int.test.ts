@@ -224,6 +224,14 @@ describe('the monthly report', () => {
   });
 });
 
+describe('the monthly report of a workspace without events', () => {
+  it('is empty, not an error', async () => {
+    const { queryReport } = await import('../src/app/queries.js');
+    const report = await withStore(join(tempDir(), 'empty.db'), (workspace) => queryReport(workspace, '2026-09', Date.parse('2026-11-02T00:00:00+08:00')));
+    expect(report.followers).toMatchObject({ start: 0, end: 0 });
+  });
+});
+
 describe('what a server holds between reports', () => {
   // The engine inline (candidates patched from each catch-up) and on the state worker (which also
   // updates its provisional snapshot of the next month boundary from the fans each pass rewrote).

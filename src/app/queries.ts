@@ -335,7 +335,7 @@ async function reportFromStoredSnapshots(workspace: Workspace, month: string, as
   if (!world.snapshots[endKey]) {
     // The month totals hold what happened up to the clock; demotions at the midnights left in the
     // month after it belong to the month too. The provisional end serves from its last day only.
-    if (engine.calendar.dayIndex(world.clock) < engine.calendar.dayIndex(monthEnd - 1)) return null;
+    if (!Number.isFinite(world.clock) || engine.calendar.dayIndex(world.clock) < engine.calendar.dayIndex(monthEnd - 1)) return null;
     const provisional = (await store.loadProvisional()) ?? provisionalFromCache(workspace, meta.appliedSeq);
     if (provisional?.month === endKey) world.snapshots[endKey] = JSON.parse(provisional.data) as Snapshot;
   }
