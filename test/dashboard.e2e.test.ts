@@ -62,6 +62,7 @@ describe.runIf(chromiumAvailable())('the dashboard in Chromium', () => {
   let server: ChildProcess;
   let browser: Browser;
   let base: string;
+  let serverLog = '';
 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -80,8 +81,13 @@ describe.runIf(chromiumAvailable())('the dashboard in Chromium', () => {
     }
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    server = spawn(process.execPath, [BIN, '--db', db, 'serve', '--port', String(port)], { stdio: 'ignore', env: { ...process.env, FANFLOW_LOG_LEVEL: 'warn' } });
+    server = spawn(process.execPath, [BIN, '--db', db, 'serve', '--port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FANFLOW_LOG_LEVEL: 'info' } });
+    server.stderr?.on('data', (chunk: Buffer) => (serverLog += chunk.toString()));
     await waitHealthy(base);
+    // Both workspaces with operator accounts get their overview prepared when the server starts.
+    for (let attempt = 0; attempt < 300 && (serverLog.match(/"msg":"dashboard prepared"/g) ?? []).length < 2; attempt++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(serverLog).toMatch(/"workspace":"default".*"msg":"dashboard prepared"/);
+    expect(serverLog).toMatch(/"workspace":"other".*"msg":"dashboard prepared"/);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],

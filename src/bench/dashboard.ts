@@ -68,8 +68,9 @@ export async function benchDashboard(bin: string, db: string, port: number, mont
     for (let i = 0; i < 3; i++) baselines.push(await timed(async () => (await page.goto(`${base}/login`), await page.waitForSelector('form button[type=submit]'))));
     const overviewDrawn = () =>
       page.waitForFunction(() => document.querySelectorAll('.chart svg').length >= 3 && document.querySelectorAll('[data-indicator]').length > 10, undefined, { timeout: 120_000 });
-    // Signed in on the program page (no report read), then the first overview of this state
-    // (cold: nothing of it read yet), then the same page loaded again three times.
+    // Signed in on the program page (no report asked for), then the first overview since the
+    // server started (which prepares it in the background when it starts), then the same page
+    // loaded again three times.
     await page.goto(`${base}/login?next=${encodeURIComponent('/program')}`);
     await page.fill('input[name=email]', 'bench@fanflow.local');
     await page.fill('input[name=password]', password);

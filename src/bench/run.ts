@@ -66,7 +66,7 @@ function dashboardRows(dashboard: DashboardFigures | null, million: DashboardFig
   const ratio = (ms: number) => `${fmt(ms / dashboard.baselineMs, 2)}× sign-in page`;
   const rows: (string | number)[][] = [
     ['dashboard: sign-in page load (baseline)', `${fmt(dashboard.baselineMs)} ms`, 'static page, same browser', '1.00×', '', ''],
-    [`dashboard: overview fully drawn (${fmt(FANS)} fans)`, `${fmt(dashboard.overviewMs)} ms`, `after 100 new events ${fmt(dashboard.overviewAfterEventsMs ?? Number.NaN)} ms (max ${fmt(dashboard.overviewAfterEventsMaxMs ?? Number.NaN)}); first read after the server started ${fmt(dashboard.overviewFirstMs)} ms`, ratio(dashboard.overviewMs), '< 1,500 ms', Math.max(dashboard.overviewMs, dashboard.overviewAfterEventsMaxMs ?? 0, dashboard.overviewFirstMs) < 1500 ? 'ok' : 'MISSED'],
+    [`dashboard: overview fully drawn (${fmt(FANS)} fans)`, `${fmt(dashboard.overviewMs)} ms`, `after 100 new events ${fmt(dashboard.overviewAfterEventsMs ?? Number.NaN)} ms (max ${fmt(dashboard.overviewAfterEventsMaxMs ?? Number.NaN)}); first after the server started ${fmt(dashboard.overviewFirstMs)} ms (prepared at start)`, ratio(dashboard.overviewMs), '< 1,500 ms', Math.max(dashboard.overviewMs, dashboard.overviewAfterEventsMaxMs ?? 0, dashboard.overviewFirstMs) < 1500 ? 'ok' : 'MISSED'],
     [`dashboard: fan table next page (${fmt(FANS)} fans)`, `${fmt(dashboard.pageSwitchMs)} ms`, `max ${fmt(dashboard.pageSwitchMaxMs)} ms; by loyalty ${fmt(dashboard.sortedPageSwitchMs)} ms (max ${fmt(dashboard.sortedPageSwitchMaxMs)})`, ratio(dashboard.pageSwitchMs), '< 300 ms', Math.max(dashboard.pageSwitchMaxMs, dashboard.sortedPageSwitchMaxMs) < 300 ? 'ok' : 'MISSED'],
   ];
   if (million) {

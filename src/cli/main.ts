@@ -173,7 +173,7 @@ async function serveUntilStopped(options: ServeCliOptions, onListening?: (url: s
   // The engine runs on a thread of its own with its own connection (FANFLOW_STATE_WORKER=0: on the request thread).
   const url = options.databaseUrl ?? process.env.FANFLOW_DATABASE_URL;
   const stateWorker = process.env.FANFLOW_STATE_WORKER === '0' ? null : url ? { kind: 'postgres' as const, location: url } : { kind: 'sqlite' as const, location: resolve(options.db) };
-  const server = await startServer({ database, host: options.host, port, rateLimit, version: PACKAGE_VERSION, stateWorker });
+  const server = await startServer({ database, host: options.host, port, rateLimit, version: PACKAGE_VERSION, stateWorker, prepareDashboard: true });
   const where = database.kind === 'postgres' ? 'PostgreSQL' : options.db;
   process.stderr.write(`fanflow serving ${where} at ${server.url} (dashboard: ${server.url}/, API reference: ${server.url}/docs)\n`);
   onListening?.(server.url);

@@ -122,7 +122,7 @@ function decodeSortCursor(cursor: string | undefined, sort: string): { value: nu
   return { value, no: Number(parts[3]) };
 }
 
-export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>; metrics: Metrics } {
+export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>; metrics: Metrics; prepareOverview: (workspace: string) => Promise<void> } {
   const { database, logger } = options;
   const metrics = createMetrics();
   const limiter = new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT);
@@ -830,5 +830,12 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
   app.get('/openapi.json', (c) => c.json(document()));
   app.get('/docs', (c) => c.html(renderReference(document() as never)));
 
-  return { app, metrics };
+  // The overview of the last full month, as the dashboard opens it: reads the report candidates
+  // the runtime then holds for the next reports.
+  const prepareOverview = async (workspace: string): Promise<void> => {
+    const runtime = await runtimeOf(workspace);
+    const now = Date.now();
+    await runtime.overview(runtime.monthOf(now), now, 12);
+  };
+  return { app, metrics, prepareOverview };
 }

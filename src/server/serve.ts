@@ -27,6 +27,12 @@ export interface ServeOptions {
   webhooks?: { baseDelayMs?: number; maxAttempts?: number; pollMs?: number };
   logLevel?: string;
   version?: string;
+  /**
+   * After listening, read in the background what the overview of each workspace with operator
+   * accounts needs (its report candidates), so that the first person to open the dashboard does
+   * not wait for that read.
+   */
+  prepareDashboard?: boolean;
 }
 
 export interface RunningServer {
@@ -38,7 +44,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const logger = pino({ level: options.logLevel ?? process.env.FANFLOW_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization'] }, pino.destination(2));
   const { database } = options;
   const stateWorker = options.stateWorker && stateWorkerAvailable() ? startStateWorker(options.stateWorker) : null;
-  const { app } = createServerApp({ database, logger, rateLimit: options.rateLimit, maxBodyBytes: options.maxBodyBytes, version: options.version, stateWorker });
+  const { app, prepareOverview } = createServerApp({ database, logger, rateLimit: options.rateLimit, maxBodyBytes: options.maxBodyBytes, version: options.version, stateWorker });
   const server: ServerType = await new Promise((resolveServer, reject) => {
     const started = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () => resolveServer(started));
     started.once('error', reject);
@@ -49,6 +55,19 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   // Every instance delivers; claims keep two from sending the same item at once.
   const dispatcher = startDispatcher({ database, ...options.webhooks, onError: (error) => logger.error({ err: error }, 'webhook delivery pass failed') });
   let closing: Promise<void> | null = null;
+  if (options.prepareDashboard) {
+    void (async () => {
+      const workspaces = [...new Set((await database.listUsers()).filter((user) => user.disabledAt === null).map((user) => user.workspace))];
+      for (const workspace of workspaces) {
+        if (closing) return;
+        const started = performance.now();
+        await prepareOverview(workspace);
+        logger.info({ workspace, ms: Math.round(performance.now() - started) }, 'dashboard prepared');
+      }
+    })().catch((error: unknown) => {
+      if (!closing) logger.warn({ err: error }, 'preparing the dashboard failed; the first overview will read what it needs');
+    });
+  }
   return {
     url,
     close() {
