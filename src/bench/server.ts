@@ -48,10 +48,15 @@ function bodies(lines: readonly string[]): (count: number) => string {
   };
 }
 
+/** True once the process has ended, by its own exit or by a signal (which leaves `exitCode` null). */
+export function hasExited(server: ChildProcess): boolean {
+  return server.exitCode !== null || server.signalCode !== null;
+}
+
 /** Waits for /healthz; fails at once, with what the server printed, if the process has exited. */
 export async function waitHealthy(base: string, server?: ChildProcess, output?: () => string): Promise<void> {
   for (let attempt = 0; attempt < 600; attempt++) {
-    if (server && server.exitCode !== null) throw new Error(`the server exited (${server.exitCode}) before answering: ${output?.() ?? ''}`);
+    if (server && hasExited(server)) throw new Error(`the server exited (${server.exitCode ?? server.signalCode}) before answering: ${output?.() ?? ''}`);
     try {
       if ((await fetch(`${base}/healthz`)).ok) return;
     } catch {
@@ -117,7 +122,7 @@ export async function benchServer(bin: string, db: string, fanId: string, lines:
 
 /** Stops a server and waits for it; one that does not exit within 15 s is killed. */
 export async function stop(server: ChildProcess): Promise<void> {
-  if (server.exitCode !== null) return;
+  if (hasExited(server)) return;
   const exited = new Promise((resolve) => server.once('exit', resolve));
   server.kill('SIGTERM');
   const timer = setTimeout(() => server.kill('SIGKILL'), 15_000);
