@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { runReplay } from '../src/app/replay.js';
 import { createFan } from '../src/core/state.js';
-import { silentProgress } from '../src/app/workspace.js';
+import { silentProgress, type Workspace } from '../src/app/workspace.js';
 import { rawEvents } from './arbitrary.js';
 import { dumpState, importInto, tempDir, withStore, writeNdjson } from './store-helpers.js';
 
@@ -220,6 +220,70 @@ describe('the monthly report', () => {
       expect(alone.tags.loyaltyScore).toBe(view.tags.loyaltyScore);
       expect(alone.level).toEqual(view.level);
       expect(alone.layer).toEqual(view.layer);
+    }
+  });
+});
+
+describe('reports past the state clock', () => {
+  it('from a pass over the stored fans equal the report over every fan, and the boundaries it found are held', async () => {
+    const { generateCommunity, DEFAULT_GENERATE } = await import('../src/demo/generate.js');
+    const { queryReport } = await import('../src/app/queries.js');
+    const { queryMovement, queryTrend, computeMovement } = await import('../src/app/dashboard.js');
+    const { evaluateMonthlyReport } = await import('../src/core/analysis.js');
+    const { worldAt, openWorkspace } = await import('../src/app/workspace.js');
+    const { compileProgramText } = await import('../src/app/program-source.js');
+    const { openSqliteStore } = await import('../src/store/sqlite-store.js');
+    const defaultYaml = (await import('../src/core/default-program-text.js')).default;
+    const dir = tempDir();
+    // The log stops on 20 September: no event since, the midnights after it only demote.
+    const community = generateCommunity({ ...DEFAULT_GENERATE, fans: 1200, months: 5, seed: 'stale', start: '2026-05-01T00:00:00+08:00' });
+    const events = community.lines.map((line) => JSON.parse(line) as { ts: string }).filter((event) => Date.parse(event.ts) < Date.parse('2026-09-20T00:00:00+08:00'));
+    const db = join(dir, 'f.db');
+    await importInto(db, writeNdjson(join(dir, 'head.ndjson'), events));
+    const at = (text: string) => Date.parse(text);
+    const cases: [string, number][] = [
+      ['2026-09', at('2026-10-03T12:00:00+08:00')], // the clock's month, ended after it
+      ['2026-10', at('2026-11-05T08:30:00+08:00')], // a whole month after the clock
+      ['2026-11', at('2026-11-05T08:30:00+08:00')], // still running at asOf
+      ['2026-10', at('2026-12-24T23:00:00+08:00')], // served from the boundaries held
+    ];
+    const slow = (month: string, asOf: number) => withStore(db, async (workspace) => evaluateMonthlyReport(await worldAt(workspace, asOf), workspace.engine, month, asOf));
+    const store = await openSqliteStore(db);
+    try {
+      const workspace = await openWorkspace(store, null);
+      for (const [month, asOf] of cases) expect(await queryReport(workspace, month, asOf)).toEqual(await slow(month, asOf));
+      expect((await queryReport(workspace, '2026-10', at('2026-11-05T08:30:00+08:00'))).overview.demotions).toBeGreaterThan(0);
+      // The report of October as of 24 December read the boundaries the pass of 5 November left.
+      expect(workspace.advanced?.through).toBe(at('2026-11-05T08:30:00+08:00'));
+      // Movement and the trend read the held boundaries (or make them) for months after the clock.
+      const asOf = at('2026-12-24T23:00:00+08:00');
+      const full = await withStore(db, (other) => worldAt(other, asOf));
+      const meta = await store.loadStateMeta();
+      expect(await queryMovement(workspace, '2026-11', asOf, meta)).toEqual(computeMovement('2026-11', full.snapshots['2026-11'], full.snapshots['2026-12']));
+      workspace.advanced = null;
+      expect(await queryMovement(workspace, '2026-10', asOf, meta)).toEqual(computeMovement('2026-10', full.snapshots['2026-10'], full.snapshots['2026-11']));
+      const trend = await queryTrend(workspace, '2026-11', 4, asOf, meta);
+      expect(trend.map((point) => point.month)).toEqual(['2026-08', '2026-09', '2026-10', '2026-11']);
+      expect(trend[3].layers.general + trend[3].layers.backbone + trend[3].layers.core).toBeLessThan(trend[0].layers.general + trend[0].layers.backbone + trend[0].layers.core);
+    } finally {
+      await store.close();
+    }
+    // A program whose layers the fast path cannot bound (a `not`) gets every report from the pass.
+    const negated = defaultYaml.replace('      - { fact: purchases, windowDays: 90, gte: 2 }', '      - not: { fact: purchases, windowDays: 90, lte: 1 }');
+    expect(negated).not.toBe(defaultYaml);
+    const loaded = compileProgramText(negated, 'negated');
+    const inProgram = async <T>(run: (workspace: Workspace) => Promise<T>) => {
+      const other = await openSqliteStore(db);
+      try {
+        return await run(await openWorkspace(other, loaded));
+      } finally {
+        await other.close();
+      }
+    };
+    for (const [month, asOf] of [['2026-08', at('2026-09-25T00:00:00+08:00')], ['2026-10', at('2026-11-05T08:30:00+08:00')]] as const) {
+      const fast = await inProgram((workspace) => queryReport(workspace, month, asOf));
+      expect(fast).toEqual(await inProgram(async (workspace) => evaluateMonthlyReport(await worldAt(workspace, asOf), workspace.engine, month, asOf)));
+      expect(fast.programVersion).toBe(loaded.program.version);
     }
   });
 });

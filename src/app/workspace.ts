@@ -7,6 +7,7 @@ import { compareEvents, validateEvent, type FanEvent } from '../core/events.js';
 import { compileProgram, programSchema, type Program, type ProgramSpec } from '../core/program.js';
 import { cloneFan, createWorld, ENGINE_VERSION, type FanState, type World } from '../core/state.js';
 import type { HeldCandidates } from './queries.js';
+import type { AdvancedBoundaries } from './report-pass.js';
 import { emptySnapshotParts, joinSnapshot, setSnapshotFan, type SnapshotParts } from '../core/snapshot.js';
 import { countFact } from '../core/facts.js';
 import { distanceTo } from '../core/layers.js';
@@ -45,6 +46,8 @@ export interface Workspace {
   provisional?: { world: World; month: string; parts: SnapshotParts } | null;
   /** The monthly report's Core/Backbone/Lv4 candidates, kept for the next report (see queries.ts). */
   reportCandidates?: HeldCandidates | null;
+  /** The stored state's month boundaries after its clock, from the last pass over its fans (see report-pass.ts). */
+  advanced?: AdvancedBoundaries | null;
 }
 
 /**

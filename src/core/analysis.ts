@@ -79,9 +79,11 @@ export function hasMonotoneLayers(program: Engine['program']): boolean {
 
 /**
  * The report of `month` as of `asOf`. The world must already be advanced to `asOf`
- * (engine.advanceClock), so every boundary up to it has its snapshot.
+ * (engine.advanceClock), so every boundary up to it has its snapshot. `liveEnd`: the figures at
+ * `asOf` when the month is still running then, if the caller took them (else taken from the
+ * world's fans).
  */
-export function evaluateMonthlyReport(world: World, engine: Engine, month: string, asOf: number, actionFans: Iterable<FanState> = world.fans.values()): MonthlyReport {
+export function evaluateMonthlyReport(world: World, engine: Engine, month: string, asOf: number, actionFans: Iterable<FanState> = world.fans.values(), liveEnd?: Snapshot): MonthlyReport {
   const { calendar, program } = engine;
   const monthStart = calendar.startOfMonth(month);
   const nextKey = calendar.nextMonthKey(month);
@@ -90,7 +92,7 @@ export function evaluateMonthlyReport(world: World, engine: Engine, month: strin
   const start: Snapshot | null = monthStart <= asOf ? world.snapshots[month] ?? null : null;
   const stored = endAt === monthEnd ? world.snapshots[nextKey] : undefined;
   // The end snapshot is live when the month is still running at asOf (or ended after the last event).
-  const end = stored ?? takeSnapshot(world, program, calendar, endAt);
+  const end = stored ?? (liveEnd && liveEnd.at === endAt ? liveEnd : takeSnapshot(world, program, calendar, endAt));
   return computeReport({
     month,
     asOf: calendar.formatLocal(asOf),

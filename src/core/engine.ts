@@ -30,8 +30,11 @@ export interface Engine {
   apply(world: World, event: FanEvent, out: EngineOutput): void;
   /** Runs the day boundaries (demotions, month snapshots) of every local midnight in (clock, to]. */
   advanceClock(world: World, to: number, out: EngineOutput): void;
-  /** The same midnights for one fan only (its demotions), from `from` to `to`. */
-  advanceFan(fan: FanState, from: number, to: number): void;
+  /**
+   * The same midnights for one fan only (its demotions), from `from` to `to`; `onDemotion` hears
+   * the midnight of each demotion (the month it counts in is that midnight's).
+   */
+  advanceFan(fan: FanState, from: number, to: number, onDemotion?: (boundary: number) => void): void;
 }
 
 const INTERACTION_CODES: Record<string, number> = { like: 0, collect: 1, comment: 2, share: 3 };
@@ -317,13 +320,16 @@ export function createEngine(program: Program): Engine {
     afterFanChange(world, fan, event, out);
   };
 
-  const advanceFan = (fan: FanState, from: number, to: number) => {
+  const advanceFan = (fan: FanState, from: number, to: number, onDemotion?: (boundary: number) => void) => {
     if (fan.level < DEMOTABLE_FROM_LEVEL || fan.lockedLevel !== null || to <= from) return;
     const lastDay = calendar.dayIndex(to);
     for (let day = calendar.dayIndex(from) + 1; day <= lastDay && fan.level >= DEMOTABLE_FROM_LEVEL; day++) {
       const boundary = calendar.startOfDay(day);
       if (boundary > to) break;
-      if (demoteAtMidnight(fan, program, boundary)) fan.eligibleForNext = isEligibleForTop(fan, program, boundary);
+      if (demoteAtMidnight(fan, program, boundary)) {
+        fan.eligibleForNext = isEligibleForTop(fan, program, boundary);
+        onDemotion?.(boundary);
+      }
     }
   };
 

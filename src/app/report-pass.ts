@@ -1,0 +1,124 @@
+/**
+ * Reports past the stored state's clock without holding every fan: one pass over the stored fans,
+ * a batch at a time, advancing each over the midnights after the clock (its demotions counted in
+ * the month of their midnight), taking its figures at each month boundary on the way, and keeping
+ * only the fans that can still be on a list of fans to act on. Memory stays at a few bytes per fan
+ * and boundary, where loading the world costs kilobytes per fan (a million fans did not fit in the
+ * default heap).
+ */
+import { computeActionLists } from '../core/analysis.js';
+import type { Calendar } from '../core/calendar.js';
+import { SnapshotBuilder } from '../core/snapshot.js';
+import { emptyMonthStats, type FanState, type Snapshot, type World } from '../core/state.js';
+import { deserializeFan } from './serialize.js';
+import type { Workspace } from './workspace.js';
+
+/** The stored state advanced past its clock: what a report of an ended month needs from it. */
+export interface AdvancedBoundaries {
+  /** The program version and log position of the stored state the pass read. */
+  readonly key: string;
+  readonly seq: number;
+  /** The instant every fan was advanced to. */
+  readonly through: number;
+  /** Month key → figures at the month's first instant, for each month boundary in (clock, through]. */
+  readonly snapshots: Record<string, Snapshot>;
+  /** Month key → demotions at its midnights in (clock, through]. */
+  readonly demotions: Record<string, number>;
+}
+
+export interface PassResult extends AdvancedBoundaries {
+  /** Figures at `through` itself (asked for when a month is still running then). */
+  readonly live: Snapshot | null;
+  /** The fans on the lists of fans to act on at `through` (asked for by `actions`). */
+  readonly actionFans: FanState[];
+}
+
+/** Month keys whose first instant lies in (from, to]. */
+function boundariesBetween(calendar: Calendar, from: number, to: number): string[] {
+  const keys: string[] = [];
+  for (let key = calendar.nextMonthKey(calendar.monthKey(from)); calendar.startOfMonth(key) <= to; key = calendar.nextMonthKey(key)) keys.push(key);
+  return keys;
+}
+
+/** Fans read per store call: other requests of a server are served between pages. */
+const PAGE_FANS = 2000;
+
+/**
+ * One pass over the stored fans of `workspace` (its state at `seq`, with `world` restored from it
+ * without fans), advancing each to `through`. The fans are read a page at a time, each page a call
+ * of its own, with the event loop let through between pages. `moved` is true when the stored state
+ * changed meanwhile (later pages then held later fan states: the figures mix two positions).
+ */
+export async function passOverStoredFans(workspace: Workspace, world: World, seq: number, through: number, options: { live?: boolean; actions?: boolean } = {}): Promise<PassResult & { moved: boolean }> {
+  const { engine, program, store } = workspace;
+  const { calendar } = engine;
+  const clock = world.clock;
+  const keys = Number.isFinite(clock) ? boundariesBetween(calendar, clock, through) : [];
+  const builders = keys.map((key) => SnapshotBuilder.forBoundary(calendar, calendar.startOfMonth(key)));
+  const live = options.live ? SnapshotBuilder.forBoundary(calendar, through) : null;
+  const demotions: Record<string, number> = {};
+  const countDemotion = (boundary: number) => {
+    const key = calendar.monthKey(boundary);
+    demotions[key] = (demotions[key] ?? 0) + 1;
+  };
+  let kept: FanState[] = [];
+  for (let afterNo = -1; ; ) {
+    const rows = await store.pageFans({ afterNo, limit: PAGE_FANS });
+    if (rows.length === 0) break;
+    afterNo = rows[rows.length - 1].no;
+    const pool: FanState[] = options.actions ? kept : [];
+    for (const row of rows) {
+      const fan = deserializeFan(row.state);
+      let from = clock;
+      for (const builder of builders) {
+        engine.advanceFan(fan, from, builder.at, countDemotion);
+        builder.set(fan, program);
+        from = builder.at;
+      }
+      engine.advanceFan(fan, from, through, countDemotion);
+      live?.set(fan, program);
+      if (options.actions) pool.push(fan);
+    }
+    if (options.actions) {
+      // The top of each list over (kept ∪ page) is the top over every fan read so far.
+      const lists = computeActionLists(pool, engine, through);
+      const onLists = new Set(Object.values(lists).flat());
+      kept = pool.filter((fan) => onLists.has(fan.id));
+    }
+    if (rows.length < PAGE_FANS) break;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const moved = (await store.loadStateMeta())?.appliedSeq !== seq;
+  const snapshots: Record<string, Snapshot> = {};
+  keys.forEach((key, index) => (snapshots[key] = builders[index].finish(world)));
+  return { key: program.version, seq, through, snapshots, demotions, live: live?.finish(world) ?? null, actionFans: kept, moved };
+}
+
+/**
+ * Puts what a pass found into `world` (restored without fans from the state the pass read): the
+ * snapshots of boundaries up to `upTo`, and the demotions of each month whose midnights up to
+ * `upTo` the pass counted completely.
+ */
+export function mergeAdvanced(world: World, advanced: AdvancedBoundaries, calendar: Calendar, upTo: number): void {
+  for (const [key, snapshot] of Object.entries(advanced.snapshots)) if (snapshot.at <= upTo && !world.snapshots[key]) world.snapshots[key] = snapshot;
+  const counted = Math.min(upTo, advanced.through);
+  for (const [key, count] of Object.entries(advanced.demotions)) {
+    const complete = calendar.startOfMonth(calendar.nextMonthKey(key)) <= counted || upTo === advanced.through;
+    if (!complete) continue;
+    const stats = (world.months[key] ??= emptyMonthStats());
+    stats.demotions += count;
+  }
+}
+
+/**
+ * The boundaries up to `needed` of the stored state at `seq` advanced past its clock: the ones a
+ * process holds when they cover `needed`, else a pass through `asOf` (held for later reports).
+ */
+export async function advancedBoundaries(workspace: Workspace, world: World, seq: number, needed: number, asOf: number): Promise<AdvancedBoundaries> {
+  const held = workspace.advanced;
+  if (held && held.key === workspace.program.version && held.seq === seq && held.through >= needed) return held;
+  const { live: _live, actionFans: _actions, moved, ...advanced } = await passOverStoredFans(workspace, world, seq, asOf);
+  // Held only when every fan read was of the state at `seq`.
+  if (!moved) workspace.advanced = advanced;
+  return advanced;
+}
