@@ -89,11 +89,9 @@ export class SnapshotBuilder {
   }
 
   finish(world: World): Snapshot {
-    const text = (bytes: Uint8Array) => {
-      let out = '';
-      for (let offset = 0; offset < this.size; offset += 8192) out += String.fromCharCode(...bytes.subarray(offset, Math.min(this.size, offset + 8192)));
-      return out;
-    };
+    // The bytes are ASCII codes, which latin1 decodes one to one.
+    const decoder = new TextDecoder('latin1');
+    const text = (bytes: Uint8Array) => decoder.decode(bytes.subarray(0, this.size));
     const [layers, levels, active, purchases] = this.bytes;
     return { at: this.at, layers: text(layers), levels: text(levels), active: text(active), purchases365: text(purchases), revenueToDateMinor: world.revenueToDateMinor, buyersToDate: world.buyersToDate };
   }
