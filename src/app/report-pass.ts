@@ -11,7 +11,7 @@ import type { Calendar } from '../core/calendar.js';
 import { SnapshotBuilder } from '../core/snapshot.js';
 import { emptyMonthStats, type FanState, type Snapshot, type World } from '../core/state.js';
 import { deserializeFan } from './serialize.js';
-import type { Workspace } from './workspace.js';
+import { silentProgress, type Workspace } from './workspace.js';
 
 /** The stored state advanced past its clock: what a report of an ended month needs from it. */
 export interface AdvancedBoundaries {
@@ -66,6 +66,9 @@ export async function passOverStoredFans(workspace: Workspace, world: World, seq
     demotions[key] = (demotions[key] ?? 0) + 1;
   };
   let kept: FanState[] = [];
+  const progress = workspace.progress ?? silentProgress;
+  progress.start(await store.countFans(), 'report');
+  let done = 0;
   for (let afterNo = -1; ; ) {
     const rows = await store.pageFans({ afterNo, limit: PAGE_FANS });
     if (rows.length === 0) break;
@@ -89,9 +92,11 @@ export async function passOverStoredFans(workspace: Workspace, world: World, seq
       const onLists = new Set(Object.values(lists).flat());
       kept = pool.filter((fan) => onLists.has(fan.id));
     }
+    progress.update((done += rows.length));
     if (rows.length < PAGE_FANS) break;
     await new Promise((resolve) => setImmediate(resolve));
   }
+  progress.stop();
   const moved = (await store.loadStateMeta())?.appliedSeq !== seq;
   const snapshots: Record<string, Snapshot> = {};
   keys.forEach((key, index) => (snapshots[key] = builders[index].finish(world)));

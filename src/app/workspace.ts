@@ -46,6 +46,8 @@ export interface Workspace {
   provisional?: { world: World; month: string; parts: SnapshotParts } | null;
   /** The monthly report's Core/Backbone/Lv4 candidates, kept for the next report (see queries.ts). */
   reportCandidates?: HeldCandidates | null;
+  /** Where a long read (a pass over every stored fan) reports how far it got; none by default. */
+  progress?: Progress;
   /** The stored state's month boundaries after its clock, from the last pass over its fans (see report-pass.ts). */
   advanced?: AdvancedBoundaries | null;
 }

@@ -49,9 +49,9 @@ function progressBar(enabled: boolean): Progress {
   return {
     start(total, label) {
       if (total === 0) return;
-      // Imports count bytes (shown in MB); replays count events.
+      // Imports count bytes (shown in MB); replays count events; reports' passes count fans.
       const bytes = label === 'import';
-      const unit = bytes ? ' MB' : ' events';
+      const unit = bytes ? ' MB' : label === 'report' ? ' fans' : ' events';
       bar = new cliProgress.SingleBar(
         {
           format: `${label.padEnd(7)} [{bar}] {percentage}% | {value}/{total}${unit} | {duration_formatted}`,
@@ -280,6 +280,8 @@ export function buildCli(): Command {
       if (options.month !== undefined && !parseMonthKey(options.month)) throw new UsageError(`--month must be YYYY-MM, got ${options.month}`);
       const report = await withWorkspace(options, false, (workspace) => {
         const asOf = parseAsOf(options.asOf);
+        // A report past the last event passes over every stored fan (seconds at a million).
+        workspace.progress = progressBar(showProgress());
         return queryReport(workspace, options.month ?? previousMonth(asOf, workspace), asOf);
       });
       const format = options.json ? 'json' : options.format;

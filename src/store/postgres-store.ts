@@ -504,6 +504,7 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
       }
       return rows;
     },
+    countFans: async () => Number((await sql<{ count: string }>`SELECT COUNT(*) AS count FROM fans WHERE ws = ${ws}`.execute(db)).rows[0].count),
     pageFans: async (query) => (await sql<{ no: number; state: string }>`SELECT no, state FROM fans WHERE ws = ${ws} AND no > ${query.afterNo} ORDER BY no LIMIT ${query.limit}`.execute(db)).rows,
     readSnapshots: async () => (await sql<{ month: string; data: string }>`SELECT month, data FROM snapshots WHERE ws = ${ws} ORDER BY month`.execute(db)).rows,
     findFanStates: async (query) =>

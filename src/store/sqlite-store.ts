@@ -450,6 +450,7 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
     loadProvisional: () => call(() => sync.loadProvisional()),
     loadFan: (id) => call(() => sync.loadFan(id)),
     iterateFans: () => batches(() => sync.iterateFans()),
+    countFans: () => call(() => sync.countFans()),
     pageFans: (query) => call(() => sync.pageFans(query)),
     pageFansBy: (query) => call(() => sync.pageFansBy(query)),
     readSnapshots: () => call(() => sync.readSnapshots()),
@@ -506,6 +507,7 @@ interface SyncStore {
   /** Every stored fan state, in fan-number order, one at a time. */
   iterateFans(): Iterable<{ id: string; state: string }>;
   /** Up to `limit` stored fans with a number above `afterNo` (and the stored level, if given), by number. */
+  countFans(): number;
   pageFans(query: { afterNo: number; limit: number }): { no: number; state: string }[];
   pageFansBy(query: FanOrderQuery): { no: number; state: string; value: number | null }[];
   readSnapshots(): { month: string; data: string }[];
@@ -695,6 +697,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
       };
     },
     iterateFans: () => db.prepare('SELECT id, state FROM fans WHERE ws = ? ORDER BY no').iterate(ws) as Iterable<{ id: string; state: string }>,
+    countFans: () => db.prepare('SELECT COUNT(*) FROM fans WHERE ws = ?').pluck().get(ws) as number,
     pageFans: (query) => {
       return pageRows.all(ws, query.afterNo, query.limit) as { no: number; state: string }[];
     },

@@ -294,6 +294,8 @@ export interface Store {
   loadFan(id: string): Promise<{ state: string; programVersion: string } | null>;
   /** Every stored fan state, in fan-number order. */
   iterateFans(): Batches<{ id: string; state: string }>;
+  /** How many fans the stored state holds. */
+  countFans(): Promise<number>;
   /** Up to `limit` stored fans with a number above `afterNo`, by number. */
   pageFans(query: { afterNo: number; limit: number }): Promise<{ no: number; state: string }[]>;
   /**
