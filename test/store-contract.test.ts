@@ -135,6 +135,18 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       await store.exclusive((tx) => tx.saveState(stateWrite({ rebuild: false, appliedSeq: 4, fans: [{ ...FANS[0], level: 3, state: '["f-b2"]' }], postings: [], snapshots: [] })));
       expect(await store.loadFan('f-b')).toEqual({ state: '["f-b2"]', programVersion: 'p@1' });
       expect((await collect(store.readPostings())).length).toBe(5);
+      // A consistent read sees the state as of its first read, not a write committed during it.
+      const seen = await store.readConsistently(async (reader) => {
+        const before = await reader.loadStateMeta();
+        await store.exclusive((tx) => tx.saveState(stateWrite({ rebuild: false, appliedSeq: 5, fans: [{ ...FANS[0], level: 3, state: '["f-b3"]' }], postings: [], snapshots: [] })));
+        return { before, after: await reader.loadStateMeta(), fans: (await reader.pageFans({ afterNo: -1, limit: 5 })).map((row) => row.state), count: await reader.countFans() };
+      });
+      expect(seen.before?.appliedSeq).toBe(4);
+      expect(seen.after?.appliedSeq).toBe(4);
+      expect(seen.fans).toEqual(['["f-a"]', '["f-b2"]', '["f-c"]']);
+      expect(seen.count).toBe(3);
+      expect((await store.loadStateMeta())?.appliedSeq).toBe(5);
+      expect(await store.loadFan('f-b')).toEqual({ state: '["f-b3"]', programVersion: 'p@1' });
     });
 
     it('redemptions: one record per request id, and the accepted ones after a log position', async () => {
@@ -159,7 +171,7 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
           throw new Error('boom');
         }),
       ).rejects.toThrow('boom');
-      expect((await store.loadStateMeta())?.appliedSeq).toBe(4);
+      expect((await store.loadStateMeta())?.appliedSeq).toBe(5);
     });
 
     it('keeps program history, the active one first', async () => {

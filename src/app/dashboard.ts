@@ -175,7 +175,8 @@ export async function queryMovement(workspace: Workspace, month: string, asOf: n
   // A month that ended after the state's clock (no event since): its boundaries from a pass.
   if (world && !world.snapshots[endKey] && monthEnd <= asOf && monthEnd > world.clock) {
     const seq = (meta ?? (await workspace.store.loadStateMeta()))?.appliedSeq;
-    if (seq !== undefined) mergeAdvanced(world, await advancedBoundaries(workspace, world, seq, monthEnd, asOf), calendar, asOf);
+    const advanced = seq === undefined ? null : await advancedBoundaries(workspace, seq, monthEnd, asOf);
+    if (advanced) mergeAdvanced(world, advanced, calendar, asOf);
   }
   const end = world?.snapshots[endKey];
   if (!world || !end) throw new UsageError(`month ${month} has not ended yet; movement compares the month's first and last instants`);

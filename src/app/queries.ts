@@ -9,7 +9,7 @@ import type { MonthlyReport } from '../core/report.js';
 import type { FanState, Snapshot, World } from '../core/state.js';
 import { NotFoundError, UsageError } from './errors.js';
 import { catchUp, currentMeta, provisionalFromCache, worldAt, type StateChange, type StateMeta, type Workspace } from './workspace.js';
-import { advancedBoundaries, mergeAdvanced, passOverStoredFans } from './report-pass.js';
+import { advancedBoundaries, holdAdvanced, mergeAdvanced, passOverStoredFans } from './report-pass.js';
 import { deserializeFan, restoreWorld } from './serialize.js';
 import type { FanOrderQuery } from '../store/store.js';
 
@@ -224,7 +224,7 @@ export async function queryReport(workspace: Workspace, month: string, asOf: num
   if (calendar.startOfMonth(month) > asOf) throw new UsageError(`month ${month} starts after --as-of ${new Date(asOf).toISOString()}`);
   return (
     (await reportFromStoredSnapshots(workspace, month, asOf, current)) ??
-    (await reportByPass(workspace, month, asOf, current)) ??
+    (await reportByPass(workspace, month, asOf)) ??
     evaluateMonthlyReport(await worldAt(workspace, asOf), workspace.engine, month, asOf)
   );
 }
@@ -234,19 +234,14 @@ export async function queryReport(workspace: Workspace, month: string, asOf: num
  * fans (report-pass.ts): a month still running at `asOf`, a program whose layers the fast path
  * cannot bound. Null when `asOf` is before the clock (that state is rebuilt from the log).
  */
-async function reportByPass(workspace: Workspace, month: string, asOf: number, current?: StateMeta): Promise<MonthlyReport | null> {
-  const { engine, store } = workspace;
-  const meta = await readableMeta(workspace, current);
-  if (!meta) return null;
-  const world = restoreWorld(meta.world, [], await store.readSnapshots());
-  if (!Number.isFinite(world.clock) || asOf < world.clock) return null;
+async function reportByPass(workspace: Workspace, month: string, asOf: number): Promise<MonthlyReport | null> {
+  const { engine } = workspace;
   const running = engine.calendar.startOfMonth(engine.calendar.nextMonthKey(month)) > asOf;
-  const pass = await passOverStoredFans(workspace, world, meta.appliedSeq, asOf, { live: running, actions: true });
-  mergeAdvanced(world, pass, engine.calendar, asOf);
-  const { live: _live, actionFans: _actions, moved, ...advanced } = pass;
-  const held = workspace.advanced;
-  if (!moved && (!held || held.key !== advanced.key || held.seq !== advanced.seq || held.through < advanced.through)) workspace.advanced = advanced;
-  return evaluateMonthlyReport(world, engine, month, asOf, pass.actionFans, pass.live ?? undefined);
+  const pass = await passOverStoredFans(workspace, asOf, { live: running, actions: true });
+  if (!pass || !Number.isFinite(pass.world.clock)) return null;
+  mergeAdvanced(pass.world, pass, engine.calendar, asOf);
+  holdAdvanced(workspace, pass);
+  return evaluateMonthlyReport(pass.world, engine, month, asOf, pass.actionFans, pass.live ?? undefined);
 }
 
 // The candidate scan below must fill lists as long as the report's.
@@ -366,7 +361,10 @@ async function reportFromStoredSnapshots(workspace: Workspace, month: string, as
   }
   // A month that ended after the clock: its boundaries (and the demotions at its midnights) from
   // a pass over the stored fans advanced past the clock, held for the next reports.
-  if (!world.snapshots[endKey] && monthEnd > world.clock) mergeAdvanced(world, await advancedBoundaries(workspace, world, meta.appliedSeq, monthEnd, asOf), engine.calendar, asOf);
+  if (!world.snapshots[endKey] && monthEnd > world.clock) {
+    const advanced = await advancedBoundaries(workspace, meta.appliedSeq, monthEnd, asOf);
+    if (advanced) mergeAdvanced(world, advanced, engine.calendar, asOf);
+  }
   if (!world.snapshots[endKey]) return null;
   const windowStart = asOf - program.layers.windowDays * 86_400_000;
   const seen = new Set<string>();

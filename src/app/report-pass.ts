@@ -9,9 +9,9 @@
 import { computeActionLists } from '../core/analysis.js';
 import type { Calendar } from '../core/calendar.js';
 import { SnapshotBuilder } from '../core/snapshot.js';
-import { emptyMonthStats, type FanState, type Snapshot, type World } from '../core/state.js';
-import { deserializeFan } from './serialize.js';
-import { silentProgress, type Workspace } from './workspace.js';
+import { ENGINE_VERSION, emptyMonthStats, type FanState, type Snapshot, type World } from '../core/state.js';
+import { deserializeFan, restoreWorld } from './serialize.js';
+import { engineVersionOf, silentProgress, type Workspace } from './workspace.js';
 
 /** The stored state advanced past its clock: what a report of an ended month needs from it. */
 export interface AdvancedBoundaries {
@@ -48,59 +48,65 @@ function boundariesBetween(calendar: Calendar, from: number, to: number): string
 const PAGE_FANS = 250;
 
 /**
- * One pass over the stored fans of `workspace` (its state at `seq`, with `world` restored from it
- * without fans), advancing each to `through`. The fans are read a page at a time, each page a call
- * of its own, with the event loop let through between pages. `moved` is true when the stored state
- * changed meanwhile (later pages then held later fan states: the figures mix two positions).
+ * One pass over the stored fans of `workspace`, advancing each to `through`, inside one read of the
+ * store (Store.readConsistently): the state's position, world and every fan come from the same
+ * moment, whatever the engine writes meanwhile. The fans are read a page at a time with the event
+ * loop let through between pages. Null when the stored state is not of the workspace's program
+ * and engine, or its clock is after `through`.
  */
-export async function passOverStoredFans(workspace: Workspace, world: World, seq: number, through: number, options: { live?: boolean; actions?: boolean } = {}): Promise<PassResult & { moved: boolean }> {
-  const { engine, program, store } = workspace;
+export async function passOverStoredFans(workspace: Workspace, through: number, options: { live?: boolean; actions?: boolean } = {}): Promise<(PassResult & { world: World }) | null> {
+  const { engine, program } = workspace;
   const { calendar } = engine;
-  const clock = world.clock;
-  const keys = Number.isFinite(clock) ? boundariesBetween(calendar, clock, through) : [];
-  const builders = keys.map((key) => SnapshotBuilder.forBoundary(calendar, calendar.startOfMonth(key)));
-  const live = options.live ? SnapshotBuilder.forBoundary(calendar, through) : null;
-  const demotions: Record<string, number> = {};
-  const countDemotion = (boundary: number) => {
-    const key = calendar.monthKey(boundary);
-    demotions[key] = (demotions[key] ?? 0) + 1;
-  };
-  let kept: FanState[] = [];
-  const progress = workspace.progress ?? silentProgress;
-  progress.start(await store.countFans(), 'report');
-  let done = 0;
-  for (let afterNo = -1; ; ) {
-    const rows = await store.pageFans({ afterNo, limit: PAGE_FANS });
-    if (rows.length === 0) break;
-    afterNo = rows[rows.length - 1].no;
-    const pool: FanState[] = options.actions ? kept : [];
-    for (const row of rows) {
-      const fan = deserializeFan(row.state);
-      let from = clock;
-      for (const builder of builders) {
-        engine.advanceFan(fan, from, builder.at, countDemotion);
-        builder.set(fan, program);
-        from = builder.at;
+  return workspace.store.readConsistently(async (store) => {
+    const meta = await store.loadStateMeta();
+    if (!meta || meta.programVersion !== program.version || engineVersionOf(meta.world) !== ENGINE_VERSION) return null;
+    const world = restoreWorld(meta.world, [], await store.readSnapshots());
+    const clock = world.clock;
+    if (through < clock) return null;
+    const keys = Number.isFinite(clock) ? boundariesBetween(calendar, clock, through) : [];
+    const builders = keys.map((key) => SnapshotBuilder.forBoundary(calendar, calendar.startOfMonth(key)));
+    const live = options.live ? SnapshotBuilder.forBoundary(calendar, through) : null;
+    const demotions: Record<string, number> = {};
+    const countDemotion = (boundary: number) => {
+      const key = calendar.monthKey(boundary);
+      demotions[key] = (demotions[key] ?? 0) + 1;
+    };
+    let kept: FanState[] = [];
+    const progress = workspace.progress ?? silentProgress;
+    progress.start(await store.countFans(), 'report');
+    let done = 0;
+    for (let afterNo = -1; ; ) {
+      const rows = await store.pageFans({ afterNo, limit: PAGE_FANS });
+      if (rows.length === 0) break;
+      afterNo = rows[rows.length - 1].no;
+      const pool: FanState[] = options.actions ? kept : [];
+      for (const row of rows) {
+        const fan = deserializeFan(row.state);
+        let from = clock;
+        for (const builder of builders) {
+          engine.advanceFan(fan, from, builder.at, countDemotion);
+          builder.set(fan, program);
+          from = builder.at;
+        }
+        engine.advanceFan(fan, from, through, countDemotion);
+        live?.set(fan, program);
+        if (options.actions) pool.push(fan);
       }
-      engine.advanceFan(fan, from, through, countDemotion);
-      live?.set(fan, program);
-      if (options.actions) pool.push(fan);
+      if (options.actions) {
+        // The top of each list over (kept ∪ page) is the top over every fan read so far.
+        const lists = computeActionLists(pool, engine, through);
+        const onLists = new Set(Object.values(lists).flat());
+        kept = pool.filter((fan) => onLists.has(fan.id));
+      }
+      progress.update((done += rows.length));
+      if (rows.length < PAGE_FANS) break;
+      await new Promise((resolve) => setImmediate(resolve));
     }
-    if (options.actions) {
-      // The top of each list over (kept ∪ page) is the top over every fan read so far.
-      const lists = computeActionLists(pool, engine, through);
-      const onLists = new Set(Object.values(lists).flat());
-      kept = pool.filter((fan) => onLists.has(fan.id));
-    }
-    progress.update((done += rows.length));
-    if (rows.length < PAGE_FANS) break;
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  progress.stop();
-  const moved = (await store.loadStateMeta())?.appliedSeq !== seq;
-  const snapshots: Record<string, Snapshot> = {};
-  keys.forEach((key, index) => (snapshots[key] = builders[index].finish(world)));
-  return { key: program.version, seq, through, snapshots, demotions, live: live?.finish(world) ?? null, actionFans: kept, moved };
+    progress.stop();
+    const snapshots: Record<string, Snapshot> = {};
+    keys.forEach((key, index) => (snapshots[key] = builders[index].finish(world)));
+    return { key: program.version, seq: meta.appliedSeq, through, snapshots, demotions, live: live?.finish(world) ?? null, actionFans: kept, world };
+  });
 }
 
 /**
@@ -122,12 +128,24 @@ export function mergeAdvanced(world: World, advanced: AdvancedBoundaries, calend
 /**
  * The boundaries up to `needed` of the stored state at `seq` advanced past its clock: the ones a
  * process holds when they cover `needed`, else a pass through `asOf` (held for later reports).
+ * Null when the pass found the stored state elsewhere than at `seq` (it moved meanwhile).
  */
-export async function advancedBoundaries(workspace: Workspace, world: World, seq: number, needed: number, asOf: number): Promise<AdvancedBoundaries> {
+export async function advancedBoundaries(workspace: Workspace, seq: number, needed: number, asOf: number): Promise<AdvancedBoundaries | null> {
+  if (!holds(workspace, seq, needed)) {
+    const pass = await passOverStoredFans(workspace, asOf);
+    if (pass) holdAdvanced(workspace, pass);
+  }
+  return holds(workspace, seq, needed) ? (workspace.advanced as AdvancedBoundaries) : null;
+}
+
+function holds(workspace: Workspace, seq: number, needed: number): boolean {
   const held = workspace.advanced;
-  if (held && held.key === workspace.program.version && held.seq === seq && held.through >= needed) return held;
-  const { live: _live, actionFans: _actions, moved, ...advanced } = await passOverStoredFans(workspace, world, seq, asOf);
-  // Held only when every fan read was of the state at `seq`.
-  if (!moved) workspace.advanced = advanced;
-  return advanced;
+  return !!held && held.key === workspace.program.version && held.seq === seq && held.through >= needed;
+}
+
+/** Keeps what a pass found for later reports, unless the process holds a pass that covers more. */
+export function holdAdvanced(workspace: Workspace, pass: AdvancedBoundaries): void {
+  const { key, seq, through, snapshots, demotions } = pass;
+  const held = workspace.advanced;
+  if (!held || held.key !== key || held.seq !== seq || held.through < through) workspace.advanced = { key, seq, through, snapshots, demotions };
 }

@@ -437,6 +437,14 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
         return run(workspaceStore(root, trx, name, ws));
       });
     },
+    readConsistently: (read) => {
+      if (inTransaction) return read(store);
+      return root
+        .transaction()
+        .setIsolationLevel('repeatable read')
+        .setAccessMode('read only')
+        .execute((trx) => read(workspaceStore(root, trx, name, ws)));
+    },
     maxSeq: async () => Number((await state('logSeq')) ?? 0),
     readAfter: (afterSeq) =>
       batches(() =>

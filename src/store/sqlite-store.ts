@@ -422,6 +422,18 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
     append: (entries, samePayload) => call(() => sync.append(entries, samePayload)),
     recordRejects: (rejects) => call(() => sync.recordRejects(rejects)),
     subscribedTypes: () => call(() => sync.subscribedTypes()),
+    readConsistently: async (read) => {
+      const reader = inTransaction ? null : sync.openReader();
+      if (!reader) return read(store);
+      try {
+        // A deferred transaction: its first read fixes the snapshot (WAL) every later read sees.
+        reader.db.exec('BEGIN');
+        return await read(asyncStore(reader.sync, new Gate(), reader.db, false));
+      } finally {
+        if (reader.db.inTransaction) reader.db.exec('COMMIT');
+        reader.db.close();
+      }
+    },
     exclusive: (run) => {
       if (inTransaction) return run(store);
       inside ??= asyncStore(sync, gate, db, true);
@@ -478,6 +490,8 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
 interface SyncStore {
   /** The database file, for a second connection on another thread (null when in memory). */
   readonly path: string | null;
+  /** The same workspace over a connection of its own (null when in memory), for a read transaction. */
+  openReader(): { sync: SyncStore; db: Database.Database } | null;
   /** The workspace this store reads and writes; no call sees another's rows. */
   readonly workspace: string;
   /**
@@ -665,6 +679,12 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   return {
     path,
     workspace: name,
+    openReader: () => {
+      if (path === null) return null;
+      const reader = new Database(path, { readonly: true });
+      reader.pragma('busy_timeout = 600000');
+      return { sync: workspaceStore(reader, path, name, ws), db: reader };
+    },
     // Immediate: the write lock is taken at the start (no upgrade from a read lock to fail).
     append: (entries, samePayload) => (db.inTransaction ? appendAll(entries, samePayload) : appendAll.immediate(entries, samePayload)),
     recordRejects: db.transaction((rejects: readonly RejectRecord[]) => {

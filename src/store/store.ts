@@ -274,6 +274,12 @@ export interface Store {
    * queue behind each other (appends may go on meanwhile). `run` uses the store it is given.
    */
   exclusive<T>(run: (store: Store) => Promise<T>): Promise<T>;
+  /**
+   * Runs `read` over the stored state as of one moment: the store it is given sees no write made
+   * after its first read (a read transaction of its own), whatever other connections write
+   * meanwhile, while this store's other callers go on. Only for reads.
+   */
+  readConsistently<T>(read: (store: Store) => Promise<T>): Promise<T>;
   maxSeq(): Promise<number>;
   /** Log entries with seq > afterSeq, in seq order. */
   readAfter(afterSeq: number): Batches<StoredLogEvent>;
