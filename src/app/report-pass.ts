@@ -1,6 +1,6 @@
 /**
  * Reports past the stored state's clock without holding every fan: one pass over the stored fans,
- * a batch at a time, advancing each over the midnights after the clock (its demotions counted in
+ * a page at a time, advancing each over the midnights after the clock (its demotions counted in
  * the month of their midnight), taking its figures at each month boundary on the way, and keeping
  * only the fans that can still be on a list of fans to act on. Memory stays at a few bytes per fan
  * and boundary, where loading the world costs kilobytes per fan (a million fans did not fit in the
