@@ -6,7 +6,8 @@ import { verifyLedger } from '../src/core/ledger.js';
 import { evaluateCondition } from '../src/core/conditions.js';
 import { factsOf, fanPredicate } from '../src/core/facts.js';
 import { createWorld, type Posting } from '../src/core/state.js';
-import { fingerprintWorld, restoreWorld, serializeFan, serializeWorldMeta } from '../src/app/serialize.js';
+import { setFlagsFromString } from 'node:v8';
+import { deserializeFan, fingerprintWorld, restoreWorld, serializeFan, serializeWorldMeta } from '../src/app/serialize.js';
 import { defaultProgram } from './helpers.js';
 import { rawEvents, toEvents } from './arbitrary.js';
 
@@ -96,6 +97,26 @@ describe('engine properties (fast-check)', () => {
         expect(JSON.stringify(a.out)).toBe(JSON.stringify(b.out));
       }),
       { numRuns: 50 },
+    );
+  });
+});
+
+describe('loaded fan states', () => {
+  it('have the shape of fans the engine makes (V8 fast properties), and round-trip', () => {
+    // V8's own check, allowed for this process before the checking function is compiled.
+    setFlagsFromString('--allow-natives-syntax');
+    const hasFastProperties = new Function('object', 'return %HasFastProperties(object)') as (object: object) => boolean;
+    fc.assert(
+      fc.property(rawEvents, (raws) => {
+        const { world } = applyAll(toEvents(raws));
+        for (const fan of world.fans.values()) {
+          const loaded = deserializeFan(serializeFan(fan));
+          expect(hasFastProperties(loaded)).toBe(true);
+          expect(Object.keys(loaded)).toEqual(Object.keys(fan));
+          expect(serializeFan(loaded)).toBe(serializeFan(fan));
+        }
+      }),
+      { numRuns: 30 },
     );
   });
 });
