@@ -7,7 +7,7 @@
 import { computeReport, type Indicator, type MonthlyReport } from '../core/report.js';
 import { LAYER_CODES, LAYER_NAMES, type LayerName, type Snapshot, type World } from '../core/state.js';
 import { UsageError } from './errors.js';
-import { advancedBoundaries, mergeAdvanced } from './report-pass.js';
+import { completeMonthEnd, heldAdvanced, mergeAdvanced } from './report-pass.js';
 import { restoreWorld } from './serialize.js';
 import { catchUp, provisionalFromCache, type StateMeta, type Workspace } from './workspace.js';
 
@@ -39,8 +39,8 @@ async function storedWorld(workspace: Workspace, meta: StateMeta | null, asOf: n
     if (snapshot.at <= asOf) world.snapshots[provisional.month] = snapshot;
   }
   // The boundaries after the clock that the last pass over the fans advanced them through.
-  const held = workspace.advanced;
-  if (held && held.key === workspace.program.version && held.seq === current.appliedSeq) mergeAdvanced(world, held, workspace.engine.calendar, asOf);
+  const held = heldAdvanced(workspace, current.appliedSeq);
+  if (held) mergeAdvanced(world, held, workspace.engine.calendar, asOf);
   return world;
 }
 
@@ -168,16 +168,11 @@ export function computeMovement(month: string, start: Snapshot | null, end: Snap
 }
 
 export async function queryMovement(workspace: Workspace, month: string, asOf: number, meta: StateMeta | null): Promise<Movement> {
-  const { calendar } = workspace.engine;
   const world = await storedWorld(workspace, meta, asOf);
-  const endKey = calendar.nextMonthKey(month);
-  const monthEnd = calendar.startOfMonth(endKey);
+  const endKey = workspace.engine.calendar.nextMonthKey(month);
   // A month that ended after the state's clock (no event since): its boundaries from a pass.
-  if (world && !world.snapshots[endKey] && monthEnd <= asOf && monthEnd > world.clock) {
-    const seq = (meta ?? (await workspace.store.loadStateMeta()))?.appliedSeq;
-    const advanced = seq === undefined ? null : await advancedBoundaries(workspace, seq, monthEnd, asOf);
-    if (advanced) mergeAdvanced(world, advanced, calendar, asOf);
-  }
+  const seq = world ? (meta ?? (await workspace.store.loadStateMeta()))?.appliedSeq : undefined;
+  if (world && seq !== undefined) await completeMonthEnd(workspace, world, seq, endKey, asOf);
   const end = world?.snapshots[endKey];
   if (!world || !end) throw new UsageError(`month ${month} has not ended yet; movement compares the month's first and last instants`);
   return computeMovement(month, world.snapshots[month] ?? null, end);

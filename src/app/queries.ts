@@ -9,7 +9,7 @@ import type { MonthlyReport } from '../core/report.js';
 import type { FanState, Snapshot, World } from '../core/state.js';
 import { NotFoundError, UsageError } from './errors.js';
 import { catchUp, currentMeta, provisionalFromCache, worldAt, type StateChange, type StateMeta, type Workspace } from './workspace.js';
-import { advancedBoundaries, holdAdvanced, mergeAdvanced, passOverStoredFans } from './report-pass.js';
+import { completeMonthEnd, holdAdvanced, mergeAdvanced, passOverStoredFans } from './report-pass.js';
 import { deserializeFan, restoreWorld } from './serialize.js';
 import type { FanOrderQuery } from '../store/store.js';
 
@@ -361,10 +361,7 @@ async function reportFromStoredSnapshots(workspace: Workspace, month: string, as
   }
   // A month that ended after the clock: its boundaries (and the demotions at its midnights) from
   // a pass over the stored fans advanced past the clock, held for the next reports.
-  if (!world.snapshots[endKey] && monthEnd > world.clock) {
-    const advanced = await advancedBoundaries(workspace, meta.appliedSeq, monthEnd, asOf);
-    if (advanced) mergeAdvanced(world, advanced, engine.calendar, asOf);
-  }
+  await completeMonthEnd(workspace, world, meta.appliedSeq, endKey, asOf);
   if (!world.snapshots[endKey]) return null;
   const windowStart = asOf - program.layers.windowDays * 86_400_000;
   const seen = new Set<string>();

@@ -126,26 +126,31 @@ export function mergeAdvanced(world: World, advanced: AdvancedBoundaries, calend
 }
 
 /**
- * The boundaries up to `needed` of the stored state at `seq` advanced past its clock: the ones a
- * process holds when they cover `needed`, else a pass through `asOf` (held for later reports).
- * Null when the pass found the stored state elsewhere than at `seq` (it moved meanwhile).
+ * Completes `world` (restored without fans from the stored state at `seq`) with the boundary that
+ * ends the month before `endKey` when that month ended after the state's clock and by `asOf`: from
+ * the boundaries a process holds when they cover it, else from a pass through `asOf`, held for later
+ * reports. Leaves `world` as it is when the stored state moved away from `seq` during the pass.
  */
-export async function advancedBoundaries(workspace: Workspace, seq: number, needed: number, asOf: number): Promise<AdvancedBoundaries | null> {
-  if (!holds(workspace, seq, needed)) {
+export async function completeMonthEnd(workspace: Workspace, world: World, seq: number, endKey: string, asOf: number): Promise<void> {
+  const { calendar } = workspace.engine;
+  const monthEnd = calendar.startOfMonth(endKey);
+  if (world.snapshots[endKey] || monthEnd > asOf || monthEnd <= world.clock) return;
+  if (!heldAdvanced(workspace, seq, monthEnd)) {
     const pass = await passOverStoredFans(workspace, asOf);
     if (pass) holdAdvanced(workspace, pass);
   }
-  return holds(workspace, seq, needed) ? (workspace.advanced as AdvancedBoundaries) : null;
+  const held = heldAdvanced(workspace, seq, monthEnd);
+  if (held) mergeAdvanced(world, held, calendar, asOf);
 }
 
-function holds(workspace: Workspace, seq: number, needed: number): boolean {
+/** The boundaries the process holds for the stored state at `seq`, if they reach `needed`. */
+export function heldAdvanced(workspace: Workspace, seq: number, needed = Number.NEGATIVE_INFINITY): AdvancedBoundaries | null {
   const held = workspace.advanced;
-  return !!held && held.key === workspace.program.version && held.seq === seq && held.through >= needed;
+  return held && held.key === workspace.program.version && held.seq === seq && held.through >= needed ? held : null;
 }
 
 /** Keeps what a pass found for later reports, unless the process holds a pass that covers more. */
 export function holdAdvanced(workspace: Workspace, pass: AdvancedBoundaries): void {
   const { key, seq, through, snapshots, demotions } = pass;
-  const held = workspace.advanced;
-  if (!held || held.key !== key || held.seq !== seq || held.through < through) workspace.advanced = { key, seq, through, snapshots, demotions };
+  if (!heldAdvanced(workspace, seq, through)) workspace.advanced = { key, seq, through, snapshots, demotions };
 }

@@ -22,8 +22,27 @@ export interface SnapshotParts {
   readonly purchases365: string[];
 }
 
+/** The first instant of the month that a boundary at `at` ends. */
+function monthStartBefore(calendar: Calendar, at: number): number {
+  return calendar.startOfMonth(calendar.monthKey(at - 1));
+}
+
+/** Whether the fan had activity in the month from `monthStart` up to `at`. */
+function activeInMonth(fan: FanState, monthStart: number, at: number): boolean {
+  return fan.lastActivityTs !== null && fan.lastActivityTs >= monthStart && fan.lastActivityTs <= at;
+}
+
+/** Purchases in the 365 days up to `at`, capped at 2 (what the repurchase figures need). */
+function purchaseBucket(fan: FanState, at: number): number {
+  return Math.min(2, countPurchases(fan, at, 365));
+}
+
+function snapshotOf(at: number, layers: string, levels: string, active: string, purchases365: string, world: World): Snapshot {
+  return { at, layers, levels, active, purchases365, revenueToDateMinor: world.revenueToDateMinor, buyersToDate: world.buyersToDate };
+}
+
 export function emptySnapshotParts(calendar: Calendar, at: number): SnapshotParts {
-  return { at, monthStart: calendar.startOfMonth(calendar.monthKey(at - 1)), layers: [], levels: [], active: [], purchases365: [] };
+  return { at, monthStart: monthStartBefore(calendar, at), layers: [], levels: [], active: [], purchases365: [] };
 }
 
 /** Sets (or replaces) one fan's figures at the parts' instant. */
@@ -31,21 +50,13 @@ export function setSnapshotFan(parts: SnapshotParts, fan: FanState, program: Pro
   const { at, monthStart } = parts;
   parts.layers[fan.no] = layerCode(fan, program, at);
   parts.levels[fan.no] = String(fan.level);
-  parts.active[fan.no] = fan.lastActivityTs !== null && fan.lastActivityTs >= monthStart && fan.lastActivityTs <= at ? '1' : '0';
-  parts.purchases365[fan.no] = String(Math.min(2, countPurchases(fan, at, 365)));
+  parts.active[fan.no] = activeInMonth(fan, monthStart, at) ? '1' : '0';
+  parts.purchases365[fan.no] = String(purchaseBucket(fan, at));
 }
 
 export function joinSnapshot(parts: SnapshotParts, world: World): Snapshot {
   const join = (chars: string[]) => Array.from(chars, (char) => char ?? '-').join('');
-  return {
-    at: parts.at,
-    layers: join(parts.layers),
-    levels: join(parts.levels),
-    active: join(parts.active),
-    purchases365: join(parts.purchases365),
-    revenueToDateMinor: world.revenueToDateMinor,
-    buyersToDate: world.buyersToDate,
-  };
+  return snapshotOf(parts.at, join(parts.layers), join(parts.levels), join(parts.active), join(parts.purchases365), world);
 }
 
 const DASH = 0x2d;
@@ -66,7 +77,7 @@ export class SnapshotBuilder {
   }
 
   static forBoundary(calendar: Calendar, at: number): SnapshotBuilder {
-    return new SnapshotBuilder(at, calendar.startOfMonth(calendar.monthKey(at - 1)));
+    return new SnapshotBuilder(at, monthStartBefore(calendar, at));
   }
 
   private grow(capacity: number): void {
@@ -83,8 +94,8 @@ export class SnapshotBuilder {
     const [layers, levels, active, purchases] = this.bytes;
     layers[fan.no] = layerCode(fan, program, at).charCodeAt(0);
     levels[fan.no] = 0x30 + fan.level;
-    active[fan.no] = fan.lastActivityTs !== null && fan.lastActivityTs >= monthStart && fan.lastActivityTs <= at ? 0x31 : 0x30;
-    purchases[fan.no] = 0x30 + Math.min(2, countPurchases(fan, at, 365));
+    active[fan.no] = activeInMonth(fan, monthStart, at) ? 0x31 : 0x30;
+    purchases[fan.no] = 0x30 + purchaseBucket(fan, at);
     if (fan.no >= this.size) this.size = fan.no + 1;
   }
 
@@ -93,7 +104,7 @@ export class SnapshotBuilder {
     const decoder = new TextDecoder('latin1');
     const text = (bytes: Uint8Array) => decoder.decode(bytes.subarray(0, this.size));
     const [layers, levels, active, purchases] = this.bytes;
-    return { at: this.at, layers: text(layers), levels: text(levels), active: text(active), purchases365: text(purchases), revenueToDateMinor: world.revenueToDateMinor, buyersToDate: world.buyersToDate };
+    return snapshotOf(this.at, text(layers), text(levels), text(active), text(purchases), world);
   }
 }
 
