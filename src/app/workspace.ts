@@ -297,6 +297,21 @@ export interface CatchUpResult {
   readonly world: World;
   /** What the pass changed in the stored state (absent where not tracked). */
   readonly change?: StateChange;
+  /** The pass stopped short of the end of the log (see CatchUpOptions.maxEvents); another follows. */
+  readonly partial?: boolean;
+}
+
+export interface CatchUpOptions {
+  /** Between slices of this many events, the pass lets the event loop serve other work. */
+  yieldEvery?: number;
+  /**
+   * At most about this many new events per pass (the state is written after each): a pass that
+   * writes a few thousand fans holds the store's write lock for tens of milliseconds, where one
+   * over a long backlog would hold it for seconds while appends wait. The pass ends at the first
+   * point past this count where the events applied are exactly a prefix of the log, so that the
+   * next pass continues in order; a backlog without such a point is applied whole.
+   */
+  maxEvents?: number;
 }
 
 /**
@@ -319,7 +334,7 @@ export interface StateChange {
  * taken only to write, after checking that no other writer moved the stored state meanwhile. If
  * one did, the pass starts again from its state; after two such losses it runs under the lock.
  */
-export function catchUp(workspace: Workspace, progress: Progress = silentProgress, options: { yieldEvery?: number } = {}): Promise<CatchUpResult> {
+export function catchUp(workspace: Workspace, progress: Progress = silentProgress, options: CatchUpOptions = {}): Promise<CatchUpResult> {
   return serialised(workspace, () => catchUpNow(workspace, progress, options));
 }
 
@@ -334,11 +349,11 @@ function serialised<T>(workspace: Workspace, run: () => Promise<T>): Promise<T> 
   return next;
 }
 
-async function catchUpNow(workspace: Workspace, progress: Progress, options: { yieldEvery?: number }): Promise<CatchUpResult> {
+async function catchUpNow(workspace: Workspace, progress: Progress, options: CatchUpOptions): Promise<CatchUpResult> {
   for (let attempt = 0; attempt < 2; attempt++) {
     let plan: CatchUpPlan;
     try {
-      plan = await planCatchUp(workspace, workspace.store, progress, options.yieldEvery ?? 0);
+      plan = await planCatchUp(workspace, workspace.store, progress, options.yieldEvery ?? 0, options.maxEvents ?? Number.POSITIVE_INFINITY);
     } catch (error) {
       workspace.cache = null;
       throw error;
@@ -371,7 +386,7 @@ function remember(workspace: Workspace, plan: CatchUpPlan, written: boolean): Ca
 
 async function catchUpLocked(workspace: Workspace, store: Store, progress: Progress): Promise<CatchUpResult> {
   try {
-    const plan = await planCatchUp(workspace, store, progress, 0);
+    const plan = await planCatchUp(workspace, store, progress, 0, Number.POSITIVE_INFINITY);
     if (plan.write) await plan.write(store);
     return remember(workspace, plan, plan.write !== null);
   } catch (error) {
@@ -405,21 +420,52 @@ interface CatchUpPlan {
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-async function planCatchUp(workspace: Workspace, store: Store, progress: Progress, yieldEvery: number): Promise<CatchUpPlan> {
+/**
+ * How many of the new events, in the order they apply, a pass of at most about `maxEvents`
+ * applies: the first count ≥ maxEvents whose events are exactly the `count` lowest seqs (a prefix
+ * of the log, so a position can say what is applied), else all of them.
+ */
+export function prefixCut(seqsInApplyOrder: readonly number[], maxEvents: number): number {
+  const count = seqsInApplyOrder.length;
+  if (count <= maxEvents) return count;
+  const ascending = Float64Array.from(seqsInApplyOrder).sort();
+  let highest = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < count; i++) {
+    if (seqsInApplyOrder[i] > highest) highest = seqsInApplyOrder[i];
+    if (i + 1 >= maxEvents && highest === ascending[i]) return i + 1;
+  }
+  return count;
+}
+
+async function planCatchUp(workspace: Workspace, store: Store, progress: Progress, yieldEvery: number, maxEvents: number): Promise<CatchUpPlan> {
   const { engine, program } = workspace;
   const meta = await store.loadStateMeta();
   const fromSeq = meta?.appliedSeq ?? 0;
   const fromProgram = meta?.programVersion ?? null;
   const maxSeq = await store.maxSeq();
-  const loaded = await currentStoredWorld(workspace, store);
+  // A pass in steps starts a workspace without stored state from an empty world, in steps too.
+  const loaded = (await currentStoredWorld(workspace, store)) ?? (meta === null && Number.isFinite(maxEvents) ? { world: createWorld(program.version), appliedSeq: 0 } : null);
   const stale = !loaded || loaded.world.programVersion !== program.version || loaded.world.engineVersion !== ENGINE_VERSION;
   if (!stale && loaded.appliedSeq === maxSeq) return { fromSeq, fromProgram, appliedSeq: maxSeq, result: { applied: 0, rebuilt: false, world: loaded.world }, write: null, touched: [] };
-  const events: FanEvent[] = [];
+  let events: FanEvent[] = [];
+  let appliedSeq = maxSeq;
   if (!stale) {
+    const seqOf = new Map<FanEvent, number>();
     for await (const rows of store.readAfter(loaded.appliedSeq)) {
-      for (const row of rows) if (row.seq <= maxSeq) events.push(parseStored(row));
+      for (const row of rows) {
+        if (row.seq > maxSeq) continue;
+        const event = parseStored(row);
+        events.push(event);
+        seqOf.set(event, row.seq);
+      }
     }
     events.sort(compareEvents);
+    const seqs = events.map((event) => seqOf.get(event) as number);
+    const cut = prefixCut(seqs, maxEvents);
+    if (cut < events.length) {
+      events = events.slice(0, cut);
+      appliedSeq = seqs.slice(0, cut).reduce((highest, seq) => Math.max(highest, seq), Number.NEGATIVE_INFINITY);
+    }
   }
   const world = loaded?.world;
   const inOrder = !stale && world !== undefined && (events.length === 0 || compareEvents(events[0], { ts: world.lastTs, id: world.lastId }) > 0);
@@ -460,11 +506,11 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
   return {
     fromSeq,
     fromProgram,
-    appliedSeq: maxSeq,
-    result: { applied: events.length, rebuilt: false, world },
+    appliedSeq,
+    result: { applied: events.length, rebuilt: false, world, partial: appliedSeq < maxSeq },
     touched: [...out.touched],
     write: async (target) => {
-      await persist(workspace, target, world, out, maxSeq, false, { clockBefore, rows });
+      await persist(workspace, target, world, out, appliedSeq, false, { clockBefore, rows });
       phases.lap('save');
       phases.report('apply');
     },

@@ -122,7 +122,12 @@ function decodeSortCursor(cursor: string | undefined, sort: string): { value: nu
   return { value, no: Number(parts[3]) };
 }
 
-export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>; metrics: Metrics; prepareOverview: (workspace: string) => Promise<void> } {
+export function createServerApp(options: ServerOptions): {
+  app: OpenAPIHono<Env>;
+  metrics: Metrics;
+  prepareOverview: (workspace: string) => Promise<void>;
+  openWorkspace: (workspace: string) => Promise<void>;
+} {
   const { database, logger } = options;
   const metrics = createMetrics();
   const limiter = new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT);
@@ -837,5 +842,8 @@ export function createServerApp(options: ServerOptions): { app: OpenAPIHono<Env>
     const now = Date.now();
     await runtime.overview(runtime.monthOf(now), now, 12);
   };
-  return { app, metrics, prepareOverview };
+  const openWorkspace = async (workspace: string): Promise<void> => {
+    await runtimeOf(workspace);
+  };
+  return { app, metrics, prepareOverview, openWorkspace };
 }

@@ -44,7 +44,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const logger = pino({ level: options.logLevel ?? process.env.FANFLOW_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization'] }, pino.destination(2));
   const { database } = options;
   const stateWorker = options.stateWorker && stateWorkerAvailable() ? startStateWorker(options.stateWorker) : null;
-  const { app, prepareOverview } = createServerApp({ database, logger, rateLimit: options.rateLimit, maxBodyBytes: options.maxBodyBytes, version: options.version, stateWorker });
+  const { app, prepareOverview, openWorkspace } = createServerApp({ database, logger, rateLimit: options.rateLimit, maxBodyBytes: options.maxBodyBytes, version: options.version, stateWorker });
   const server: ServerType = await new Promise((resolveServer, reject) => {
     const started = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () => resolveServer(started));
     started.once('error', reject);
@@ -55,6 +55,16 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   // Every instance delivers; claims keep two from sending the same item at once.
   const dispatcher = startDispatcher({ database, ...options.webhooks, onError: (error) => logger.error({ err: error }, 'webhook delivery pass failed') });
   let closing: Promise<void> | null = null;
+  // Opens every workspace (its program compiled, its engine made) before its first request would:
+  // an opening takes the request loop for tens of milliseconds, more while the code is still cold.
+  void (async () => {
+    for (const { name } of await database.listWorkspaces()) {
+      if (closing) return;
+      await openWorkspace(name);
+    }
+  })().catch((error: unknown) => {
+    if (!closing) logger.warn({ err: error }, 'opening the workspaces failed; each opens at its first request');
+  });
   if (options.prepareDashboard) {
     void (async () => {
       const workspaces = [...new Set((await database.listUsers()).filter((user) => user.disabledAt === null).map((user) => user.workspace))];

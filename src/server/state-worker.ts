@@ -44,11 +44,35 @@ async function workspaceOf(name: string): Promise<Workspace> {
   return workspace;
 }
 
+/**
+ * New events per state write. A write of this many events' fans holds the write lock for some tens
+ * of milliseconds at most, so appends never wait long behind one, even while a long backlog (a
+ * burst of batch ingest) is worked off.
+ */
+const EVENTS_PER_WRITE = 1000;
+
+/** Catches the workspace up to the end of the log in writes of EVENTS_PER_WRITE events; one change for all. */
+async function catchUpInSteps(workspace: Workspace): Promise<StateChange | undefined> {
+  let merged: StateChange | undefined;
+  for (;;) {
+    const result = await catchUp(workspace, undefined, { maxEvents: EVENTS_PER_WRITE });
+    merged = mergeChanges(merged, result.change);
+    if (!result.partial) return merged;
+  }
+}
+
+function mergeChanges(first: StateChange | undefined, next: StateChange | undefined): StateChange | undefined {
+  if (!first || !next) return next ?? first;
+  if (next.toSeq === next.fromSeq && next.fans?.length === 0) return first;
+  const fans = first.fans === null || next.fans === null ? null : [...new Set([...first.fans, ...next.fans])];
+  return { fromSeq: first.fromSeq, toSeq: next.toSeq, fans };
+}
+
 function pass(name: string): Promise<StateChange | undefined> {
   const previous = passes.get(name) ?? Promise.resolve();
   const next = previous
     .catch(() => undefined)
-    .then(async () => (await catchUp(await workspaceOf(name))).change);
+    .then(async () => catchUpInSteps(await workspaceOf(name)));
   passes.set(name, next);
   return next;
 }

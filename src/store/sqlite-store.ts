@@ -382,6 +382,50 @@ export async function openSqliteStore(path: string, options: SqliteOptions & { w
   return { ...store, close: () => database.close() };
 }
 
+/** How long a writer waits for another connection's write lock before failing, as busy_timeout. */
+const LOCK_WAIT_MS = 600_000;
+
+function isBusy(error: unknown): boolean {
+  return typeof (error as { code?: unknown } | null)?.code === 'string' && (error as { code: string }).code.startsWith('SQLITE_BUSY');
+}
+
+/**
+ * BEGIN IMMEDIATE without blocking the thread: while another connection (the state worker, an
+ * import) holds the write lock, try again after a millisecond instead of sleeping in SQLite's busy
+ * handler, whose back-off (1, 2, 5, 10 ms …) both stalls every request of the event loop and
+ * overshoots a lock held for a few milliseconds by up to ten more.
+ */
+async function beginImmediate(db: Database.Database): Promise<void> {
+  const deadline = performance.now() + LOCK_WAIT_MS;
+  db.pragma('busy_timeout = 0');
+  try {
+    for (;;) {
+      try {
+        db.exec('BEGIN IMMEDIATE');
+        return;
+      } catch (error) {
+        if (!isBusy(error) || performance.now() > deadline) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  } finally {
+    db.pragma(`busy_timeout = ${LOCK_WAIT_MS}`);
+  }
+}
+
+/** Runs a synchronous write in a transaction whose lock was awaited (see beginImmediate). */
+async function writeAwaitingLock<T>(db: Database.Database, operation: () => T): Promise<T> {
+  await beginImmediate(db);
+  try {
+    const result = operation();
+    db.exec('COMMIT');
+    return result;
+  } catch (error) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw error;
+  }
+}
+
 /** The asynchronous Store over the synchronous operations: through the gate, or inside a transaction that holds it. */
 function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransaction: boolean): Store {
   const call = <T>(operation: () => T): Promise<T> => {
@@ -392,6 +436,8 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
       return Promise.reject(error);
     }
   };
+  /** A write: inside a transaction as it is, else once the write lock is had, without blocking. */
+  const writing = <T>(operation: () => T): Promise<T> => (inTransaction ? call(operation) : gate.run(() => writeAwaitingLock(db, operation)));
   const batches = <T>(open: () => Iterable<T>): Batches<T> => ({
     async *[Symbol.asyncIterator]() {
       const release = inTransaction ? null : await gate.acquire();
@@ -419,8 +465,8 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
     kind: 'sqlite',
     path: sync.path,
     workspace: sync.workspace,
-    append: (entries, samePayload) => call(() => sync.append(entries, samePayload)),
-    recordRejects: (rejects) => call(() => sync.recordRejects(rejects)),
+    append: (entries, samePayload) => writing(() => sync.append(entries, samePayload)),
+    recordRejects: (rejects) => writing(() => sync.recordRejects(rejects)),
     subscribedTypes: () => call(() => sync.subscribedTypes()),
     readConsistently: async (read) => {
       const reader = inTransaction ? null : sync.openReader();
@@ -439,7 +485,7 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
       inside ??= asyncStore(sync, gate, db, true);
       const transaction = inside;
       return gate.run(async () => {
-        db.exec('BEGIN IMMEDIATE');
+        await beginImmediate(db);
         try {
           const result = await run(transaction);
           db.exec('COMMIT');
@@ -469,13 +515,13 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
     findFanStates: (query) => call(() => sync.findFanStates(query)),
     iterateByBackboneGap: (layer, activeAfter) => batches(() => sync.iterateByBackboneGap(layer, activeAfter)),
     findInactiveRecent: (activeAtOrBefore, limit) => call(() => sync.findInactiveRecent(activeAtOrBefore, limit)),
-    saveState: (write) => call(() => sync.saveState(write)),
+    saveState: (state) => writing(() => sync.saveState(state)),
     loyaltyRank: (value) => call(() => sync.loyaltyRank(value)),
     readPostings: () => batches(() => sync.readPostings()),
     activeProgram: () => call(() => sync.activeProgram()),
     activeProgramVersion: () => call(() => sync.activeProgramVersion()),
     programHistory: () => call(() => sync.programHistory()),
-    activateProgram: (version, yaml, spec, at) => call(() => sync.activateProgram(version, yaml, spec, at)),
+    activateProgram: (version, yaml, spec, at) => writing(() => sync.activateProgram(version, yaml, spec, at)),
     referralEdges: () => call(() => sync.referralEdges()),
     referrerStates: (limit) => call(() => sync.referrerStates(limit)),
     findRedemption: (requestId) => call(() => sync.findRedemption(requestId)),
