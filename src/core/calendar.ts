@@ -8,6 +8,7 @@
  */
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
+const MINUTE_MS = 60_000;
 
 export type TimeSlot =
   | 'weekdayMorning'
@@ -130,7 +131,18 @@ export function createCalendar(timeZone: string): Calendar {
   const dayIndex = (instantMs: number) => Math.floor((instantMs + offsetMs(instantMs)) / DAY_MS);
   const startOfDay = (day: number): number => {
     const guess = day * DAY_MS - offsetMs(day * DAY_MS);
-    return day * DAY_MS - offsetMs(guess);
+    const start = day * DAY_MS - offsetMs(guess);
+    if (dayIndex(start) === day) return start;
+    // The clocks skip this day's midnight (summer time begins at 00:00): the day begins at the
+    // change, found to the minute within the next few hours.
+    let low = start;
+    let high = start + 3 * HOUR_MS;
+    while (high - low > MINUTE_MS) {
+      const middle = low + Math.floor((high - low) / 2 / MINUTE_MS) * MINUTE_MS;
+      if (dayIndex(middle) >= day) high = middle;
+      else low = middle;
+    }
+    return high;
   };
   const monthKeyOfDay = (day: number) => {
     const civil = civilFromDays(day);
