@@ -64,6 +64,8 @@ export function createPointRules(context: EngineContext): PointRules {
     award(world, fan, multiplied(fan, points), `weekly:${rule}`, event, out);
   };
   const dailyZero: Record<string, number> = Object.fromEntries(Object.keys(program.points.daily).map((type) => [type, 0]));
+  // The rule names postings carry, made once instead of per award.
+  const dailyRule: Record<string, string> = Object.fromEntries(Object.keys(program.points.daily).map((type) => [type, `daily:${type}`]));
   const dailyPoints = (world: World, fan: FanState, event: FanEvent, out: EngineOutput) => {
     const rule = program.points.daily[event.type as keyof typeof program.points.daily];
     if (!rule) return;
@@ -76,7 +78,7 @@ export function createPointRules(context: EngineContext): PointRules {
     const rewarded = fan.dailyRewarded[event.type] ?? 0;
     if (rewarded >= rule.capPerDay) return;
     fan.dailyRewarded[event.type] = rewarded + 1;
-    award(world, fan, multiplied(fan, rule.points), `daily:${event.type}`, event, out);
+    award(world, fan, multiplied(fan, rule.points), dailyRule[event.type], event, out);
   };
 
   return { checkOneTime, enterWeek, weeklyOnce, dailyPoints };

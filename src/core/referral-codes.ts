@@ -12,9 +12,13 @@ const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 export const CODE_LENGTH = 10;
 const encoder = new TextEncoder();
 
+// The HMAC keyed with the last salt used, cloned per code: keying hashes two blocks every time.
+let keyed: { salt: string; mac: ReturnType<typeof hmac.create> } | null = null;
+
 /** The code of `fanId`; `attempt` > 0 gives the alternatives used when a code is taken. */
 export function referralCode(salt: string, fanId: string, attempt = 0): string {
-  const digest = hmac(sha256, encoder.encode(salt), encoder.encode(attempt === 0 ? fanId : `${fanId}#${attempt}`));
+  if (keyed?.salt !== salt) keyed = { salt, mac: hmac.create(sha256, encoder.encode(salt)) };
+  const digest = keyed.mac.clone().update(encoder.encode(attempt === 0 ? fanId : `${fanId}#${attempt}`)).digest();
   // 10 symbols of 5 bits from the first 50 bits of the digest.
   let code = '';
   let bits = 0;
