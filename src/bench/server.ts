@@ -22,6 +22,11 @@ export interface ServerFigures {
   singleRps: number;
   singleP99: number;
   singleErrors: number;
+  /** The same load started right after the batch phase, while the state still catches up. */
+  singleAfterBatchP99: number;
+  singleAfterBatchErrors: number;
+  /** How long the state took to catch up after that (a read waits for it). */
+  settleMs: number;
   fanRps: number;
   fanP99: number;
 }
@@ -95,14 +100,22 @@ export async function benchServer(bin: string, db: string, fanId: string, lines:
       headers,
       requests: [{ setupRequest: (request) => ({ ...request, body: nextBody(500) }) }],
     });
-    const single = await run({
-      url: `${base}/v1/events`,
-      method: 'POST',
-      connections: 10,
-      overallRate: 1000,
-      headers,
-      requests: [{ setupRequest: (request) => ({ ...request, body: nextBody(1) }) }],
-    });
+    const singleRun = () =>
+      run({
+        url: `${base}/v1/events`,
+        method: 'POST',
+        connections: 10,
+        overallRate: 1000,
+        headers,
+        requests: [{ setupRequest: (request) => ({ ...request, body: nextBody(1) }) }],
+      });
+    // Right after the batch phase: the state worker is still working off its backlog.
+    const singleAfterBatch = await singleRun();
+    // On a settled server: a read waits until the state has caught up with the log.
+    const settleStarted = performance.now();
+    await fetch(`${base}/v1/fans?limit=1`, { headers });
+    const settleMs = performance.now() - settleStarted;
+    const single = await singleRun();
     return {
       healthRps: health.requests.average,
       healthP99: health.latency.p99,
@@ -112,6 +125,9 @@ export async function benchServer(bin: string, db: string, fanId: string, lines:
       singleRps: single.requests.average,
       singleP99: single.latency.p99,
       singleErrors: single.non2xx + single.errors,
+      singleAfterBatchP99: singleAfterBatch.latency.p99,
+      singleAfterBatchErrors: singleAfterBatch.non2xx + singleAfterBatch.errors,
+      settleMs,
       fanRps: fan.requests.average,
       fanP99: fan.latency.p99,
     };
