@@ -6,6 +6,7 @@ import { samePayload } from '../src/app/same-payload.js';
 import { catchUp, prefixCut, silentProgress, type Workspace } from '../src/app/workspace.js';
 import { compareEvents, validateEvent, type FanEvent } from '../src/core/events.js';
 import type { LogEntry } from '../src/store/store.js';
+import { DEFAULT_GENERATE, generateCommunity } from '../src/demo/generate.js';
 import { rawEvents } from './arbitrary.js';
 import { dumpState, tempDir, withStore } from './store-helpers.js';
 
@@ -62,44 +63,98 @@ function derivedRows(dbPath: string): string[] {
 }
 
 describe('a catch-up in steps (the state worker under a backlog)', () => {
-  it('writes, pass by pass, the state and derived events of one pass over the whole backlog (fast-check)', async () => {
+  it('writes, pass by pass, the state and derived events of one pass over the whole backlog, while more events arrive (fast-check)', async () => {
     await fc.assert(
-      fc.asyncProperty(rawEvents, fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 25 }), fc.boolean(), async (raws, requests, maxEvents, startFromState) => {
+      fc.asyncProperty(rawEvents, fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 25 }), fc.boolean(), fc.boolean(), async (raws, requests, maxEvents, startFromState, keepWorld) => {
         // Mostly in time order, as clients send, but unordered within each request.
         const sorted = [...raws].sort((a, b) => compareEvents(a as { ts: number; id: string }, b as { ts: number; id: string }));
         const size = Math.max(1, Math.ceil(sorted.length / requests));
         const sent: Record<string, unknown>[] = [];
         for (let from = 0; from < sorted.length; from += size) sent.push(...sorted.slice(from, from + size).reverse());
+        const head = startFromState ? sent.slice(0, size) : [];
+        const rest = startFromState ? sent.slice(size) : sent;
+        // Half the backlog is there at the first pass; the other half arrives after it.
+        const early = rest.slice(0, Math.ceil(rest.length / 2));
+        const late = rest.slice(early.length);
         const dir = tempDir();
         const whole = join(dir, 'whole.db');
         const steps = join(dir, 'steps.db');
-        const head = startFromState ? sent.slice(0, size) : [];
-        const backlog = startFromState ? sent.slice(size) : sent;
         await withStore(whole, async (workspace) => {
           await appendOnly(workspace, head, 1);
           if (startFromState) await catchUp(workspace);
-          await appendOnly(workspace, backlog, requests);
+          await appendOnly(workspace, early, requests);
+          await appendOnly(workspace, late, requests);
           const result = await catchUp(workspace);
           expect(result.partial ?? false).toBe(false);
         });
         let passes = 0;
         await withStore(steps, async (workspace) => {
+          // As on the state worker: the world stays in memory between passes, and with it what a pass left for the next.
+          workspace.keepWorld = keepWorld;
           await appendOnly(workspace, head, 1);
           if (startFromState) await catchUp(workspace);
-          await appendOnly(workspace, backlog, requests);
+          await appendOnly(workspace, early, requests);
+          let lateSent = false;
           for (;;) {
             const result = await catchUp(workspace, silentProgress, { maxEvents });
             passes++;
+            if (!lateSent) {
+              await appendOnly(workspace, late, requests);
+              lateSent = true;
+              continue;
+            }
             if (!result.partial) break;
             expect(result.applied).toBeGreaterThanOrEqual(maxEvents);
           }
         });
-        if (backlog.length >= 2 * size && maxEvents < size) expect(passes).toBeGreaterThan(1);
+        if (rest.length >= 3 * size && maxEvents < size) expect(passes).toBeGreaterThan(2);
         expect(await dumpState(steps)).toEqual(await dumpState(whole));
         expect(derivedRows(steps)).toEqual(derivedRows(whole));
       }),
-      { numRuns: 25 },
+      { numRuns: 30 },
     );
+  });
+});
+
+describe('a catch-up in steps over a generated community', () => {
+  // 400 fans over five months: a few thousand events, sent as requests of 200 unordered within.
+  const community = generateCommunity({ ...DEFAULT_GENERATE, fans: 400, months: 5, seed: 'steps', attacks: 1, start: '2026-03-01T00:00:00+08:00' });
+  const raws = community.lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  const requests: Record<string, unknown>[] = [];
+  for (let from = 0; from < raws.length; from += 200) requests.push(...raws.slice(from, from + 200).reverse());
+
+  it.each([
+    ['with the world kept between passes', true],
+    ['reading the state back each pass', false],
+  ])('equals one pass when more events arrive between its passes (%s)', async (_name, keepWorld) => {
+    const dir = tempDir();
+    const whole = join(dir, 'whole.db');
+    const steps = join(dir, 'steps.db');
+    const third = Math.floor(requests.length / 3);
+    const parts = [requests.slice(0, third), requests.slice(third, 2 * third), requests.slice(2 * third)];
+    await withStore(whole, async (workspace) => {
+      for (const part of parts) await appendOnly(workspace, part, Math.ceil(part.length / 200));
+      await catchUp(workspace);
+    });
+    let passes = 0;
+    await withStore(steps, async (workspace) => {
+      workspace.keepWorld = keepWorld;
+      await appendOnly(workspace, parts[0], Math.ceil(parts[0].length / 200));
+      for (const part of [...parts.slice(1), null]) {
+        // Two passes, then the next part of the log arrives; after the last part, passes to the end.
+        for (let i = 0; i < 2 || part === null; i++) {
+          const result = await catchUp(workspace, silentProgress, { maxEvents: 150 });
+          passes++;
+          if (!result.partial) break;
+          expect(result.applied).toBeGreaterThanOrEqual(150);
+        }
+        if (part) await appendOnly(workspace, part, Math.ceil(part.length / 200));
+      }
+    });
+    expect(raws.length).toBeGreaterThan(2000);
+    expect(passes).toBeGreaterThan(raws.length / 200 - 2);
+    expect(await dumpState(steps)).toEqual(await dumpState(whole));
+    expect(derivedRows(steps)).toEqual(derivedRows(whole));
   });
 });
 

@@ -50,6 +50,8 @@ export interface Workspace {
   progress?: Progress;
   /** The stored state's month boundaries after its clock, from the last pass over its fans (see report-pass.ts). */
   advanced?: AdvancedBoundaries | null;
+  /** Events a catch-up in steps read but left for its next pass (see CatchUpOptions.maxEvents). */
+  backlog?: Backlog | null;
 }
 
 /**
@@ -93,45 +95,41 @@ export async function loadStoredWorld(store: Store): Promise<{ world: World; app
   };
 }
 
-async function persist(
-  workspace: Workspace,
-  store: Store,
-  world: World,
-  out: EngineOutput,
-  appliedSeq: number,
-  rebuild: boolean,
-  extra: {
-    /** Postings already encoded (a streaming import). */
-    postingBlocks?: readonly PostingBlock[];
-    /** Notifications already built (of the postings encoded early). */
-    earlier?: readonly Notification[];
-    fresh?: FreshFilter | null;
-    /** The clock before this pass: month snapshots taken before it are stored already. */
-    clockBefore?: number;
-    /** The rows of the touched fans, serialised beforehand (outside the write lock). */
-    rows?: readonly FanRow[];
-  } = {},
-): Promise<void> {
+interface PersistExtra {
+  /** Postings already encoded (a streaming import). */
+  postingBlocks?: readonly PostingBlock[];
+  /** Notifications already built (of the postings encoded early). */
+  earlier?: readonly Notification[];
+  fresh?: FreshFilter | null;
+  /** The clock before this pass: month snapshots taken before it are stored already. */
+  clockBefore?: number;
+  /** The rows of the touched fans, serialised beforehand (outside the write lock). */
+  rows?: readonly FanRow[];
+}
+
+/** A state write made ready outside the write lock; `write` stores it with its notifications. */
+interface PreparedState {
+  write(store: Store): Promise<void>;
+}
+
+async function persist(workspace: Workspace, store: Store, world: World, out: EngineOutput, appliedSeq: number, rebuild: boolean, extra: PersistExtra = {}): Promise<void> {
+  await prepareState(workspace, world, out, appliedSeq, rebuild, extra).write(store);
+}
+
+/**
+ * Everything a state write needs that follows from the world alone (the snapshots, the
+ * provisional snapshot, the world's own record, the sorted loyalty values of every fan), computed
+ * now, so that a caller can do it before taking the write lock and hold the lock only to write.
+ */
+function prepareState(workspace: Workspace, world: World, out: EngineOutput, appliedSeq: number, rebuild: boolean, extra: PersistExtra = {}): PreparedState {
   const { program, engine } = workspace;
   const { postingBlocks = [], earlier = [], fresh = null, clockBefore = Number.NEGATIVE_INFINITY } = extra;
-  // Notifications are written with the state they announce, in one transaction (the outbox).
-  // An incremental pass announces everything it derived; a rebuild only what the events new to
-  // the state caused (`fresh`); a replay of known events nothing.
-  const wanted = rebuild && !fresh ? new Set<WebhookEventType>() : await store.subscribedTypes();
   const isFresh = (eventId: string | null, ts: number) => !fresh || (eventId === null ? ts > fresh.after : fresh.ids.has(eventId));
-  const notifications =
-    wanted.size === 0
-      ? []
-      : [
-          ...earlier,
-          ...postingNotifications(fresh ? out.postings.filter((posting) => isFresh(posting.eventId, posting.ts)) : out.postings, wanted),
-          ...derivedNotifications(fresh ? out.derived.filter((event) => isFresh('eventId' in event ? event.eventId : null, event.ts)) : out.derived, wanted),
-        ];
   const fans = rebuild ? world.fans.values() : [...out.touched].map((id) => world.fans.get(id) as FanState);
   const rows = function* (): Generator<FanRow> {
     for (const fan of fans) yield fanRow(workspace, world, fan);
   };
-  await store.saveState({
+  const ready = {
     programVersion: program.version,
     appliedSeq,
     rebuild,
@@ -147,10 +145,27 @@ async function persist(
     // A long-running process computes it when a report asks (see provisionalFromCache).
     provisional: workspace.provisionalOnDemand ? null : provisionalSnapshot(workspace, world, rebuild ? null : out.touched),
     world: serializeWorldMeta(world),
-    notifications,
     // The world holds every fan: its loyalty values are sorted here rather than read back.
     loyalty: ranksOf(loyaltyValues(world), world.fans.size),
-  });
+  };
+  return {
+    async write(store) {
+      // Notifications are written with the state they announce, in one transaction (the outbox).
+      // An incremental pass announces everything it derived; a rebuild only what the events new to
+      // the state caused (`fresh`); a replay of known events nothing. The subscriptions are read
+      // under the lock, with the write.
+      const wanted = rebuild && !fresh ? new Set<WebhookEventType>() : await store.subscribedTypes();
+      const notifications =
+        wanted.size === 0
+          ? []
+          : [
+              ...earlier,
+              ...postingNotifications(fresh ? out.postings.filter((posting) => isFresh(posting.eventId, posting.ts)) : out.postings, wanted),
+              ...derivedNotifications(fresh ? out.derived.filter((event) => isFresh('eventId' in event ? event.eventId : null, event.ts)) : out.derived, wanted),
+            ];
+      await store.saveState({ ...ready, notifications });
+    },
+  };
 }
 
 function* loyaltyValues(world: World): Generator<number> {
@@ -380,6 +395,8 @@ async function catchUpNow(workspace: Workspace, progress: Progress, options: Cat
 
 function remember(workspace: Workspace, plan: CatchUpPlan, written: boolean): CatchUpResult {
   workspace.cache = workspace.keepWorld ? { world: plan.result.world, appliedSeq: plan.appliedSeq } : null;
+  // The rest of the backlog is good for the next pass only once this one's state is stored.
+  workspace.backlog = written && workspace.cache ? plan.backlog : null;
   const change: StateChange = written ? { fromSeq: plan.fromSeq, toSeq: plan.appliedSeq, fans: plan.touched } : { fromSeq: plan.appliedSeq, toSeq: plan.appliedSeq, fans: [] };
   return { ...plan.result, change };
 }
@@ -416,6 +433,23 @@ interface CatchUpPlan {
   write: ((store: Store) => Promise<void>) | null;
   /** The fans whose rows the write rewrites (null: all, a rebuild). */
   touched: readonly string[] | null;
+  /** The events read but left for the next pass (a pass in steps). */
+  backlog: Backlog | null;
+}
+
+interface SeqEvent {
+  readonly seq: number;
+  readonly event: FanEvent;
+}
+
+/** New events of the log read and sorted by a pass in steps but not applied yet. */
+export interface Backlog {
+  /** The state position they follow (the seqs up to it are applied). */
+  readonly fromSeq: number;
+  /** Every event after fromSeq up to this seq is among them. */
+  readonly upToSeq: number;
+  /** In the order they apply. */
+  readonly events: readonly SeqEvent[];
 }
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -446,25 +480,28 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
   // A pass in steps starts a workspace without stored state from an empty world, in steps too.
   const loaded = (await currentStoredWorld(workspace, store)) ?? (meta === null && Number.isFinite(maxEvents) ? { world: createWorld(program.version), appliedSeq: 0 } : null);
   const stale = !loaded || loaded.world.programVersion !== program.version || loaded.world.engineVersion !== ENGINE_VERSION;
-  if (!stale && loaded.appliedSeq === maxSeq) return { fromSeq, fromProgram, appliedSeq: maxSeq, result: { applied: 0, rebuilt: false, world: loaded.world }, write: null, touched: [] };
+  if (!stale && loaded.appliedSeq === maxSeq) return { fromSeq, fromProgram, appliedSeq: maxSeq, result: { applied: 0, rebuilt: false, world: loaded.world }, write: null, touched: [], backlog: null };
   let events: FanEvent[] = [];
   let appliedSeq = maxSeq;
+  let backlog: Backlog | null = null;
   if (!stale) {
-    const seqOf = new Map<FanEvent, number>();
-    for await (const rows of store.readAfter(loaded.appliedSeq)) {
-      for (const row of rows) {
-        if (row.seq > maxSeq) continue;
-        const event = parseStored(row);
-        events.push(event);
-        seqOf.set(event, row.seq);
-      }
+    // Events a previous pass in steps read and left for later, when the state is where it left it.
+    const held = workspace.backlog?.fromSeq === loaded.appliedSeq && workspace.backlog.upToSeq <= maxSeq ? workspace.backlog : null;
+    const known: readonly SeqEvent[] = held ? held.events : [];
+    const fresh: SeqEvent[] = [];
+    for await (const rows of store.readAfter(held ? held.upToSeq : loaded.appliedSeq)) {
+      for (const row of rows) if (row.seq <= maxSeq) fresh.push({ seq: row.seq, event: parseStored(row) });
     }
-    events.sort(compareEvents);
-    const seqs = events.map((event) => seqOf.get(event) as number);
-    const cut = prefixCut(seqs, maxEvents);
-    if (cut < events.length) {
-      events = events.slice(0, cut);
-      appliedSeq = seqs.slice(0, cut).reduce((highest, seq) => Math.max(highest, seq), Number.NEGATIVE_INFINITY);
+    // Already sorted, the held events stay so: the sort only places the fresh ones among them.
+    const all = fresh.length === 0 ? known : [...known, ...fresh].sort((a, b) => compareEvents(a.event, b.event));
+    const cut = prefixCut(
+      all.map((item) => item.seq),
+      maxEvents,
+    );
+    events = all.slice(0, cut).map((item) => item.event);
+    if (cut < all.length) {
+      appliedSeq = all.slice(0, cut).reduce((highest, item) => Math.max(highest, item.seq), Number.NEGATIVE_INFINITY);
+      backlog = { fromSeq: appliedSeq, upToSeq: maxSeq, events: all.slice(cut) };
     }
   }
   const world = loaded?.world;
@@ -481,6 +518,7 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
       result: { applied: rebuilt.appliedSeq - (loaded?.appliedSeq ?? 0), rebuilt: true, world: rebuilt.world },
       write: (target) => persist(workspace, target, rebuilt.world, rebuilt.out, rebuilt.appliedSeq, true, { fresh: { ids: rebuilt.freshIds, after } }),
       touched: null,
+      backlog: null,
     };
   }
   const phases = new PhaseTimer();
@@ -502,6 +540,8 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
     rows.push(fanRow(workspace, world, world.fans.get(id) as FanState));
     if (yieldEvery > 0 && rows.length % yieldEvery === 0) await nextTurn();
   }
+  // The rest of the write is made ready here too: the lock is then held only to store it.
+  const prepared = prepareState(workspace, world, out, appliedSeq, false, { clockBefore, rows });
   phases.lap('engine');
   return {
     fromSeq,
@@ -509,8 +549,9 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
     appliedSeq,
     result: { applied: events.length, rebuilt: false, world, partial: appliedSeq < maxSeq },
     touched: [...out.touched],
+    backlog,
     write: async (target) => {
-      await persist(workspace, target, world, out, appliedSeq, false, { clockBefore, rows });
+      await prepared.write(target);
       phases.lap('save');
       phases.report('apply');
     },

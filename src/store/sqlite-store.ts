@@ -151,6 +151,9 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX fans_level ON fans (ws, level, no);
    DROP INDEX fans_loyalty;
    CREATE INDEX fans_loyalty ON fans (ws, loyalty, no);`,
+  // The log after a position as an index range: a catch-up reads only the events it applies
+  // instead of scanning the whole log of the workspace.
+  `CREATE INDEX events_seq ON events (ws, seq);`,
 ];
 
 const BATCH_ROWS = 200;
