@@ -494,14 +494,12 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
     }
     // Already sorted, the held events stay so: the sort only places the fresh ones among them.
     const all = fresh.length === 0 ? known : [...known, ...fresh].sort((a, b) => compareEvents(a.event, b.event));
-    const cut = prefixCut(
-      all.map((item) => item.seq),
-      maxEvents,
-    );
-    events = all.slice(0, cut).map((item) => item.event);
-    if (cut < all.length) {
-      appliedSeq = all.slice(0, cut).reduce((highest, item) => Math.max(highest, item.seq), Number.NEGATIVE_INFINITY);
-      backlog = { fromSeq: appliedSeq, upToSeq: maxSeq, events: all.slice(cut) };
+    const applied = all.slice(0, prefixCut(all.map((item) => item.seq), maxEvents));
+    events = applied.map((item) => item.event);
+    if (applied.length < all.length) {
+      // The applied events are the lowest seqs: the highest of them is the new position.
+      appliedSeq = applied.reduce((highest, item) => Math.max(highest, item.seq), Number.NEGATIVE_INFINITY);
+      backlog = { fromSeq: appliedSeq, upToSeq: maxSeq, events: all.slice(applied.length) };
     }
   }
   const world = loaded?.world;

@@ -416,11 +416,11 @@ async function beginImmediate(db: Database.Database): Promise<void> {
   }
 }
 
-/** Runs a synchronous write in a transaction whose lock was awaited (see beginImmediate). */
-async function writeAwaitingLock<T>(db: Database.Database, operation: () => T): Promise<T> {
+/** Runs a write in a transaction whose lock was awaited (see beginImmediate). */
+async function writeAwaitingLock<T>(db: Database.Database, operation: () => T | Promise<T>): Promise<T> {
   await beginImmediate(db);
   try {
-    const result = operation();
+    const result = await operation();
     db.exec('COMMIT');
     return result;
   } catch (error) {
@@ -487,17 +487,7 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
       if (inTransaction) return run(store);
       inside ??= asyncStore(sync, gate, db, true);
       const transaction = inside;
-      return gate.run(async () => {
-        await beginImmediate(db);
-        try {
-          const result = await run(transaction);
-          db.exec('COMMIT');
-          return result;
-        } catch (error) {
-          if (db.inTransaction) db.exec('ROLLBACK');
-          throw error;
-        }
-      });
+      return gate.run(() => writeAwaitingLock(db, () => run(transaction)));
     },
     maxSeq: () => call(() => sync.maxSeq()),
     readAfter: (afterSeq) => batches(() => sync.readAfter(afterSeq)),
