@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import type { Posting } from '../core/state.js';
 import { decodeRanks, encodeRanks, rankOf, ranksOf, type LoyaltyRanks } from './loyalty-ranks.js';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
+import { readCacheOf } from './read-cache.js';
 import { DEFAULT_WORKSPACE, type AppendStatus, type Batches, type Database as DatabasePort, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type FanOrderQuery, type StoredKey, type StoredSession, type StoredUser, type StoredLogEvent, type StoredProgram, type StoredState, type Notification, type OutboxItem, type RedemptionRecord, type WebhookEventType, type WebhookSubscription } from './store.js';
 
 // The log is keyed by event id (WITHOUT ROWID): the id check and the append are one B-tree,
@@ -243,6 +244,7 @@ function openSqliteDatabaseNow(path: string, options: SqliteOptions): SqliteData
      FROM outbox o JOIN workspaces w ON w.no = o.ws JOIN webhooks h ON h.id = o.subscription WHERE o.seq = ?`,
   );
   const outboxItem = (seq: number) => outboxRow.get(seq) as OutboxItem;
+  const cache = readCacheOf(db);
   return {
     kind: 'sqlite',
     path: filePath,
@@ -262,10 +264,12 @@ function openSqliteDatabaseNow(path: string, options: SqliteOptions): SqliteData
         db.prepare('INSERT INTO api_keys (id, ws, hash, scopes, label, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(key.id, ws, key.hash, key.scopes.join(','), key.label, key.createdAt);
       }),
     findKey: (id) =>
-      gate.run(() => {
-        const row = findKeyById.get(id) as Parameters<typeof toKey>[0] | undefined;
-        return row ? toKey(row) : null;
-      }),
+      gate.run(() =>
+        cache.get(`key:${id}`, () => {
+          const row = findKeyById.get(id) as Parameters<typeof toKey>[0] | undefined;
+          return row ? toKey(row) : null;
+        }),
+      ),
     listKeys: (workspace) =>
       gate.run(() =>
         (
@@ -588,6 +592,7 @@ interface SyncStore {
 }
 
 function workspaceStore(db: Database.Database, path: string | null, name: string, ws: number): SyncStore {
+  const cache = readCacheOf(db);
   // One statement per batch: the rows it inserted come back; the others already existed.
   const insertEvents = new Map<number, Database.Statement>();
   const insertMany = (count: number) => {
@@ -707,7 +712,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   // The sorted loyalty values, read once per state version (the state's log position).
   let ranks: { version: string; ranks: LoyaltyRanks } | null = null;
   const loyaltyRanks = (): LoyaltyRanks | null => {
-    const version = (versionRows.all(ws) as { value: string }[]).map((row) => row.value).join('|');
+    const version = cache.get(`${ws}:stateVersion`, () => (versionRows.all(ws) as { value: string }[]).map((row) => row.value).join('|'));
     if (ranks?.version === version) return ranks.ranks;
     const row = ranksRow.get(ws) as { total: number; unranked: number; sorted: Buffer } | undefined;
     if (!row) return null;
@@ -731,7 +736,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
       queue(rejects.map((r) => ({ type: 'event.rejected', data: { source: r.source, line: r.line, field: r.field, reason: r.reason, raw: r.raw } })));
     }),
     subscribedTypes: () => new Set((subscriptions.all(ws) as { types: string }[]).flatMap((row) => row.types.split(',') as WebhookEventType[])),
-    maxSeq: () => readLogSeq(),
+    maxSeq: () => cache.get(`${ws}:logSeq`, readLogSeq),
     // Both reads scan the log: they serve crash recovery and replays, not the hot path.
     readAfter: (afterSeq) => db.prepare('SELECT seq, body FROM events WHERE ws = ? AND seq > ? ORDER BY seq').iterate(ws, afterSeq) as Iterable<StoredLogEvent>,
     // SQLite sorts with bounded memory (spilling to temporary files), BINARY collation orders ids
@@ -796,13 +801,13 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
         .prepare(`SELECT state FROM fans WHERE ws = ? AND layer <> 'U' AND (layer = 'O' OR last_activity IS NULL OR last_activity <= ?) ORDER BY recency DESC, no LIMIT ?`)
         .pluck()
         .all(ws, activeAtOrBefore, limit) as string[],
-    loadStateMeta: () => {
+    loadStateMeta: () => cache.get(`${ws}:stateMeta`, () => {
       const rows = positionRows.all(ws) as { key: string; value: string }[];
       const value = (key: string) => rows.find((row) => row.key === key)?.value;
       const world = value('world');
       if (world === undefined) return null;
       return { world, programVersion: value('programVersion') as string, appliedSeq: Number(value('appliedSeq')) };
-    },
+    }),
     loadProvisional: () => JSON.parse(state('provisionalSnapshot') ?? 'null') as { month: string; data: string } | null,
     loadFan: (id) => {
       const row = fanById.get(ws, id) as { state: string; programVersion: string } | undefined;
@@ -821,7 +826,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     },
     activeProgram: () =>
       (activeProgramRow.get(ws) as StoredProgram | undefined) ?? null,
-    activeProgramVersion: () => (activeVersionRow.get(ws) as string | undefined) ?? null,
+    activeProgramVersion: () => cache.get(`${ws}:activeProgramVersion`, () => (activeVersionRow.get(ws) as string | undefined) ?? null),
     programHistory: () => db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs WHERE ws = ? ORDER BY seq DESC').all(ws) as StoredProgram[],
     activateProgram: (version, yaml, spec, at) => {
       const next = db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 FROM programs WHERE ws = ?').pluck().get(ws) as number;
