@@ -185,6 +185,18 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       expect((await store.programHistory()).map((program) => program.version)).toEqual(['p@1', 'p@2']);
     });
 
+    it('reads the position (active program, state meta, log) as the three separate reads give it', async () => {
+      const position = await store.readPosition();
+      expect(position).toEqual({ activeProgramVersion: await store.activeProgramVersion(), meta: await store.loadStateMeta(), maxSeq: await store.maxSeq() });
+      expect(position.meta).not.toBeNull();
+      expect(position.maxSeq).toBeGreaterThan(0);
+      const fresh = await database.workspace('contract-empty');
+      expect(await fresh.readPosition()).toEqual({ activeProgramVersion: null, meta: null, maxSeq: 0 });
+      // Ranks for the state the caller names are those of that state.
+      const meta = position.meta as { appliedSeq: number; programVersion: string };
+      expect(await store.loyaltyRank(2, meta)).toEqual(await store.loyaltyRank(2));
+    });
+
     it('keys: stored, found, listed per workspace, revoked once', async () => {
       await database.createKey({ id: 'key1', workspace: 'contract', hash: 'h1', scopes: ['read', 'ingest'], label: 'x', createdAt: '2026-11-01T00:00:00Z' });
       await database.createKey({ id: 'key2', workspace: 'elsewhere', hash: 'h2', scopes: ['admin'], label: null, createdAt: '2026-11-02T00:00:00Z' });

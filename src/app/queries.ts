@@ -68,7 +68,7 @@ export async function queryFan(workspace: Workspace, id: string, asOf: number, c
     if (!row) throw new NotFoundError(`unknown fan ${JSON.stringify(id)}`);
     fan = deserializeFan(row.state);
     engine.advanceFan(fan, clock, asOf);
-    const rank = Number.isFinite(fan.loyaltyLog) ? await store.loyaltyRank(fan.loyaltyLog) : null;
+    const rank = Number.isFinite(fan.loyaltyLog) ? await store.loyaltyRank(fan.loyaltyLog, current) : null;
     loyalty = rank === null ? 0 : percentile(rank.below, rank.total);
   } else {
     const past = await worldAt(workspace, asOf);

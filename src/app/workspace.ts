@@ -211,8 +211,12 @@ export type StateMeta = NonNullable<Awaited<ReturnType<Store['loadStateMeta']>>>
 /** The stored state's meta when it covers the whole log under the workspace's program, else null. */
 export async function currentMeta(workspace: Workspace, store: Store = workspace.store): Promise<StateMeta | null> {
   const meta = await store.loadStateMeta();
-  const current = meta !== null && meta.programVersion === workspace.program.version && engineVersionOf(meta.world) === ENGINE_VERSION && meta.appliedSeq === (await store.maxSeq());
-  return current ? meta : null;
+  return meta && metaIfCurrent(workspace, meta, await store.maxSeq());
+}
+
+/** The stored state's meta when it covers the log up to `maxSeq` under the workspace's program, else null. */
+export function metaIfCurrent(workspace: Workspace, meta: StateMeta | null, maxSeq: number): StateMeta | null {
+  return meta !== null && meta.programVersion === workspace.program.version && engineVersionOf(meta.world) === ENGINE_VERSION && meta.appliedSeq === maxSeq ? meta : null;
 }
 
 // The last world text read and its engine version: reads of an unchanged state skip the parse.

@@ -12,7 +12,7 @@ import type { MonthlyReport } from '../core/report.js';
 import type { AppendStatus, FanOrderQuery, LogEntry, Store } from '../store/store.js';
 import { samePayload } from '../app/same-payload.js';
 import { noteStateChange, queryFan, queryFanPage, queryFanPageSorted, queryReport, type FanFilter, type FanOrder } from '../app/queries.js';
-import { activate, catchUp, currentMeta, engineVersionOf, openWorkspace, type StateMeta, type Workspace } from '../app/workspace.js';
+import { activate, catchUp, engineVersionOf, metaIfCurrent, openWorkspace, type StateMeta, type Workspace } from '../app/workspace.js';
 import { ENGINE_VERSION } from '../core/state.js';
 import { NotFoundError } from '../app/errors.js';
 import { queryMovement, queryReferralTree, queryTimeline, queryTrend, type Movement, type TimelineItem, type TrendPoint } from '../app/dashboard.js';
@@ -156,9 +156,11 @@ export class WorkspaceRuntime {
   }
 
   private async syncOnce(): Promise<StateMeta | null> {
-    const active = await this.store.activeProgramVersion();
+    // One read for the program, the state's position and the log's.
+    const position = await this.store.readPosition();
+    const active = position.activeProgramVersion;
     if (active !== null && active !== this.workspace.program.version) this.workspace = await WorkspaceRuntime.openWorkspace(this.store, this.stateWorker === null);
-    const meta = await currentMeta(this.workspace);
+    const meta = metaIfCurrent(this.workspace, position.meta, position.maxSeq);
     if (meta) return meta;
     if (this.stateWorker) return this.syncByWorker();
     const started = performance.now();

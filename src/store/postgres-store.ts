@@ -541,7 +541,8 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
           ORDER BY recency DESC, no LIMIT ${limit}`.execute(db)
       ).rows.map((row) => row.state),
     saveState: (write) => (inTransaction ? saveIn(db, write) : root.transaction().execute((trx) => saveIn(trx, write))),
-    async loyaltyRank(value) {
+    async loyaltyRank(value, of) {
+      if (of && ranks?.version === `${of.appliedSeq}|${of.programVersion}`) return rankOf(ranks.ranks, value);
       const version = `${(await state('appliedSeq')) ?? ''}|${(await state('programVersion')) ?? ''}`;
       if (ranks?.version !== version) {
         const row = (await sql<{ total: number; unranked: number; sorted: Buffer }>`SELECT total, unranked, sorted FROM loyalty_ranks WHERE ws = ${ws}`.execute(db)).rows[0];
@@ -561,6 +562,21 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
         }
       }),
     activeProgram: async () => (await sql<StoredProgram>`SELECT ${programColumns} FROM programs WHERE ws = ${ws} ORDER BY seq DESC LIMIT 1`.execute(db)).rows[0] ?? null,
+    async readPosition() {
+      const row = (
+        await sql<{ active: string | null; world: string | null; programVersion: string | null; appliedSeq: string | null; logSeq: string | null }>`SELECT
+          (SELECT version FROM programs WHERE ws = ${ws} ORDER BY seq DESC LIMIT 1) AS active,
+          (SELECT value FROM state WHERE ws = ${ws} AND key = 'world') AS world,
+          (SELECT value FROM state WHERE ws = ${ws} AND key = 'programVersion') AS "programVersion",
+          (SELECT value FROM state WHERE ws = ${ws} AND key = 'appliedSeq') AS "appliedSeq",
+          (SELECT value FROM state WHERE ws = ${ws} AND key = 'logSeq') AS "logSeq"`.execute(db)
+      ).rows[0];
+      return {
+        activeProgramVersion: row.active,
+        meta: row.world === null ? null : { world: row.world, programVersion: row.programVersion as string, appliedSeq: Number(row.appliedSeq) },
+        maxSeq: Number(row.logSeq ?? 0),
+      };
+    },
     activeProgramVersion: async () => (await sql<{ version: string }>`SELECT version FROM programs WHERE ws = ${ws} ORDER BY seq DESC LIMIT 1`.execute(db)).rows[0]?.version ?? null,
     programHistory: async () => (await sql<StoredProgram>`SELECT ${programColumns} FROM programs WHERE ws = ${ws} ORDER BY seq DESC`.execute(db)).rows,
     async activateProgram(version, yaml, spec, at) {

@@ -9,7 +9,7 @@ import type { Posting } from '../core/state.js';
 import { decodeRanks, encodeRanks, rankOf, ranksOf, type LoyaltyRanks } from './loyalty-ranks.js';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
 import { readCacheOf } from './read-cache.js';
-import { DEFAULT_WORKSPACE, type AppendStatus, type Batches, type Database as DatabasePort, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type FanOrderQuery, type StoredKey, type StoredSession, type StoredUser, type StoredLogEvent, type StoredProgram, type StoredState, type Notification, type OutboxItem, type RedemptionRecord, type WebhookEventType, type WebhookSubscription } from './store.js';
+import { DEFAULT_WORKSPACE, type AppendStatus, type Batches, type Database as DatabasePort, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type FanOrderQuery, type StoredKey, type StoredSession, type StoredUser, type StoredLogEvent, type StoredProgram, type StoredState, type StorePosition, type Notification, type OutboxItem, type RedemptionRecord, type WebhookEventType, type WebhookSubscription } from './store.js';
 
 // The log is keyed by event id (WITHOUT ROWID): the id check and the append are one B-tree,
 // with no secondary index on the hot path. Postings are stored in blocks of consecutive seqs.
@@ -513,10 +513,11 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
     iterateByBackboneGap: (layer, activeAfter) => batches(() => sync.iterateByBackboneGap(layer, activeAfter)),
     findInactiveRecent: (activeAtOrBefore, limit) => call(() => sync.findInactiveRecent(activeAtOrBefore, limit)),
     saveState: (state) => writing(() => sync.saveState(state)),
-    loyaltyRank: (value) => call(() => sync.loyaltyRank(value)),
+    loyaltyRank: (value, of) => call(() => sync.loyaltyRank(value, of)),
     readPostings: () => batches(() => sync.readPostings()),
     activeProgram: () => call(() => sync.activeProgram()),
     activeProgramVersion: () => call(() => sync.activeProgramVersion()),
+    readPosition: () => call(() => sync.readPosition()),
     programHistory: () => call(() => sync.programHistory()),
     activateProgram: (version, yaml, spec, at) => writing(() => sync.activateProgram(version, yaml, spec, at)),
     referralEdges: () => call(() => sync.referralEdges()),
@@ -576,10 +577,11 @@ interface SyncStore {
   findInactiveRecent(activeAtOrBefore: number, limit: number): string[];
   saveState(write: StateWrite): void;
   /** How many fans have a loyalty value below `value` (fans without activity included), of how many. */
-  loyaltyRank(value: number): { below: number; total: number };
+  loyaltyRank(value: number, of?: { appliedSeq: number; programVersion: string }): { below: number; total: number };
   readPostings(): Iterable<Posting>;
   activeProgram(): StoredProgram | null;
   activeProgramVersion(): string | null;
+  readPosition(): StorePosition;
   /** Every program activated in this workspace, the active one first. */
   programHistory(): StoredProgram[];
   activateProgram(version: string, yaml: string, spec: string, at: string): void;
@@ -711,7 +713,19 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
 
   // The sorted loyalty values, read once per state version (the state's log position).
   let ranks: { version: string; ranks: LoyaltyRanks } | null = null;
-  const loyaltyRanks = (): LoyaltyRanks | null => {
+  const readStateMeta = () => {
+    const rows = positionRows.all(ws) as { key: string; value: string }[];
+    const value = (key: string) => rows.find((row) => row.key === key)?.value;
+    const world = value('world');
+    if (world === undefined) return null;
+    return { world, programVersion: value('programVersion') as string, appliedSeq: Number(value('appliedSeq')) };
+  };
+  const readActiveVersion = () => (activeVersionRow.get(ws) as string | undefined) ?? null;
+  // The position a server checks before every read, in one read transaction.
+  const readPosition = db.transaction((): StorePosition => ({ activeProgramVersion: readActiveVersion(), meta: readStateMeta(), maxSeq: readLogSeq() }));
+
+  const loyaltyRanks = (of?: { appliedSeq: number; programVersion: string }): LoyaltyRanks | null => {
+    if (of && ranks?.version === `${of.appliedSeq}|${of.programVersion}`) return ranks.ranks;
     const version = cache.get(`${ws}:stateVersion`, () => (versionRows.all(ws) as { value: string }[]).map((row) => row.value).join('|'));
     if (ranks?.version === version) return ranks.ranks;
     const row = ranksRow.get(ws) as { total: number; unranked: number; sorted: Buffer } | undefined;
@@ -801,21 +815,16 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
         .prepare(`SELECT state FROM fans WHERE ws = ? AND layer <> 'U' AND (layer = 'O' OR last_activity IS NULL OR last_activity <= ?) ORDER BY recency DESC, no LIMIT ?`)
         .pluck()
         .all(ws, activeAtOrBefore, limit) as string[],
-    loadStateMeta: () => cache.get(`${ws}:stateMeta`, () => {
-      const rows = positionRows.all(ws) as { key: string; value: string }[];
-      const value = (key: string) => rows.find((row) => row.key === key)?.value;
-      const world = value('world');
-      if (world === undefined) return null;
-      return { world, programVersion: value('programVersion') as string, appliedSeq: Number(value('appliedSeq')) };
-    }),
+    readPosition: () => cache.get(`${ws}:position`, () => readPosition()),
+    loadStateMeta: () => cache.get(`${ws}:stateMeta`, readStateMeta),
     loadProvisional: () => JSON.parse(state('provisionalSnapshot') ?? 'null') as { month: string; data: string } | null,
     loadFan: (id) => {
       const row = fanById.get(ws, id) as { state: string; programVersion: string } | undefined;
       return row ?? null;
     },
     saveState: (write) => writeState(write),
-    loyaltyRank: (value) => {
-      const ranks = loyaltyRanks();
+    loyaltyRank: (value, of) => {
+      const ranks = loyaltyRanks(of);
       return ranks ? rankOf(ranks, value) : { below: 0, total: 0 };
     },
     readPostings: function* () {
@@ -826,7 +835,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     },
     activeProgram: () =>
       (activeProgramRow.get(ws) as StoredProgram | undefined) ?? null,
-    activeProgramVersion: () => cache.get(`${ws}:activeProgramVersion`, () => (activeVersionRow.get(ws) as string | undefined) ?? null),
+    activeProgramVersion: () => cache.get(`${ws}:activeProgramVersion`, readActiveVersion),
     programHistory: () => db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs WHERE ws = ? ORDER BY seq DESC').all(ws) as StoredProgram[],
     activateProgram: (version, yaml, spec, at) => {
       const next = db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 FROM programs WHERE ws = ?').pluck().get(ws) as number;

@@ -128,6 +128,12 @@ export interface StoredState {
   readonly snapshots: { month: string; data: string }[];
 }
 
+export interface StorePosition {
+  activeProgramVersion: string | null;
+  meta: { programVersion: string; appliedSeq: number; world: string } | null;
+  maxSeq: number;
+}
+
 export interface StoredProgram {
   readonly version: string;
   readonly yaml: string;
@@ -317,12 +323,18 @@ export interface Store {
   /** States of followers with no activity after the instant (or stored Observation), most recently followed first. */
   findInactiveRecent(activeAtOrBefore: number, limit: number): Promise<string[]>;
   saveState(write: StateWrite): Promise<void>;
-  /** How many fans have a loyalty value below `value` (fans without activity included), of how many. */
-  loyaltyRank(value: number): Promise<{ below: number; total: number }>;
+  /**
+   * How many fans have a loyalty value below `value` (fans without activity included), of how
+   * many. `of`: the stored state the caller reads (from readPosition); ranks already read for it
+   * are used without asking the store again.
+   */
+  loyaltyRank(value: number, of?: { appliedSeq: number; programVersion: string }): Promise<{ below: number; total: number }>;
   readPostings(): Batches<Posting>;
   activeProgram(): Promise<StoredProgram | null>;
   /** The active program's version only (cheap: checked before every read of a server). */
   activeProgramVersion(): Promise<string | null>;
+  /** What a server checks before every read, in one read: activeProgramVersion, loadStateMeta and maxSeq. */
+  readPosition(): Promise<StorePosition>;
   /** Every program activated in this workspace, the active one first. */
   programHistory(): Promise<StoredProgram[]>;
   /** Every referral link: the referred fan and its referrer. */
