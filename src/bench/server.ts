@@ -29,6 +29,10 @@ export interface ServerFigures {
   settleMs: number;
   fanRps: number;
   fanP99: number;
+  /** The same route over fans drawn across the database (each request another fan). */
+  fansRps: number;
+  fansP99: number;
+  fansDrawn: number;
 }
 
 const DURATION_S = Number(process.env.BENCH_HTTP_SECONDS ?? 6);
@@ -51,6 +55,20 @@ function bodies(lines: readonly string[]): (count: number) => string {
     }
     return `{"events":[${events.join(',')}]}`;
   };
+}
+
+/** Up to `count` distinct fan ids of the file, spread over it (every k-th event's fan), in a mixed order. */
+function drawFans(lines: readonly string[], count: number): string[] {
+  const ids = new Set<string>();
+  const step = Math.max(1, Math.floor(lines.length / (count * 4)));
+  for (let i = 0; i < lines.length && ids.size < count; i += step) {
+    const fan = (JSON.parse(lines[i]) as { fan?: unknown }).fan;
+    if (typeof fan === 'string') ids.add(fan);
+  }
+  // A fixed shuffle (multiplicative stride), so that consecutive requests do not read neighbours.
+  const list = [...ids];
+  const stride = 7919;
+  return list.map((_, i) => list[(i * stride) % list.length]);
 }
 
 /** True once the process has ended, by its own exit or by a signal (which leaves `exitCode` null). */
@@ -91,6 +109,15 @@ export async function benchServer(bin: string, db: string, fanId: string, lines:
     // Warm the fan path (the first read of the workspace loads its state), then measure it.
     await fetch(`${base}/v1/fans/${fanId}`, { headers: { Authorization: `Bearer ${readKey}` } });
     const fan = await run({ url: `${base}/v1/fans/${fanId}`, connections: 20, headers: { Authorization: `Bearer ${readKey}` } });
+    // Fans across the database, in turn: every request reads another fan's row.
+    const drawn = drawFans(lines, 2000);
+    let next = 0;
+    const fans = await run({
+      url: base,
+      connections: 20,
+      headers: { Authorization: `Bearer ${readKey}` },
+      requests: [{ setupRequest: (request) => ({ ...request, path: `/v1/fans/${encodeURIComponent(drawn[next++ % drawn.length])}` }) }],
+    });
     const nextBody = bodies(lines);
     const headers = { Authorization: `Bearer ${ingestKey}`, 'Content-Type': 'application/json' };
     const batch = await run({
@@ -130,6 +157,9 @@ export async function benchServer(bin: string, db: string, fanId: string, lines:
       settleMs,
       fanRps: fan.requests.average,
       fanP99: fan.latency.p99,
+      fansRps: fans.requests.average,
+      fansP99: fans.latency.p99,
+      fansDrawn: drawn.length,
     };
   } finally {
     await stop(server);
