@@ -11,6 +11,17 @@ export interface LoyaltyRanks {
   readonly sorted: Float64Array;
 }
 
+/** The stored state (its log position and program) whose ranks a reader wants. */
+export interface RanksOf {
+  readonly appliedSeq: number;
+  readonly programVersion: string;
+}
+
+/** The key both adapters keep decoded ranks under: the state's position and program. */
+export function ranksVersion(appliedSeq: number | string, programVersion: string): string {
+  return `${appliedSeq}|${programVersion}`;
+}
+
 /** The stored bytes as doubles (copied: a blob's bytes may not be 8-byte aligned in its buffer). */
 export function decodeRanks(total: number, unranked: number, blob: Buffer): LoyaltyRanks {
   return { total, unranked, sorted: new Float64Array(blob.buffer.slice(blob.byteOffset, blob.byteOffset + blob.byteLength)) };

@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { Kysely, Migrator, PostgresDialect, sql, type Migration, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { Posting } from '../core/state.js';
-import { decodeRanks, encodeRanks, rankOf, ranksOf, type LoyaltyRanks } from './loyalty-ranks.js';
+import { decodeRanks, encodeRanks, rankOf, ranksOf, ranksVersion, type LoyaltyRanks } from './loyalty-ranks.js';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
 import type { AppendStatus, Batches, Database, FanRow, KeyScope, LogEntry, Notification, OutboxItem, RejectRecord, StateWrite, Store, StoredKey, StoredSession, StoredUser, StoredLogEvent, StoredProgram, StoredState, RedemptionRecord, WebhookEventType, WebhookSubscription } from './store.js';
 import { DEFAULT_WORKSPACE } from './store.js';
@@ -542,8 +542,8 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
       ).rows.map((row) => row.state),
     saveState: (write) => (inTransaction ? saveIn(db, write) : root.transaction().execute((trx) => saveIn(trx, write))),
     async loyaltyRank(value, of) {
-      if (of && ranks?.version === `${of.appliedSeq}|${of.programVersion}`) return rankOf(ranks.ranks, value);
-      const version = `${(await state('appliedSeq')) ?? ''}|${(await state('programVersion')) ?? ''}`;
+      if (of && ranks?.version === ranksVersion(of.appliedSeq, of.programVersion)) return rankOf(ranks.ranks, value);
+      const version = ranksVersion((await state('appliedSeq')) ?? '', (await state('programVersion')) ?? '');
       if (ranks?.version !== version) {
         const row = (await sql<{ total: number; unranked: number; sorted: Buffer }>`SELECT total, unranked, sorted FROM loyalty_ranks WHERE ws = ${ws}`.execute(db)).rows[0];
         if (!row) return { below: 0, total: 0 };

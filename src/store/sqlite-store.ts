@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { Posting } from '../core/state.js';
-import { decodeRanks, encodeRanks, rankOf, ranksOf, type LoyaltyRanks } from './loyalty-ranks.js';
+import { decodeRanks, encodeRanks, rankOf, ranksOf, ranksVersion, type LoyaltyRanks, type RanksOf } from './loyalty-ranks.js';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
 import { readCacheOf } from './read-cache.js';
 import { DEFAULT_WORKSPACE, type AppendStatus, type Batches, type Database as DatabasePort, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type FanOrderQuery, type StoredKey, type StoredSession, type StoredUser, type StoredLogEvent, type StoredProgram, type StoredState, type StorePosition, type Notification, type OutboxItem, type RedemptionRecord, type WebhookEventType, type WebhookSubscription } from './store.js';
@@ -577,7 +577,7 @@ interface SyncStore {
   findInactiveRecent(activeAtOrBefore: number, limit: number): string[];
   saveState(write: StateWrite): void;
   /** How many fans have a loyalty value below `value` (fans without activity included), of how many. */
-  loyaltyRank(value: number, of?: { appliedSeq: number; programVersion: string }): { below: number; total: number };
+  loyaltyRank(value: number, of?: RanksOf): { below: number; total: number };
   readPostings(): Iterable<Posting>;
   activeProgram(): StoredProgram | null;
   activeProgramVersion(): string | null;
@@ -711,8 +711,6 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     queue(write.notifications ?? []);
   });
 
-  // The sorted loyalty values, read once per state version (the state's log position).
-  let ranks: { version: string; ranks: LoyaltyRanks } | null = null;
   const readStateMeta = () => {
     const rows = positionRows.all(ws) as { key: string; value: string }[];
     const value = (key: string) => rows.find((row) => row.key === key)?.value;
@@ -724,9 +722,14 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   // The position a server checks before every read, in one read transaction.
   const readPosition = db.transaction((): StorePosition => ({ activeProgramVersion: readActiveVersion(), meta: readStateMeta(), maxSeq: readLogSeq() }));
 
-  const loyaltyRanks = (of?: { appliedSeq: number; programVersion: string }): LoyaltyRanks | null => {
-    if (of && ranks?.version === `${of.appliedSeq}|${of.programVersion}`) return ranks.ranks;
-    const version = cache.get(`${ws}:stateVersion`, () => (versionRows.all(ws) as { value: string }[]).map((row) => row.value).join('|'));
+  // The sorted loyalty values, read once per state version (the state's log position).
+  let ranks: { version: string; ranks: LoyaltyRanks } | null = null;
+  const loyaltyRanks = (of?: RanksOf): LoyaltyRanks | null => {
+    if (of && ranks?.version === ranksVersion(of.appliedSeq, of.programVersion)) return ranks.ranks;
+    const version = cache.get(`${ws}:stateVersion`, () => {
+      const [appliedSeq, programVersion] = (versionRows.all(ws) as { value: string }[]).map((row) => row.value);
+      return ranksVersion(appliedSeq, programVersion);
+    });
     if (ranks?.version === version) return ranks.ranks;
     const row = ranksRow.get(ws) as { total: number; unranked: number; sorted: Buffer } | undefined;
     if (!row) return null;

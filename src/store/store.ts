@@ -6,6 +6,7 @@ import type { Posting } from '../core/state.js';
 import type { PostingBlock } from './posting-codec.js';
 import type { LoyaltyRanks } from './loyalty-ranks.js';
 import type { DerivedEvent } from '../core/engine.js';
+import type { RanksOf } from './loyalty-ranks.js';
 
 export interface LogEntry {
   readonly id: string;
@@ -328,7 +329,7 @@ export interface Store {
    * many. `of`: the stored state the caller reads (from readPosition); ranks already read for it
    * are used without asking the store again.
    */
-  loyaltyRank(value: number, of?: { appliedSeq: number; programVersion: string }): Promise<{ below: number; total: number }>;
+  loyaltyRank(value: number, of?: RanksOf): Promise<{ below: number; total: number }>;
   readPostings(): Batches<Posting>;
   activeProgram(): Promise<StoredProgram | null>;
   /** The active program's version only (cheap: checked before every read of a server). */
