@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PROGRAM_YAML, parseProgram } from '../src/core/program.js';
+import { z } from 'zod';
+import { DEFAULT_PROGRAM_YAML, PROGRAM_SCHEMA_DIGEST, parseProgram, parseStoredSpec, programSchema, storedSpecJson } from '../src/core/program.js';
 
 describe('program file (PRODUCT §1.3)', () => {
   it('the embedded default equals the YAML file in the repository', () => {
@@ -41,5 +43,25 @@ describe('program file (PRODUCT §1.3)', () => {
     const syntax = parseProgram('name: x\nlevels: [\n');
     expect(syntax.ok).toBe(false);
     if (!syntax.ok) expect(syntax.issues[0].line).not.toBeNull();
+  });
+
+  it('the stored-spec digest follows the schema: a changed type, bound or default changes it', () => {
+    const digestOf = (schema: z.ZodType) => createHash('sha256').update(JSON.stringify(z.toJSONSchema(schema, { unrepresentable: 'any', io: 'output' }))).digest('hex').slice(0, 16);
+    // After a change to programSchema, set PROGRAM_SCHEMA_DIGEST to the value this prints: specs
+    // stored before are then parsed again on reading, and get the new defaults.
+    expect(digestOf(programSchema), 'PROGRAM_SCHEMA_DIGEST in src/core/program.ts').toBe(PROGRAM_SCHEMA_DIGEST);
+    const changedDefault = programSchema.safeExtend({ currency: z.string().min(1).default('EUR') });
+    expect(digestOf(changedDefault)).not.toBe(PROGRAM_SCHEMA_DIGEST);
+  });
+
+  it('a stored spec comes back as validated; one stored under another schema is parsed again for its defaults', () => {
+    const parsed = parseProgram(DEFAULT_PROGRAM_YAML);
+    if (!parsed.ok) throw new Error('the default program does not validate');
+    expect(parseStoredSpec(storedSpecJson(parsed.spec))).toEqual(parsed.spec);
+    // Stored by an older schema that had no referral section (or before specs were marked).
+    const { referral: _referral, ...older } = parsed.spec;
+    expect(parseStoredSpec(JSON.stringify(older)).referral).toEqual(parsed.spec.referral);
+    expect(parseStoredSpec(JSON.stringify({ ...older, $schema: 'another' })).referral).toEqual(parsed.spec.referral);
+    expect(() => parseStoredSpec(JSON.stringify({ ...parsed.spec, timezone: 'Mars/Olympus' }))).toThrow();
   });
 });

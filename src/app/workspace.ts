@@ -4,7 +4,7 @@
  */
 import { createEngine, type Engine, type EngineOutput } from '../core/engine.js';
 import { compareEvents, validateEvent, type FanEvent } from '../core/events.js';
-import { compileProgram, programSchema, type Program, type ProgramSpec } from '../core/program.js';
+import { compileProgram, parseStoredSpec, storedSpecJson, type Program } from '../core/program.js';
 import { cloneFan, createWorld, ENGINE_VERSION, type FanState, type World } from '../core/state.js';
 import type { HeldCandidates } from './queries.js';
 import type { AdvancedBoundaries } from './report-pass.js';
@@ -68,8 +68,7 @@ async function activeProgramOf(store: Store): Promise<LoadedProgram | null> {
   const active = await store.activeProgram();
   if (!active) return null;
   if (active.spec === null) return compileProgramText(active.yaml, `active program ${active.version}`);
-  // Parsed again so that sections added since it was stored get their defaults.
-  return { program: compileProgram(programSchema.parse(JSON.parse(active.spec)) as ProgramSpec, active.version), yaml: active.yaml };
+  return { program: compileProgram(parseStoredSpec(active.spec), active.version), yaml: active.yaml };
 }
 
 /** Records a program as the store's active one (if it is not already). */
@@ -77,7 +76,7 @@ export async function activate(store: Store, loaded: LoadedProgram, at: string):
   const active = await store.activeProgram();
   if (active && active.version === loaded.program.version && active.spec !== null) return;
   const { version: _version, historyDays: _history, ...spec } = loaded.program;
-  await store.activateProgram(loaded.program.version, loaded.yaml, JSON.stringify(spec), at);
+  await store.activateProgram(loaded.program.version, loaded.yaml, storedSpecJson(spec), at);
 }
 
 function parseStored(row: StoredLogEvent): FanEvent {

