@@ -825,10 +825,12 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     readSnapshots: () => db.prepare('SELECT month, data FROM snapshots WHERE ws = ? ORDER BY month').all(ws) as { month: string; data: string }[],
     findFanStates: (query) => {
       const layers = query.layers.map((layer) => `'${layer.replace(/[^A-Z]/g, '')}'`).join(', ');
-      // A UNION lets each branch use its index (an OR would scan the table); it is a union of fan
-      // numbers, since deduplicating whole states would sort every state's text.
-      const sql = `SELECT state FROM fans WHERE ws = ? AND no IN (SELECT no FROM fans WHERE ws = ? AND layer IN (${layers}) AND last_activity > ? UNION SELECT no FROM fans WHERE ws = ? AND level = ?)`;
-      return db.prepare(sql).pluck().all(ws, ws, query.activeAfter, ws, query.level) as string[];
+      // A UNION lets each branch use its index (an OR would scan the table); it is a union of row
+      // ids, since deduplicating whole states would sort every state's text. Every index holds the
+      // row id, so both branches read their index alone; a union of fan numbers made SQLite walk
+      // every fan in number order and read last_activity, which lies after the state in the row.
+      const sql = `SELECT state FROM fans WHERE rowid IN (SELECT rowid FROM fans WHERE ws = ? AND layer IN (${layers}) AND last_activity > ? UNION SELECT rowid FROM fans WHERE ws = ? AND level = ?)`;
+      return db.prepare(sql).pluck().all(ws, query.activeAfter, ws, query.level) as string[];
     },
     // `+last_activity` keeps SQLite on the gap index (rows come in gap order, sorted only within
     // a gap) instead of the activity index, which would sort every active fan's state first.
