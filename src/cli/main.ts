@@ -95,6 +95,18 @@ function show<T>(options: GlobalOptions, value: T, render: (value: T, m: ReturnT
   else print(render(value, messages(resolveLang(options.lang, process.env))));
 }
 
+/**
+ * The server, `fan` and `report` read a SQLite file through a memory map of up to 1 GiB
+ * (FANFLOW_SQLITE_MMAP_MIB; 0: none): no read call per page. The mapped pages count in the
+ * process's resident size, so the commands that go over every fan (import, replay, fans) read
+ * through read calls.
+ */
+function mapped(): SqliteOptions {
+  const mmapMiB = Number(process.env.FANFLOW_SQLITE_MMAP_MIB ?? 1024);
+  if (!Number.isFinite(mmapMiB) || mmapMiB < 0) throw new UsageError(`FANFLOW_SQLITE_MMAP_MIB=${process.env.FANFLOW_SQLITE_MMAP_MIB}: a number of MiB, 0 or more`);
+  return { mmapMiB };
+}
+
 /** The database the options name: PostgreSQL with --database-url (or FANFLOW_DATABASE_URL), else the SQLite file. */
 async function openDatabase(options: GlobalOptions, create = true, sqlite: SqliteOptions = {}): Promise<Database> {
   const url = options.databaseUrl ?? process.env.FANFLOW_DATABASE_URL;
@@ -121,8 +133,8 @@ async function withDatabase<T>(options: GlobalOptions, run: (database: Database)
 }
 
 /** Opens the store and the program; a --program different from the active one becomes active. */
-async function open(options: GlobalOptions, create = true): Promise<Workspace> {
-  const database = await openDatabase(options, create);
+async function open(options: GlobalOptions, create = true, sqlite: SqliteOptions = {}): Promise<Workspace> {
+  const database = await openDatabase(options, create, sqlite);
   const opened = await database.workspace(checkWorkspaceName(options.workspace));
   const store: Store = { ...opened, close: () => database.close() };
   const given: LoadedProgram | null = options.program ? loadProgramFile(options.program) : null;
@@ -132,8 +144,8 @@ async function open(options: GlobalOptions, create = true): Promise<Workspace> {
   return workspace;
 }
 
-async function withWorkspace<T>(options: GlobalOptions, create: boolean, run: (workspace: Workspace) => T | Promise<T>): Promise<T> {
-  const workspace = await open(options, create);
+async function withWorkspace<T>(options: GlobalOptions, create: boolean, run: (workspace: Workspace) => T | Promise<T>, sqlite: SqliteOptions = {}): Promise<T> {
+  const workspace = await open(options, create, sqlite);
   try {
     return await run(workspace);
   } finally {
@@ -166,10 +178,7 @@ async function serveUntilStopped(options: ServeCliOptions, onListening?: (url: s
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${options.port}: not a port number`);
   const rateLimit = Number(options.rateLimit);
   if (!(rateLimit > 0)) throw new UsageError(`--rate-limit ${options.rateLimit}: a positive number of requests per second`);
-  // The server maps up to 1 GiB of a SQLite file for its reads (FANFLOW_SQLITE_MMAP_MIB; 0: none).
-  const mmapMiB = Number(process.env.FANFLOW_SQLITE_MMAP_MIB ?? 1024);
-  if (!Number.isFinite(mmapMiB) || mmapMiB < 0) throw new UsageError(`FANFLOW_SQLITE_MMAP_MIB=${process.env.FANFLOW_SQLITE_MMAP_MIB}: a number of MiB, 0 or more`);
-  const database = await openDatabase(options, true, { mmapMiB });
+  const database = await openDatabase(options, true, mapped());
   // The engine runs on a thread of its own with its own connection (FANFLOW_STATE_WORKER=0: on the request thread).
   const url = options.databaseUrl ?? process.env.FANFLOW_DATABASE_URL;
   const stateWorker = process.env.FANFLOW_STATE_WORKER === '0' ? null : url ? { kind: 'postgres' as const, location: url } : { kind: 'sqlite' as const, location: resolve(options.db) };
@@ -238,7 +247,7 @@ export function buildCli(): Command {
     .option('--json', 'print JSON')
     .action(async (id: string, _opts, command: Command) => {
       const options = globals(command);
-      const view = await withWorkspace(options, false, (workspace) => queryFan(workspace, id, parseAsOf(options.asOf)));
+      const view = await withWorkspace(options, false, (workspace) => queryFan(workspace, id, parseAsOf(options.asOf)), mapped());
       show(options, view, renderFan);
     });
 
@@ -283,7 +292,7 @@ export function buildCli(): Command {
         // A report past the last event passes over every stored fan (seconds at a million).
         workspace.progress = progressBar(showProgress());
         return queryReport(workspace, options.month ?? previousMonth(asOf, workspace), asOf);
-      });
+      }, mapped());
       const format = options.json ? 'json' : options.format;
       if (format === 'json') printJson(report);
       else print(renderReport(report, messages(resolveLang(options.lang, process.env)), format === 'md'));
