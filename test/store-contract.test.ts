@@ -108,7 +108,7 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       expect((await collect(store.iterateFans())).map((fan) => fan.id)).toEqual(['f-a', 'f-b', 'f-c']);
       expect((await store.pageFans({ afterNo: 0, limit: 5 })).map((row) => row.no)).toEqual([1, 2]);
       expect(await store.countFans()).toBe(3);
-      expect((await store.findFanStates({ layers: ['C', 'B'], activeAfter: 100, level: 2 })).sort()).toEqual(['["f-a"]', '["f-b"]']);
+      expect((await collect(store.findFanStates({ layers: ['C', 'B'], activeAfter: 100, level: 2 }))).sort()).toEqual(['["f-a"]', '["f-b"]']);
       expect((await collect(store.iterateByBackboneGap('G', 0))).map((row) => row.state)).toEqual(['["f-b"]']);
       expect(await store.findInactiveRecent(600, 10)).toEqual(['["f-c"]', '["f-b"]']);
       expect(await store.loyaltyRank(2)).toEqual({ below: 2, total: 3 });

@@ -329,9 +329,11 @@ async function coreBackboneCandidates(workspace: Workspace, appliedSeq: number, 
     return held.fans.values();
   }
   const fans = new Map<string, FanState>();
-  for (const state of await store.findFanStates({ layers: ['C', 'B'], activeAfter, level: 4 })) {
-    const fan = advanced(deserializeFan(state));
-    fans.set(fan.id, fan);
+  for await (const states of store.findFanStates({ layers: ['C', 'B'], activeAfter, level: 4 })) {
+    for (const state of states) {
+      const fan = advanced(deserializeFan(state));
+      fans.set(fan.id, fan);
+    }
   }
   // A report of an earlier day than the held set's leaves it in place.
   if (held && held.key === program.version && held.seq === appliedSeq && day < held.day) return fans.values();

@@ -515,13 +515,14 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
     countFans: async () => Number((await sql<{ count: string }>`SELECT COUNT(*) AS count FROM fans WHERE ws = ${ws}`.execute(db)).rows[0].count),
     pageFans: async (query) => (await sql<{ no: number; state: string }>`SELECT no, state FROM fans WHERE ws = ${ws} AND no > ${query.afterNo} ORDER BY no LIMIT ${query.limit}`.execute(db)).rows,
     readSnapshots: async () => (await sql<{ month: string; data: string }>`SELECT month, data FROM snapshots WHERE ws = ${ws} ORDER BY month`.execute(db)).rows,
-    findFanStates: async (query) =>
-      (
+    findFanStates: (query) =>
+      batches(async function* () {
         // The union is of fan numbers: deduplicating whole states would compare every state's text.
-        await sql<{ state: string }>`SELECT state FROM fans WHERE ws = ${ws} AND no IN (
+        const { rows } = await sql<{ state: string }>`SELECT state FROM fans WHERE ws = ${ws} AND no IN (
           SELECT no FROM fans WHERE ws = ${ws} AND layer = ANY(${query.layers}::text[]) AND last_activity > ${query.activeAfter}
-          UNION SELECT no FROM fans WHERE ws = ${ws} AND level = ${query.level})`.execute(db)
-      ).rows.map((row) => row.state),
+          UNION SELECT no FROM fans WHERE ws = ${ws} AND level = ${query.level})`.execute(db);
+        yield rows.map((row) => row.state);
+      }),
     iterateByBackboneGap: (layer, activeAfter) =>
       batches(async function* () {
         // The reader usually stops within the first rows: pages grow from a few rows to BATCH.

@@ -532,7 +532,7 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
     pageFans: (query) => call(() => sync.pageFans(query)),
     pageFansBy: (query) => call(() => sync.pageFansBy(query)),
     readSnapshots: () => call(() => sync.readSnapshots()),
-    findFanStates: (query) => call(() => sync.findFanStates(query)),
+    findFanStates: (query) => batches(() => sync.findFanStates(query)),
     iterateByBackboneGap: (layer, activeAfter) => batches(() => sync.iterateByBackboneGap(layer, activeAfter)),
     findInactiveRecent: (activeAtOrBefore, limit) => call(() => sync.findInactiveRecent(activeAtOrBefore, limit)),
     saveState: (state) => writing(() => sync.saveState(state)),
@@ -593,7 +593,7 @@ interface SyncStore {
   pageFansBy(query: FanOrderQuery): { no: number; state: string; value: number | null }[];
   readSnapshots(): { month: string; data: string }[];
   /** States of fans whose stored layer is one of `layers` with activity after `activeAfter`, or at `level`. */
-  findFanStates(query: { layers: string[]; activeAfter: number; level: number }): string[];
+  findFanStates(query: { layers: string[]; activeAfter: number; level: number }): Iterable<string>;
   /** Fans of a stored layer active after the instant, by Backbone gap then interactions (most first). */
   iterateByBackboneGap(layer: string, activeAfter: number): Iterable<{ state: string; backboneGap: number; interactionsInWindow: number }>;
   /** States of followers with no activity after the instant (or stored Observation), most recently followed first. */
@@ -830,7 +830,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
       // row id, so both branches read their index alone; a union of fan numbers made SQLite walk
       // every fan in number order and read last_activity, which lies after the state in the row.
       const sql = `SELECT state FROM fans WHERE rowid IN (SELECT rowid FROM fans WHERE ws = ? AND layer IN (${layers}) AND last_activity > ? UNION SELECT rowid FROM fans WHERE ws = ? AND level = ?)`;
-      return db.prepare(sql).pluck().all(ws, query.activeAfter, ws, query.level) as string[];
+      return db.prepare(sql).pluck().iterate(ws, query.activeAfter, ws, query.level) as Iterable<string>;
     },
     // `+last_activity` keeps SQLite on the gap index (rows come in gap order, sorted only within
     // a gap) instead of the activity index, which would sort every active fan's state first.

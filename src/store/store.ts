@@ -317,8 +317,12 @@ export interface Store {
    */
   pageFansBy(query: FanOrderQuery): Promise<{ no: number; state: string; value: number | null }[]>;
   readSnapshots(): Promise<{ month: string; data: string }[]>;
-  /** States of fans whose stored layer is one of `layers` with activity after `activeAfter`, or at `level`. */
-  findFanStates(query: { layers: string[]; activeAfter: number; level: number }): Promise<string[]>;
+  /**
+   * States of fans whose stored layer is one of `layers` with activity after `activeAfter`, or at
+   * `level`. In batches: a reader that parses each batch before the next keeps few states alive
+   * at once (read whole, 5,500 states of 4 kB parsed a quarter slower, in garbage collection).
+   */
+  findFanStates(query: { layers: string[]; activeAfter: number; level: number }): Batches<string>;
   /** Fans of a stored layer active after the instant, by Backbone gap then interactions (most first). */
   iterateByBackboneGap(layer: string, activeAfter: number): Batches<{ state: string; backboneGap: number; interactionsInWindow: number }>;
   /** States of followers with no activity after the instant (or stored Observation), most recently followed first. */
