@@ -18,17 +18,14 @@ import { activate, openWorkspace, type Progress, type Workspace } from '../app/w
 import { runReplay } from '../app/replay.js';
 import { DEFAULT_GENERATE, generateCommunity } from '../demo/generate.js';
 import { openSqliteDatabase, type SqliteOptions } from '../store/sqlite-store.js';
-import { openPostgresDatabase } from '../store/postgres-store.js';
 import { DEFAULT_WORKSPACE, WEBHOOK_EVENT_TYPES, type Database, type Store } from '../store/store.js';
 import { addSubscription, deliverDue, describeDelivery, describeSubscription, parseEventTypes } from '../app/webhooks.js';
 import { checkWorkspaceName, createKey, describeKey, parseScopes } from '../app/keys.js';
 import { createUser, describeUser, MIN_PASSWORD_LENGTH, normalizeEmail, parseRole, resetPassword } from '../app/users.js';
-import { startServer } from '../server/serve.js';
 import { messages, resolveLang } from './messages.js';
 import { renderFan, renderFansCsv, renderFansTable, renderReport, table } from './render.js';
 import { renderAnalytics, renderAudit, renderCampaigns, renderCompliance, renderLeaderboard, renderLedgerCheck, renderPayout, renderRedemption, renderReferral, renderReviewQueue } from './render-fission.js';
 import { campaignReport, cliSync, complianceReport, fissionAnalytics, leaderboard, ledgerAudit, ledgerVerify, listPayouts, payoutCsv, redeem, referralShow, resolveReview, reviewQueue, runPayout } from '../app/fission.js';
-import { writeQrFile } from '../app/qr.js';
 import { randomUUID } from 'node:crypto';
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -112,6 +109,7 @@ async function openDatabase(options: GlobalOptions, create = true, sqlite: Sqlit
   const url = options.databaseUrl ?? process.env.FANFLOW_DATABASE_URL;
   if (url) {
     try {
+      const { openPostgresDatabase } = await import('../store/postgres-store.js');
       return await openPostgresDatabase(url);
     } catch (error) {
       throw new UsageError(`cannot use PostgreSQL at ${url.replace(/\/\/[^@/]*@/, '//…@')}: ${(error as Error).message}`);
@@ -182,6 +180,7 @@ async function serveUntilStopped(options: ServeCliOptions, onListening?: (url: s
   // The engine runs on a thread of its own with its own connection (FANFLOW_STATE_WORKER=0: on the request thread).
   const url = options.databaseUrl ?? process.env.FANFLOW_DATABASE_URL;
   const stateWorker = process.env.FANFLOW_STATE_WORKER === '0' ? null : url ? { kind: 'postgres' as const, location: url } : { kind: 'sqlite' as const, location: resolve(options.db) };
+  const { startServer } = await import('../server/serve.js');
   const server = await startServer({ database, host: options.host, port, rateLimit, version: PACKAGE_VERSION, stateWorker, prepareDashboard: true });
   const where = database.kind === 'postgres' ? 'PostgreSQL' : options.db;
   process.stderr.write(`fanflow serving ${where} at ${server.url} (dashboard: ${server.url}/, API reference: ${server.url}/docs)\n`);
@@ -569,6 +568,7 @@ export function buildCli(): Command {
     .action(async (fan: string, opts: { out: string }, command: Command) => {
       const options = globals(command);
       const view = await withWorkspace(options, false, (workspace) => referralShow(workspace, fan, parseAsOf(options.asOf), cliSync(workspace)));
+      const { writeQrFile } = await import('../app/qr.js');
       await writeQrFile(opts.out, view.link);
       print(`wrote ${opts.out}: QR code of ${view.link}\n${view.poster}\n`);
     });
