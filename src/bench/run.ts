@@ -36,6 +36,28 @@ function fanflow(args: string[]): Run {
   return { wallMs, ...stats, stdout: result.stdout };
 }
 
+interface Repeated extends Run {
+  /** The fastest and slowest of the runs (work in process, else the whole command). */
+  min: number;
+  max: number;
+  runs: number;
+}
+
+/**
+ * A short command run several times: the run of median work (or command time) with the spread.
+ * One run of a command that takes a second or less moves by a third with whatever else this
+ * shared machine does at that moment.
+ */
+function fanflowMedian(args: string[], by: 'workMs' | 'wallMs', runs = 5): Repeated {
+  const all = Array.from({ length: runs }, () => fanflow(args)).sort((a, b) => a[by] - b[by]);
+  return { ...all[Math.floor(runs / 2)], maxRssMb: Math.max(...all.map((run) => run.maxRssMb)), min: all[0][by], max: all[runs - 1][by], runs };
+}
+
+/** "median of 5 (412–530 ms)" */
+function spread(run: Repeated): string {
+  return `median of ${run.runs} (${fmt(run.min)}–${fmt(run.max)} ms)`;
+}
+
 /** The baseline: read the file in blocks, split lines, JSON.parse each; nothing else. */
 function parseBaseline(path: string): { lines: number; ms: number } {
   const started = process.hrtime.bigint();
@@ -120,14 +142,14 @@ async function main(): Promise<void> {
   const replayResult = JSON.parse(replay.stdout) as { eventsPerSecond: number; seconds: number; verified: boolean };
   const asOf = '2026-11-01T00:00:00+08:00';
   process.stderr.write('report, fan…\n');
-  const report = fanflow(['--db', db, '--as-of', asOf, 'report', '--month', '2026-10', '--json']);
+  const report = fanflowMedian(['--db', db, '--as-of', asOf, 'report', '--month', '2026-10', '--json'], 'workMs');
   const someFan = (JSON.parse(report.stdout) as { actions: { closestToCore: string[] } }).actions.closestToCore[0] ?? 'u000001';
-  const fan = fanflow(['--db', db, '--as-of', asOf, 'fan', someFan, '--json']);
-  const fanNow = fanflow(['--db', db, 'fan', someFan, '--json']);
+  const fan = fanflowMedian(['--db', db, '--as-of', asOf, 'fan', someFan, '--json'], 'workMs');
+  const fanNow = fanflowMedian(['--db', db, 'fan', someFan, '--json'], 'workMs');
   const someFanStateKb = fanStateKb(db, someFan);
   process.stderr.write('referral leaderboard, compliance…\n');
-  const board = fanflow(['--db', db, 'referral', 'leaderboard', '--month', '2026-10', '--json']);
-  const compliance = fanflow(['--db', db, 'referral', 'compliance', '--json']);
+  const board = fanflowMedian(['--db', db, 'referral', 'leaderboard', '--month', '2026-10', '--json'], 'wallMs');
+  const compliance = fanflowMedian(['--db', db, 'referral', 'compliance', '--json'], 'wallMs');
   process.stderr.write('HTTP server: health, fan, batch and single ingest…\n');
   const lines = readFileSync(file, 'utf8').split('\n').filter((line) => line !== '');
   const http = await benchServer(BIN, db, someFan, lines);
@@ -163,13 +185,13 @@ async function main(): Promise<void> {
     ['read + JSON.parse (baseline)', `${fmt(baselineRate)} lines/s`, `${fmt(baseline.ms)} ms`, '1.00×', '', ''],
     ['import (end to end, synchronous=FULL)', `${fmt(importRate)} events/s`, `${fmt(importRun.wallMs)} ms`, `${fmt(importRun.wallMs / baseline.ms, 2)}× baseline`, '≥ 120,000/s and ≤ 4×', importRate >= 120_000 && importRun.wallMs / baseline.ms <= 4 ? 'ok' : 'MISSED'],
     ['import without the referral programme', `${fmt(events / (plainImport.wallMs / 1000))} events/s`, `with it: ${fmt(importRun.wallMs / plainImport.wallMs, 2)}× the time`, `${fmt(plainImport.wallMs / baseline.ms, 2)}× baseline`, 'with ≤ 1.25× without', importRun.wallMs / plainImport.wallMs <= 1.25 ? 'ok' : 'MISSED'],
-    ['referral leaderboard, one month (command)', `${fmt(board.wallMs)} ms`, `process start included`, `${fmt(board.wallMs / baseline.ms, 2)}× baseline`, '< 1 s', board.wallMs < 1000 ? 'ok' : 'MISSED'],
-    ['referral compliance report (command)', `${fmt(compliance.wallMs)} ms`, `process start included`, `${fmt(compliance.wallMs / baseline.ms, 2)}× baseline`, '< 1 s', compliance.wallMs < 1000 ? 'ok' : 'MISSED'],
+    ['referral leaderboard, one month (command)', `${fmt(board.wallMs)} ms`, `process start included; ${spread(board)}`, `${fmt(board.wallMs / baseline.ms, 2)}× baseline`, '< 1 s', board.wallMs < 1000 ? 'ok' : 'MISSED'],
+    ['referral compliance report (command)', `${fmt(compliance.wallMs)} ms`, `process start included; ${spread(compliance)}`, `${fmt(compliance.wallMs / baseline.ms, 2)}× baseline`, '< 1 s', compliance.wallMs < 1000 ? 'ok' : 'MISSED'],
     ['re-import (all duplicates)', `${fmt(events / (reimport.wallMs / 1000))} events/s`, `${fmt(reimport.wallMs)} ms`, `${fmt(reimport.wallMs / baseline.ms, 2)}× baseline`, '', ''],
     ['replay (rebuild from the log)', `${fmt(replayResult.eventsPerSecond)} events/s`, `${fmt(replayResult.seconds * 1000)} ms (command ${fmt(replay.wallMs)} ms)`, `${fmt((replayResult.seconds * 1000) / baseline.ms, 2)}× baseline`, '≥ 200,000/s', replayResult.eventsPerSecond >= 200_000 ? 'ok' : 'MISSED'],
-    ['report --month (work in process)', `${fmt(report.workMs)} ms`, `command ${fmt(report.wallMs)} ms`, '', '< 1,000 ms', report.workMs < 1000 ? 'ok' : 'MISSED'],
-    ['fan (work in process, past as-of)', `${fmt(fan.workMs)} ms`, `command ${fmt(fan.wallMs)} ms`, '', '', ''],
-    ['fan (work in process, as of now)', `${fmt(fanNow.workMs)} ms`, `command ${fmt(fanNow.wallMs)} ms`, '', '< 50 ms', fanNow.workMs < 50 ? 'ok' : 'MISSED'],
+    ['report --month (work in process)', `${fmt(report.workMs)} ms`, `command ${fmt(report.wallMs)} ms; ${spread(report)}`, '', '< 1,000 ms', report.workMs < 1000 ? 'ok' : 'MISSED'],
+    ['fan (work in process, past as-of)', `${fmt(fan.workMs)} ms`, `command ${fmt(fan.wallMs)} ms; ${spread(fan)}`, '', '', ''],
+    ['fan (work in process, as of now)', `${fmt(fanNow.workMs)} ms`, `command ${fmt(fanNow.wallMs)} ms; ${spread(fanNow)}`, '', '< 50 ms', fanNow.workMs < 50 ? 'ok' : 'MISSED'],
     ['peak RSS (largest command)', `${fmt(maxRss)} MB`, `import ${fmt(importRun.maxRssMb)} MB`, '', '< 1,536 MB', maxRss < 1536 ? 'ok' : 'MISSED'],
     ['HTTP GET /healthz (baseline)', `${fmt(http.healthRps)} req/s`, `p99 ${fmt(http.healthP99)} ms`, '1.00×', '', ''],
     ['HTTP batch ingest, 500 events/request (SQLite)', `${fmt(http.batchEventsPerSecond)} events/s`, `${fmt(http.batchRps)} req/s, p99 ${fmt(http.batchP99)} ms`, `${fmt(http.batchRps / http.healthRps, 3)}× health req/s`, '≥ 50,000/s, p99 < 100 ms', http.batchEventsPerSecond >= 50_000 && http.batchP99 < 100 ? 'ok' : 'MISSED'],
