@@ -43,3 +43,54 @@ describe('the calendar', () => {
     }
   });
 });
+
+/** The offset of an instant in a zone, straight from Intl, to the second. */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+function referenceOffset(timeZone: string, instantMs: number): number {
+  let formatter = formatters.get(timeZone);
+  if (!formatter) {
+    formatter = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+    formatters.set(timeZone, formatter);
+  }
+  const parts = formatter.formatToParts(new Date(instantMs));
+  const get = (type: string) => Number(parts.find((part) => part.type === type)?.value);
+  return Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second')) - Math.floor(instantMs / 1000) * 1000;
+}
+
+describe('the calendar\'s offsets', () => {
+  it('changes offset at the very second the zone does, also where that is not on a UTC hour', () => {
+    // Lord Howe moves by half an hour at 02:00 local time, which is half past a UTC hour.
+    for (const zone of ZONES) {
+      const calendar = createCalendar(zone);
+      let previous = referenceOffset(zone, FROM);
+      for (let hour = FROM + 3_600_000; hour < TO; hour += 3_600_000) {
+        const offset = referenceOffset(zone, hour);
+        if (offset !== previous) {
+          for (let t = hour - 3_600_000; t <= hour; t += 1000) expect(calendar.offsetMs(t), `${zone} ${new Date(t).toISOString()}`).toBe(referenceOffset(zone, t));
+        }
+        previous = offset;
+      }
+    }
+  });
+
+  it('gives a calendar made with another\'s known offsets the same answers without looking any up (fast-check)', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...ZONES), fc.array(fc.integer({ min: FROM, max: TO }), { minLength: 1, maxLength: 100 }), (zone, instants) => {
+        const first = createCalendar(zone);
+        const known = first.knownOffsets(FROM, TO);
+        expect(first.computedOffsets()).toBe(known.length);
+        const second = createCalendar(zone, JSON.parse(JSON.stringify(known)));
+        for (const instant of instants) {
+          expect(second.offsetMs(instant)).toBe(first.offsetMs(instant));
+          expect(second.dayIndex(instant)).toBe(first.dayIndex(instant));
+          expect(second.timeSlot(instant)).toBe(first.timeSlot(instant));
+        }
+        expect(second.computedOffsets()).toBe(0);
+        // Outside what it was given, it looks the offsets up itself.
+        expect(second.offsetMs(TO + 400 * 86_400_000)).toBe(referenceOffset(zone, TO + 400 * 86_400_000));
+        expect(second.computedOffsets()).toBe(1);
+      }),
+      { numRuns: 30 },
+    );
+  });
+});

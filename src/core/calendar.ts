@@ -39,6 +39,13 @@ export interface Calendar {
   previousMonthKey(monthKey: string): string;
   timeSlot(instantMs: number): number;
   formatLocal(instantMs: number): string;
+  /**
+   * Every offset block this calendar knows, by block number, after looking up those of [from, to]
+   * when given: what a later calendar of the zone can be given instead of asking ICU again.
+   */
+  knownOffsets(from?: number, to?: number): [number, OffsetBlock][];
+  /** How many blocks this calendar looked up in ICU (not given when it was made). */
+  computedOffsets(): number;
 }
 
 /** Days since 1970-01-01 of a proleptic Gregorian civil date. */
@@ -87,46 +94,87 @@ function pad2(value: number): string {
   return value < 10 ? `0${value}` : String(value);
 }
 
-export function createCalendar(timeZone: string): Calendar {
-  const formatter = new Intl.DateTimeFormat('en-US', {
-    timeZone,
-    hourCycle: 'h23',
-    year: 'numeric',
-    month: 'numeric',
-    day: 'numeric',
-    hour: 'numeric',
-    minute: 'numeric',
-    second: 'numeric',
-  });
-  // Offsets change at most on the hour in every zone in use, so one lookup per hour suffices.
-  const offsetByHour = new Map<number, number>();
-  const computeOffset = (instantMs: number): number => {
+/**
+ * A zone's UTC offsets over one block of OFFSET_BLOCK_DAYS UTC days: the offset itself when it holds for
+ * the whole block, else the offset at the block's start followed by (instant, offset) pairs, one
+ * per change, in order.
+ */
+export type OffsetBlock = number | number[];
+
+/** Offsets are found and kept by blocks of this many UTC days (block 0 begins at the epoch). */
+export const OFFSET_BLOCK_DAYS = 28;
+const BLOCK_MS = OFFSET_BLOCK_DAYS * DAY_MS;
+
+/**
+ * The offsets of a zone, block by block, looked up in ICU through Intl. A change is found to the
+ * second; a zone is assumed to change its offset at most once within one UTC day.
+ */
+function intlOffsets(timeZone: string): (block: number) => OffsetBlock {
+  let formatter: Intl.DateTimeFormat | null = null;
+  // The first Intl object of a process costs ~20 ms (V8 lists ICU's locales): made on first use only.
+  const offsetAt = (instantMs: number): number => {
+    formatter ??= new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
     const parts = formatter.formatToParts(new Date(instantMs));
     const get = (type: string) => Number(parts.find((part) => part.type === type)?.value);
     const localAsUtc = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
-    const wholeSecond = Math.floor(instantMs / 1000) * 1000;
-    return localAsUtc - wholeSecond;
+    return localAsUtc - Math.floor(instantMs / 1000) * 1000;
   };
-  // Per UTC day: when the offsets at its start and end agree, the whole day has that offset
-  // (no zone changes its offset twice within a day); otherwise look up the hour.
-  const offsetByDay = new Map<number, number>();
-  const offsetOfHour = (hour: number): number => {
-    let offset = offsetByHour.get(hour);
-    if (offset === undefined) {
-      offset = computeOffset(hour * HOUR_MS);
-      offsetByHour.set(hour, offset);
+  return (block) => {
+    const start = block * BLOCK_MS;
+    const first = offsetAt(start);
+    const changes: number[] = [first];
+    let before = first;
+    for (let day = 1; day <= OFFSET_BLOCK_DAYS; day++) {
+      const at = offsetAt(start + day * DAY_MS);
+      if (at === before) continue;
+      // The first whole second of the day with the new offset.
+      let low = (start + (day - 1) * DAY_MS) / 1000;
+      let high = (start + day * DAY_MS) / 1000;
+      while (high - low > 1) {
+        const middle = Math.floor((low + high) / 2);
+        if (offsetAt(middle * 1000) === before) low = middle;
+        else high = middle;
+      }
+      // The end of the block belongs to the next block.
+      if (day < OFFSET_BLOCK_DAYS || high * 1000 < start + BLOCK_MS) changes.push(high * 1000, at);
+      before = at;
     }
-    return offset;
+    return changes.length === 1 ? first : changes;
+  };
+}
+
+/**
+ * A calendar for a zone. `known`: offset blocks found earlier (see `knownOffsets`) by the same
+ * ICU data; the calendar looks up in ICU only the blocks it is not given.
+ */
+export function createCalendar(timeZone: string, known: Iterable<[number, OffsetBlock]> = []): Calendar {
+  const lookUp = intlOffsets(timeZone);
+  const blocks = new Map<number, OffsetBlock>(known);
+  let computed = 0;
+  const blockOf = (block: number): OffsetBlock => {
+    let found = blocks.get(block);
+    if (found === undefined) {
+      found = lookUp(block);
+      blocks.set(block, found);
+      computed++;
+    }
+    return found;
   };
   const offsetMs = (instantMs: number): number => {
-    const day = Math.floor(instantMs / DAY_MS);
-    let offset = offsetByDay.get(day);
-    if (offset === undefined) {
-      const first = computeOffset(day * DAY_MS);
-      offset = first === computeOffset(day * DAY_MS + DAY_MS - 1000) ? first : Number.NaN;
-      offsetByDay.set(day, offset);
-    }
-    return Number.isNaN(offset) ? offsetOfHour(Math.floor(instantMs / HOUR_MS)) : offset;
+    const block = blockOf(Math.floor(instantMs / BLOCK_MS));
+    if (typeof block === 'number') return block;
+    let offset = block[0];
+    for (let index = 1; index < block.length && instantMs >= block[index]; index += 2) offset = block[index + 1];
+    return offset;
   };
   const dayIndex = (instantMs: number) => Math.floor((instantMs + offsetMs(instantMs)) / DAY_MS);
   const startOfDay = (day: number): number => {
@@ -157,6 +205,13 @@ export function createCalendar(timeZone: string): Calendar {
   return {
     timeZone,
     offsetMs,
+    knownOffsets: (from, to) => {
+      if (from !== undefined && to !== undefined) {
+        for (let block = Math.floor(from / BLOCK_MS); block <= Math.floor(to / BLOCK_MS); block++) blockOf(block);
+      }
+      return [...blocks].sort((a, b) => a[0] - b[0]);
+    },
+    computedOffsets: () => computed,
     dayIndex,
     // 1970-01-01 was a Thursday, so day index -3 is the Monday that starts ISO week 0.
     weekIndex: (instantMs) => Math.floor((dayIndex(instantMs) + 3) / 7),

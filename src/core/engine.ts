@@ -7,7 +7,7 @@
  * const out = engine.newOutput();
  * engine.apply(world, event, out); // out.postings, out.derived
  */
-import { createCalendar, DAY_MS, type Calendar } from './calendar.js';
+import { createCalendar, DAY_MS, type Calendar, type OffsetBlock } from './calendar.js';
 import { ACTIVITY_TYPES, INTERACTION_TYPES, type FanEvent } from './events.js';
 import { createEngineContext } from './engine-context.js';
 import type { EngineOutput } from './engine-output.js';
@@ -40,8 +40,9 @@ export interface Engine {
 const INTERACTION_CODES: Record<string, number> = { like: 0, collect: 1, comment: 2, share: 3 };
 export const INTERACTION_BY_CODE = ['like', 'collect', 'comment', 'share'];
 
-export function createEngine(program: Program): Engine {
-  const calendar = createCalendar(program.timezone);
+/** `offsets`: the zone's offsets found earlier by the same time-zone data (see Calendar.knownOffsets). */
+export function createEngine(program: Program, offsets?: Iterable<[number, OffsetBlock]>): Engine {
+  const calendar = createCalendar(program.timezone, offsets);
   const context = createEngineContext(program, calendar);
   const { monthOf, monthStart, award, multiplied } = context;
   const historyMs = program.historyDays * DAY_MS;
