@@ -1,7 +1,10 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fanflow } from './cli-helpers.js';
+import { BIN, fanflow } from './cli-helpers.js';
 import { tempDir } from './store-helpers.js';
 
 describe('fanflow CLI contract', () => {
@@ -143,6 +146,37 @@ describe('fanflow CLI contract', () => {
     const refused = fanflow(['--db', db, 'redeem', top, 'offline-gathering', '--request-id', 'cli-1', '--json']);
     expect([0, 1]).toContain(refused.code);
     expect(JSON.parse(fanflow(['--db', db, 'redeem', top, 'offline-gathering', '--request-id', 'cli-1', '--json']).stdout)).toEqual(JSON.parse(refused.stdout));
+  });
+
+  it('fan reads the time zone\'s offsets the import kept instead of asking ICU, and asks ICU when they are of other data', () => {
+    // Counts the Intl.DateTimeFormat objects the command makes (each one would load ICU's locales).
+    const counter = join(dir, 'count-intl.mjs');
+    writeFileSync(
+      counter,
+      `let made = 0; const Real = Intl.DateTimeFormat;
+       Intl.DateTimeFormat = new Proxy(Real, { construct(target, args) { made++; return Reflect.construct(target, args); }, apply(target, self, args) { made++; return Reflect.apply(target, self, args); } });
+       process.on('exit', () => process.stderr.write('INTL ' + made + '\\n'));`,
+    );
+    const run = (database: string, args: string[]) => {
+      const result = spawnSync(process.execPath, ['--import', pathToFileURL(counter).href, BIN, '--db', database, ...args], { encoding: 'utf8', env: { ...process.env, FANFLOW_LANG: 'en' } });
+      expect(result.status, result.stderr).toBe(0);
+      return { made: Number(/INTL (\d+)/.exec(result.stderr)?.[1]), stdout: result.stdout };
+    };
+    const now = run(db, ['fan', 'u000001', '--json']);
+    const then = run(db, ['--as-of', asOf, 'fan', 'u000001', '--json']);
+    expect(now.made).toBe(0);
+    expect(then.made).toBe(0);
+    // Offsets kept by another version of the time-zone data are ignored: the same answer, from ICU.
+    const other = join(dir, 'other-tz.db');
+    copyFileSync(db, other);
+    const sqlite = new Database(other);
+    const key = 'zoneOffsets:Asia/Shanghai';
+    const kept = JSON.parse(sqlite.prepare('SELECT value FROM state WHERE key = ?').pluck().get(key) as string);
+    sqlite.prepare('UPDATE state SET value = ? WHERE key = ?').run(JSON.stringify({ ...kept, tz: 'other' }), key);
+    sqlite.close();
+    const fromIcu = run(other, ['--as-of', asOf, 'fan', 'u000001', '--json']);
+    expect(fromIcu.made).toBeGreaterThan(0);
+    expect(fromIcu.stdout).toBe(then.stdout);
   });
 
   it('replay verifies the incremental state', () => {

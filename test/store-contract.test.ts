@@ -96,6 +96,21 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       expect((await collect(other.readAfter(0))).map((row) => row.seq)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
     });
 
+    it('keeps a time zone\'s offsets with a state write, per zone, until a write replaces them', async () => {
+      const other = await database.workspace('zones');
+      expect(await other.zoneOffsets('Asia/Shanghai')).toBeNull();
+      await other.exclusive((tx) => tx.saveState(stateWrite({ zoneOffsets: { zone: 'Asia/Shanghai', text: '{"a":1}' } })));
+      await other.exclusive((tx) => tx.saveState(stateWrite({ zoneOffsets: { zone: 'Europe/London', text: '{"b":1}' } })));
+      // A write without offsets leaves the kept ones as they are.
+      await other.exclusive((tx) => tx.saveState(stateWrite({ rebuild: false, postings: [] })));
+      expect(await other.zoneOffsets('Asia/Shanghai')).toBe('{"a":1}');
+      expect(await other.zoneOffsets('Europe/London')).toBe('{"b":1}');
+      await other.exclusive((tx) => tx.saveState(stateWrite({ zoneOffsets: { zone: 'Asia/Shanghai', text: '{"a":2}' } })));
+      expect(await other.zoneOffsets('Asia/Shanghai')).toBe('{"a":2}');
+      // Another workspace's are not this one's.
+      expect(await store.zoneOffsets('Asia/Shanghai')).toBeNull();
+    });
+
     it('saves and loads the derived state, with the fan queries', async () => {
       await store.exclusive((tx) => tx.saveState(stateWrite()));
       expect(await store.loadStateMeta()).toEqual({ programVersion: 'p@1', appliedSeq: 3, world: '{"engineVersion":2,"clock":1000}' });

@@ -5,6 +5,7 @@
 import { createEngine, type Engine, type EngineOutput } from '../core/engine.js';
 import { compareEvents, validateEvent, type FanEvent } from '../core/events.js';
 import { compileProgram, parseStoredSpec, storedSpecJson, type Program } from '../core/program.js';
+import { decodeZoneOffsets, zoneOffsetsToKeep } from './zone-offsets.js';
 import { cloneFan, createWorld, ENGINE_VERSION, type FanState, type World } from '../core/state.js';
 import type { HeldCandidates } from './queries.js';
 import type { AdvancedBoundaries } from './report-pass.js';
@@ -52,6 +53,8 @@ export interface Workspace {
   advanced?: AdvancedBoundaries | null;
   /** Events a catch-up in steps read but left for its next pass (see CatchUpOptions.maxEvents). */
   backlog?: Backlog | null;
+  /** How many of the zone's offset blocks the store keeps (see zone-offsets.ts). */
+  zoneBlocksKept?: number;
 }
 
 /**
@@ -60,7 +63,8 @@ export interface Workspace {
  */
 export async function openWorkspace(store: Store, given: LoadedProgram | null): Promise<Workspace> {
   const loaded = given ?? (await activeProgramOf(store)) ?? defaultProgram();
-  return { store, program: loaded.program, yaml: loaded.yaml, engine: createEngine(loaded.program) };
+  const offsets = decodeZoneOffsets(await store.zoneOffsets(loaded.program.timezone));
+  return { store, program: loaded.program, yaml: loaded.yaml, engine: createEngine(loaded.program, offsets), zoneBlocksKept: offsets.length };
 }
 
 /** The store's active program; its spec was validated when it was activated. */
@@ -146,6 +150,7 @@ function prepareState(workspace: Workspace, world: World, out: EngineOutput, app
     world: serializeWorldMeta(world),
     // The world holds every fan: its loyalty values are sorted here rather than read back.
     loyalty: ranksOf(loyaltyValues(world), world.fans.size),
+    zoneOffsets: zoneOffsetsToKeep(engine.calendar, workspace.zoneBlocksKept ?? 0, world.clock, Date.now()),
   };
   return {
     async write(store) {
@@ -163,6 +168,7 @@ function prepareState(workspace: Workspace, world: World, out: EngineOutput, app
               ...derivedNotifications(fresh ? out.derived.filter((event) => isFresh('eventId' in event ? event.eventId : null, event.ts)) : out.derived, wanted),
             ];
       await store.saveState({ ...ready, notifications });
+      if (ready.zoneOffsets) workspace.zoneBlocksKept = ready.zoneOffsets.blocks;
     },
   };
 }

@@ -407,6 +407,7 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
     await putState(trx, 'provisionalSnapshot', JSON.stringify(write.provisional));
     await putState(trx, 'appliedSeq', String(write.appliedSeq));
     await putState(trx, 'programVersion', write.programVersion);
+    if (write.zoneOffsets) await putState(trx, `zoneOffsets:${write.zoneOffsets.zone}`, write.zoneOffsets.text);
     await queue(trx, write.notifications ?? []);
   };
 
@@ -487,6 +488,7 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
       return { world, programVersion: value('programVersion') as string, appliedSeq: Number(value('appliedSeq')) };
     },
     loadProvisional: async () => JSON.parse((await state('provisionalSnapshot')) ?? 'null') as { month: string; data: string } | null,
+    zoneOffsets: async (zone) => (await state(`zoneOffsets:${zone}`)) ?? null,
     loadFan: async (id) => (await sql<{ state: string; programVersion: string }>`SELECT state, program_version AS "programVersion" FROM fans WHERE ws = ${ws} AND id = ${id}`.execute(db)).rows[0] ?? null,
     iterateFans: () =>
       batches(() =>

@@ -526,6 +526,7 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
     loadState: () => call(() => sync.loadState()),
     loadStateMeta: () => call(() => sync.loadStateMeta()),
     loadProvisional: () => call(() => sync.loadProvisional()),
+    zoneOffsets: (zone) => call(() => sync.zoneOffsets(zone)),
     loadFan: (id) => call(() => sync.loadFan(id)),
     iterateFans: () => batches(() => sync.iterateFans()),
     countFans: () => call(() => sync.countFans()),
@@ -584,6 +585,7 @@ interface SyncStore {
   loadStateMeta(): { programVersion: string; appliedSeq: number; world: string } | null;
   /** The stored provisional snapshot (see StateWrite.provisional). */
   loadProvisional(): { month: string; data: string } | null;
+  zoneOffsets(zone: string): string | null;
   loadFan(id: string): { state: string; programVersion: string } | null;
   /** Every stored fan state, in fan-number order, one at a time. */
   iterateFans(): Iterable<{ id: string; state: string }>;
@@ -731,6 +733,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     putState.run(ws, 'provisionalSnapshot', JSON.stringify(write.provisional));
     putState.run(ws, 'appliedSeq', String(write.appliedSeq));
     putState.run(ws, 'programVersion', write.programVersion);
+    if (write.zoneOffsets) putState.run(ws, `zoneOffsets:${write.zoneOffsets.zone}`, write.zoneOffsets.text);
     queue(write.notifications ?? []);
   });
 
@@ -846,6 +849,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     readPosition: () => cache.get(`${ws}:position`, () => readPosition()),
     loadStateMeta: () => cache.get(`${ws}:stateMeta`, readStateMeta),
     loadProvisional: () => JSON.parse(state('provisionalSnapshot') ?? 'null') as { month: string; data: string } | null,
+    zoneOffsets: (zone) => state(`zoneOffsets:${zone}`) ?? null,
     loadFan: (id) => {
       const row = fanById.get(ws, id) as { state: string; programVersion: string } | undefined;
       return row ?? null;

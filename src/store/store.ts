@@ -119,6 +119,8 @@ export interface StateWrite {
   readonly notifications?: readonly Notification[];
   /** Every fan's loyalty value, sorted (see loyalty-ranks.ts); absent: the store reads them from the fans it holds. */
   readonly loyalty?: LoyaltyRanks;
+  /** The program's time zone's offsets, to be kept for later processes (see Store.zoneOffsets); absent: unchanged. */
+  readonly zoneOffsets?: { readonly zone: string; readonly text: string } | null;
 }
 
 export interface StoredState {
@@ -304,6 +306,11 @@ export interface Store {
   loadStateMeta(): Promise<{ programVersion: string; appliedSeq: number; world: string } | null>;
   /** The stored provisional snapshot (see StateWrite.provisional). */
   loadProvisional(): Promise<{ month: string; data: string } | null>;
+  /**
+   * The offsets of a time zone a state write kept (StateWrite.zoneOffsets), as written; null if
+   * none. Derived from the time-zone data, not from the log: a cache a process may ignore.
+   */
+  zoneOffsets(zone: string): Promise<string | null>;
   loadFan(id: string): Promise<{ state: string; programVersion: string } | null>;
   /** Every stored fan state, in fan-number order. */
   iterateFans(): Batches<{ id: string; state: string }>;
