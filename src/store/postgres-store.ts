@@ -105,6 +105,12 @@ const MIGRATIONS: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  // The referral trees (compliance, the tree view) from the index alone, not a scan of every state.
+  '0006_fans_referrer': {
+    async up(db) {
+      await sql`CREATE INDEX fans_referrer ON fans (ws, referrer) INCLUDE (id) WHERE referrer IS NOT NULL`.execute(db);
+    },
+  },
 };
 
 const BATCH = 2000;

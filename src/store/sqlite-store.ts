@@ -156,6 +156,8 @@ export const MIGRATIONS: readonly string[] = [
   // The log after a position as an index range: a catch-up reads only the events it applies
   // instead of scanning the whole log of the workspace.
   `CREATE INDEX events_seq ON events (ws, seq);`,
+  // The referral trees (compliance, the tree view) from the index alone, not a scan of every state.
+  `CREATE INDEX fans_referrer ON fans (ws, referrer, id) WHERE referrer IS NOT NULL;`,
 ];
 
 const BATCH_ROWS = 200;
