@@ -3,19 +3,37 @@
  * whether it was changed through the same connection or another (another process, the state
  * worker), with no read in between that would have refreshed it.
  */
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { authenticate, createKey } from '../src/app/keys.js';
+import { queryFan } from '../src/app/queries.js';
 import { samePayload } from '../src/app/same-payload.js';
+import { catchUp, openWorkspace } from '../src/app/workspace.js';
+import { expireReadCaches } from '../src/store/read-cache.js';
 import { openSqliteDatabase, type SqliteDatabase } from '../src/store/sqlite-store.js';
 import type { LogEntry } from '../src/store/store.js';
 import { tempDir } from './store-helpers.js';
 
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Appends events to the file from another process (as a CLI import while a server runs would). */
+function appendElsewhere(path: string, entries: LogEntry[]): void {
+  const store = fileURLToPath(new URL('../dist/store/sqlite-store.js', import.meta.url));
+  const script = `const { openSqliteDatabase } = await import(${JSON.stringify(store)});
+    const database = await openSqliteDatabase(${JSON.stringify(path)});
+    const ws = await database.workspace('w');
+    await ws.append(${JSON.stringify(entries)}, () => false);
+    await database.close();`;
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(result.stderr);
+}
+
 const entry = (id: string, ts: number): LogEntry => ({ id, ts, body: JSON.stringify({ id, ts }), source: 'test', line: 1, fan: null });
 const open: SqliteDatabase[] = [];
 
-async function twoConnections(): Promise<[SqliteDatabase, SqliteDatabase]> {
-  const path = join(tempDir(), 'cache.db');
+async function twoConnections(path = join(tempDir(), 'cache.db')): Promise<[SqliteDatabase, SqliteDatabase]> {
   const first = await openSqliteDatabase(path);
   const second = await openSqliteDatabase(path);
   open.push(first, second);
@@ -66,6 +84,45 @@ describe('SQLite read cache', () => {
     expect((await authenticate(server, key))?.id).toBe(id);
     expect(await cli.revokeKey(id, new Date().toISOString())).toBe(true);
     expect(await authenticate(server, key)).toBeNull();
+  });
+
+  it('sees a commit of another process at the next turn of the event loop, or at once when told', async () => {
+    const path = join(tempDir(), 'cache.db');
+    const [a] = await twoConnections(path);
+    const mine = await a.workspace('w');
+    expect(await mine.maxSeq()).toBe(0);
+    // A commit of another process in the turn that read the file's version is seen from the next turn on.
+    appendElsewhere(path, [entry('e1', 1)]);
+    await nextTurn();
+    expect(await mine.maxSeq()).toBe(1);
+    appendElsewhere(path, [entry('e2', 2)]);
+    expireReadCaches();
+    expect(await mine.maxSeq()).toBe(2);
+  });
+
+  it('answers a fan read from one state even when the position it was given is older than the fan it reads', async () => {
+    const path = join(tempDir(), 'cache.db');
+    const [a, b] = await twoConnections(path);
+    const fanEvent = (id: string, ts: number, type = 'like') => {
+      const event = { id, type, fan: 'f1', ts, props: type === 'follow' ? {} : { contentId: 'c1' } };
+      return { id, ts, body: JSON.stringify(event), source: 'test', line: 1, fan: 'f1' };
+    };
+    const day = 86_400_000;
+    const start = Date.parse('2026-10-05T10:00:00+08:00');
+    const mine = await openWorkspace(await a.workspace('w'), null);
+    await mine.store.append([fanEvent('e1', start, 'follow'), fanEvent('e2', start + day)], samePayload);
+    await catchUp(mine);
+    const before = await mine.store.loadStateMeta();
+    // Another connection appends a later like and writes the state past it.
+    const theirs = await openWorkspace(await b.workspace('w'), null);
+    await theirs.store.append([fanEvent('e3', start + 3 * day)], samePayload);
+    await catchUp(theirs);
+    // As of a day before that like, given the older position: the fan as it was then, not the newer row.
+    const asOf = start + 2 * day;
+    const given = await queryFan(mine, 'f1', asOf, before ?? undefined);
+    const fresh = await queryFan(await openWorkspace(await a.workspace('w'), null), 'f1', asOf);
+    expect(given).toEqual(fresh);
+    expect(given.windows.interactions90d).toBe(1);
   });
 
   it('gives every caller the same frozen object, so none can change what the next one reads', async () => {

@@ -118,7 +118,7 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       const loaded = await store.loadState();
       expect(loaded?.fans.map((fan) => fan.id)).toEqual(['f-a', 'f-b', 'f-c']);
       expect(loaded?.snapshots).toEqual([{ month: '2026-10', data: '{"m":1}' }]);
-      expect(await store.loadFan('f-b')).toEqual({ state: '["f-b"]', programVersion: 'p@1' });
+      expect(await store.loadFan('f-b')).toEqual({ state: '["f-b"]', programVersion: 'p@1', appliedSeq: 3 });
       expect(await store.loadFan('nobody')).toBeNull();
       expect((await collect(store.iterateFans())).map((fan) => fan.id)).toEqual(['f-a', 'f-b', 'f-c']);
       expect((await store.pageFans({ afterNo: 0, limit: 5 })).map((row) => row.no)).toEqual([1, 2]);
@@ -148,7 +148,7 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       expect(await collect(store.readPostings())).toEqual(stateWrite().postings);
       // An incremental write upserts the fans it names and appends postings.
       await store.exclusive((tx) => tx.saveState(stateWrite({ rebuild: false, appliedSeq: 4, fans: [{ ...FANS[0], level: 3, state: '["f-b2"]' }], postings: [], snapshots: [] })));
-      expect(await store.loadFan('f-b')).toEqual({ state: '["f-b2"]', programVersion: 'p@1' });
+      expect(await store.loadFan('f-b')).toEqual({ state: '["f-b2"]', programVersion: 'p@1', appliedSeq: 4 });
       expect((await collect(store.readPostings())).length).toBe(5);
       // A consistent read sees the state as of its first read, not a write committed during it.
       const seen = await store.readConsistently(async (reader) => {
@@ -161,7 +161,7 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       expect(seen.fans).toEqual(['["f-a"]', '["f-b2"]', '["f-c"]']);
       expect(seen.count).toBe(3);
       expect((await store.loadStateMeta())?.appliedSeq).toBe(5);
-      expect(await store.loadFan('f-b')).toEqual({ state: '["f-b3"]', programVersion: 'p@1' });
+      expect(await store.loadFan('f-b')).toEqual({ state: '["f-b3"]', programVersion: 'p@1', appliedSeq: 5 });
     });
 
     it('redemptions: one record per request id, and the accepted ones after a log position', async () => {

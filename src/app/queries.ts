@@ -60,15 +60,21 @@ export function loyaltyScores(world: World): Map<string, number> {
  */
 export async function queryFan(workspace: Workspace, id: string, asOf: number, current?: StateMeta): Promise<FanView> {
   const { engine, store, program } = workspace;
-  const clock = clockOf(await readableMeta(workspace, current));
+  let meta = await readableMeta(workspace, current);
+  let row = asOf >= clockOf(meta) ? await store.loadFan(id) : null;
+  if (row && row.appliedSeq !== (meta?.appliedSeq ?? null)) {
+    // The state was rewritten between reading its position and reading the fan (a server reads
+    // the position from its cache): both again, from one snapshot.
+    ({ meta, row } = await store.readConsistently(async (reader) => ({ meta: await reader.loadStateMeta(), row: await reader.loadFan(id) })));
+  }
+  const clock = clockOf(meta);
   let fan: FanState | undefined;
   let loyalty: number | null;
   if (asOf >= clock) {
-    const row = await store.loadFan(id);
     if (!row) throw new NotFoundError(`unknown fan ${JSON.stringify(id)}`);
     fan = deserializeFan(row.state);
     engine.advanceFan(fan, clock, asOf);
-    const rank = Number.isFinite(fan.loyaltyLog) ? await store.loyaltyRank(fan.loyaltyLog, current) : null;
+    const rank = Number.isFinite(fan.loyaltyLog) ? await store.loyaltyRank(fan.loyaltyLog, meta ?? undefined) : null;
     loyalty = rank === null ? 0 : percentile(rank.below, rank.total);
   } else {
     const past = await worldAt(workspace, asOf);

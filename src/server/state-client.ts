@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { StateChange } from '../app/workspace.js';
+import { expireReadCaches } from '../store/read-cache.js';
 import type { StateAnswer, StateWorkerSetup } from './state-worker.js';
 
 // The compiled worker, found from this module in src/server or in dist/server alike.
@@ -28,6 +29,8 @@ export function startStateWorker(setup: StateWorkerSetup): StateWorker {
   let failure: Error | null = null;
   let next = 0;
   worker.on('message', (message: StateAnswer | { closed: true }) => {
+    // The worker has committed what it answers about: the next read must see it.
+    expireReadCaches();
     if ('closed' in message) {
       closed?.();
       return;

@@ -7,6 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { activate, catchUp, openWorkspace, type StateChange, type Workspace } from '../app/workspace.js';
 import { openPostgresDatabase } from '../store/postgres-store.js';
+import { expireReadCaches } from '../store/read-cache.js';
 import { openSqliteDatabase } from '../store/sqlite-store.js';
 import type { Database } from '../store/store.js';
 
@@ -78,6 +79,8 @@ function pass(name: string): Promise<StateChange | undefined> {
 }
 
 port.on('message', (message: StateRequest) => {
+  // The request thread asks after committing events: this thread's next read must see them.
+  expireReadCaches();
   if ('close' in message) {
     void Promise.allSettled([...passes.values()])
       .then(() => opened.then((database) => database.close()))

@@ -495,7 +495,11 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
     },
     loadProvisional: async () => JSON.parse((await state('provisionalSnapshot')) ?? 'null') as { month: string; data: string } | null,
     zoneOffsets: async (zone) => (await state(`zoneOffsets:${zone}`)) ?? null,
-    loadFan: async (id) => (await sql<{ state: string; programVersion: string }>`SELECT state, program_version AS "programVersion" FROM fans WHERE ws = ${ws} AND id = ${id}`.execute(db)).rows[0] ?? null,
+    loadFan: async (id) =>
+      (
+        await sql<{ state: string; programVersion: string; appliedSeq: number | null }>`SELECT state, program_version AS "programVersion",
+          (SELECT value::bigint FROM state WHERE ws = ${ws} AND key = 'appliedSeq')::float8 AS "appliedSeq" FROM fans WHERE ws = ${ws} AND id = ${id}`.execute(db)
+      ).rows[0] ?? null,
     iterateFans: () =>
       batches(() =>
         keyset<{ id: string; state: string; no: number }, number>(

@@ -1,22 +1,62 @@
 /**
  * Small values a SQLite connection reads on nearly every request (the log position, the stored
  * state's position and program, the active program version, API keys), kept between reads while
- * the file is unchanged: no other connection has committed since (PRAGMA data_version) and this
- * one has changed no row (total_changes()). One statement checks both, at the cost of the
- * cheapest read; a hit then saves the read itself, which for the state's position carries the
- * world's meta (tens of kilobytes).
+ * the file is unchanged.
+ *
+ * Changed how, and seen when:
+ * - by a connection of this thread: at once. Every read compares the sum of this thread's
+ *   connections' `total_changes()`, which takes no lock.
+ * - by another thread or process: at the first read of the next turn of the event loop, or earlier
+ *   where that thread says so (`expireReadCaches`: the server calls it on every answer of its state
+ *   worker). The file's `PRAGMA data_version` is read once per turn: it takes SQLite's read locks,
+ *   system calls that cost 10–20 µs under load on a virtualised kernel, where a request asked for
+ *   it three times (key, position, fan).
+ * A hit saves the read itself, which for the state's position carries the world's meta (tens of
+ * kilobytes).
  */
 import type Database from 'better-sqlite3';
 
 const MAX_VALUES = 1000;
 
+// This thread's open connections, whose changes a read compares (see above).
+const connections = new Map<Database.Database, Database.Statement>();
+// Bumped at the end of every turn that read a file's version, and by expireReadCaches.
+let epoch = 0;
+let turnEndScheduled = false;
+
+function endTurnLater(): void {
+  if (turnEndScheduled) return;
+  turnEndScheduled = true;
+  setImmediate(() => {
+    turnEndScheduled = false;
+    epoch++;
+  });
+}
+
+/** Makes every read cache of this thread read its file's version again at its next read. */
+export function expireReadCaches(): void {
+  epoch++;
+}
+
+function threadChanges(): number {
+  let sum = 0;
+  for (const [db, changes] of connections) {
+    if (db.open) sum += changes.get() as number;
+    else connections.delete(db);
+  }
+  return sum;
+}
+
 export class ReadCache {
-  private readonly stampRow: Database.Statement;
-  private stamp = '';
+  private readonly versionRow: Database.Statement;
+  private version = -1;
+  private versionEpoch = -1;
+  private changes = -1;
   private readonly values = new Map<string, unknown>();
 
   constructor(db: Database.Database) {
-    this.stampRow = db.prepare('SELECT (SELECT data_version FROM pragma_data_version), total_changes()').raw();
+    this.versionRow = db.prepare('PRAGMA data_version').pluck();
+    connections.set(db, db.prepare('SELECT total_changes()').pluck());
   }
 
   /**
@@ -24,14 +64,23 @@ export class ReadCache {
    * Values are frozen, nested values too: every caller gets the same object.
    */
   get<T>(key: string, read: () => T): T {
-    const [version, changes] = this.stampRow.get() as [number, number];
-    const stamp = `${version}:${changes}`;
-    if (stamp !== this.stamp) {
-      this.values.clear();
-      this.stamp = stamp;
-    } else if (this.values.has(key)) {
-      return this.values.get(key) as T;
+    let changed = false;
+    if (this.versionEpoch !== epoch) {
+      const version = this.versionRow.get() as number;
+      this.versionEpoch = epoch;
+      endTurnLater();
+      if (version !== this.version) {
+        this.version = version;
+        changed = true;
+      }
     }
+    const changes = threadChanges();
+    if (changes !== this.changes) {
+      this.changes = changes;
+      changed = true;
+    }
+    if (changed) this.values.clear();
+    else if (this.values.has(key)) return this.values.get(key) as T;
     const value = read();
     // Keys looked up by id (unknown ones too) must not grow it without bound.
     if (this.values.size >= MAX_VALUES) this.values.clear();

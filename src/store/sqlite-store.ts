@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import type { Posting } from '../core/state.js';
 import { decodeRanks, encodeRanks, rankOf, ranksOf, ranksVersion, type LoyaltyRanks, type RanksOf } from './loyalty-ranks.js';
 import { decodePostings, encodePostingBlocks } from './posting-codec.js';
-import { readCacheOf } from './read-cache.js';
+import { expireReadCaches, readCacheOf } from './read-cache.js';
 import { DEFAULT_WORKSPACE, type AppendStatus, type Batches, type Database as DatabasePort, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type FanOrderQuery, type StoredKey, type StoredSession, type StoredUser, type StoredLogEvent, type StoredProgram, type StoredState, type StorePosition, type Notification, type OutboxItem, type RedemptionRecord, type WebhookEventType, type WebhookSubscription } from './store.js';
 
 // The log is keyed by event id (WITHOUT ROWID): the id check and the append are one B-tree,
@@ -434,6 +434,8 @@ async function beginImmediate(db: Database.Database): Promise<void> {
     for (;;) {
       try {
         db.exec('BEGIN IMMEDIATE');
+        // Reads in the transaction see its snapshot, not a version read earlier in this turn.
+        expireReadCaches();
         return;
       } catch (error) {
         if (!isBusy(error) || performance.now() > deadline) throw error;
@@ -588,7 +590,7 @@ interface SyncStore {
   /** The stored provisional snapshot (see StateWrite.provisional). */
   loadProvisional(): { month: string; data: string } | null;
   zoneOffsets(zone: string): string | null;
-  loadFan(id: string): { state: string; programVersion: string } | null;
+  loadFan(id: string): { state: string; programVersion: string; appliedSeq: number | null } | null;
   /** Every stored fan state, in fan-number order, one at a time. */
   iterateFans(): Iterable<{ id: string; state: string }>;
   /** Up to `limit` stored fans with a number above `afterNo` (and the stored level, if given), by number. */
@@ -659,7 +661,10 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
       }
     }
   };
-  const fanById = db.prepare('SELECT state, program_version AS programVersion FROM fans WHERE ws = ? AND id = ?');
+  // With the position of the state it belongs to, read in the same statement (one snapshot).
+  const fanById = db.prepare(
+    `SELECT state, program_version AS programVersion, (SELECT CAST(value AS INTEGER) FROM state WHERE ws = ${ws} AND key = 'appliedSeq') AS appliedSeq FROM fans WHERE ws = ? AND id = ?`,
+  );
   const activeProgramRow = db.prepare('SELECT version, yaml, spec, activated_at AS activatedAt FROM programs WHERE ws = ? ORDER BY seq DESC LIMIT 1');
   const activeVersionRow = db.prepare('SELECT version FROM programs WHERE ws = ? ORDER BY seq DESC LIMIT 1').pluck();
   const pageRows = db.prepare('SELECT no, state FROM fans WHERE ws = ? AND no > ? ORDER BY no LIMIT ?');
@@ -853,7 +858,7 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     loadProvisional: () => JSON.parse(state('provisionalSnapshot') ?? 'null') as { month: string; data: string } | null,
     zoneOffsets: (zone) => state(`zoneOffsets:${zone}`) ?? null,
     loadFan: (id) => {
-      const row = fanById.get(ws, id) as { state: string; programVersion: string } | undefined;
+      const row = fanById.get(ws, id) as { state: string; programVersion: string; appliedSeq: number | null } | undefined;
       return row ?? null;
     },
     saveState: (write) => writeState(write),

@@ -311,7 +311,12 @@ export interface Store {
    * none. Derived from the time-zone data, not from the log: a cache a process may ignore.
    */
   zoneOffsets(zone: string): Promise<string | null>;
-  loadFan(id: string): Promise<{ state: string; programVersion: string } | null>;
+  /**
+   * One stored fan, with the log position of the stored state it was read from (`appliedSeq`,
+   * null before any state), in one snapshot: a caller holding the state's meta from an earlier
+   * read can tell whether the state was rewritten in between.
+   */
+  loadFan(id: string): Promise<{ state: string; programVersion: string; appliedSeq: number | null } | null>;
   /** Every stored fan state, in fan-number order. */
   iterateFans(): Batches<{ id: string; state: string }>;
   /** How many fans the stored state holds. */
