@@ -96,6 +96,17 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       expect((await collect(other.readAfter(0))).map((row) => row.seq)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
     });
 
+    it('replaces the provisional snapshot alone, and a state write replaces it again', async () => {
+      const other = await database.workspace('provisional');
+      await other.exclusive((tx) => tx.saveState(stateWrite({ provisional: null })));
+      expect(await other.loadProvisional()).toBeNull();
+      await other.exclusive((tx) => tx.saveProvisional({ month: '2026-12', data: '{"p":2}' }));
+      expect(await other.loadProvisional()).toEqual({ month: '2026-12', data: '{"p":2}' });
+      expect((await other.loadStateMeta())?.appliedSeq).toBe(3);
+      await other.exclusive((tx) => tx.saveState(stateWrite({ rebuild: false, postings: [], provisional: null })));
+      expect(await other.loadProvisional()).toBeNull();
+    });
+
     it('keeps a time zone\'s offsets with a state write, per zone, until a write replaces them', async () => {
       const other = await database.workspace('zones');
       expect(await other.zoneOffsets('Asia/Shanghai')).toBeNull();

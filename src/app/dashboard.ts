@@ -9,7 +9,7 @@ import { LAYER_CODES, LAYER_NAMES, type LayerName, type Snapshot, type World } f
 import { UsageError } from './errors.js';
 import { completeMonthEnd, heldAdvanced, mergeAdvanced } from './report-pass.js';
 import { restoreWorld } from './serialize.js';
-import { catchUp, provisionalFromCache, type StateMeta, type Workspace } from './workspace.js';
+import { catchUp, provisionalFor, type StateMeta, type Workspace } from './workspace.js';
 
 const NO_ACTIONS = { eligibleForTop: [], closestToCore: [], closestToBackbone: [], coreAtRisk: [], slipping: [], observationRecent: [] };
 
@@ -33,7 +33,7 @@ async function storedWorld(workspace: Workspace, meta: StateMeta | null, asOf: n
   if (!current) return null;
   const world = restoreWorld(current.world, [], await workspace.store.readSnapshots());
   // The boundary after the state's clock: its snapshot holds while no event arrives before it.
-  const provisional = (await workspace.store.loadProvisional()) ?? provisionalFromCache(workspace, current.appliedSeq);
+  const provisional = await provisionalFor(workspace, current.appliedSeq);
   if (provisional && !world.snapshots[provisional.month]) {
     const snapshot = JSON.parse(provisional.data) as Snapshot;
     if (snapshot.at <= asOf) world.snapshots[provisional.month] = snapshot;

@@ -8,7 +8,7 @@ import { ACTION_LIST_LENGTH, evaluateMonthlyReport, hasMonotoneLayers } from '..
 import type { MonthlyReport } from '../core/report.js';
 import type { FanState, Snapshot, World } from '../core/state.js';
 import { NotFoundError, UsageError } from './errors.js';
-import { catchUp, currentMeta, provisionalFromCache, worldAt, type StateChange, type StateMeta, type Workspace } from './workspace.js';
+import { catchUp, currentMeta, provisionalFor, worldAt, type StateChange, type StateMeta, type Workspace } from './workspace.js';
 import { completeMonthEnd, holdAdvanced, mergeAdvanced, passOverStoredFans } from './report-pass.js';
 import { deserializeFan, restoreWorld } from './serialize.js';
 import type { FanOrderQuery } from '../store/store.js';
@@ -364,7 +364,7 @@ async function reportFromStoredSnapshots(workspace: Workspace, month: string, as
   if (!world.snapshots[endKey] && engine.calendar.dayIndex(world.clock) >= engine.calendar.dayIndex(monthEnd - 1)) {
     // The month totals hold what happened up to the clock; demotions at the midnights left in the
     // month after it belong to the month too. The provisional end serves from its last day only.
-    const provisional = (await store.loadProvisional()) ?? provisionalFromCache(workspace, meta.appliedSeq);
+    const provisional = await provisionalFor(workspace, meta.appliedSeq);
     if (provisional?.month === endKey) world.snapshots[endKey] = JSON.parse(provisional.data) as Snapshot;
   }
   // A month that ended after the clock: its boundaries (and the demotions at its midnights) from

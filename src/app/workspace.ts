@@ -42,6 +42,14 @@ export interface Workspace {
   keepWorld?: boolean;
   /** Store no provisional snapshot at each write; a report computes one from the kept world. */
   provisionalOnDemand?: boolean;
+  /**
+   * Store no provisional snapshot at each write, but keep its figures up to date with the kept
+   * world, to be stored apart when wanted (see storeProvisional): joining and writing the figures
+   * of every fan at each write cost a busy server's state worker most of its writes.
+   */
+  provisionalLater?: boolean;
+  /** Has the provisional snapshot of the current state stored by whoever defers it (a server's state worker). */
+  askProvisional?: () => Promise<void>;
   cache?: { world: World; appliedSeq: number } | null;
   /** The kept world's figures at the next month boundary, updated per pass (see provisionalSnapshot). */
   provisional?: { world: World; month: string; parts: SnapshotParts } | null;
@@ -146,7 +154,7 @@ function prepareState(workspace: Workspace, world: World, out: EngineOutput, app
       .filter(([month]) => rebuild || engine.calendar.startOfMonth(month) > clockBefore)
       .map(([month, snapshot]) => ({ month, data: JSON.stringify(snapshot) })),
     // A long-running process computes it when a report asks (see provisionalFromCache).
-    provisional: workspace.provisionalOnDemand ? null : provisionalSnapshot(workspace, world, rebuild ? null : out.touched),
+    provisional: writtenProvisional(workspace, world, rebuild ? null : out.touched),
     world: serializeWorldMeta(world),
     // The world holds every fan: its loyalty values are sorted here rather than read back.
     loyalty: ranksOf(loyaltyValues(world), world.fans.size),
@@ -245,7 +253,23 @@ export async function saveRebuild(workspace: Workspace, world: World, out: Engin
  * the stored state plus the demotions of the midnights in between. Lets a report of the month
  * that just ended read stored figures instead of evaluating every fan.
  */
+/** The provisional snapshot a state write stores (see Workspace.provisionalOnDemand and provisionalLater). */
+function writtenProvisional(workspace: Workspace, world: World, touched: Iterable<string> | null): { month: string; data: string } | null {
+  if (workspace.provisionalOnDemand) return null;
+  if (workspace.provisionalLater) {
+    provisionalParts(workspace, world, touched);
+    return null;
+  }
+  return provisionalSnapshot(workspace, world, touched);
+}
+
 function provisionalSnapshot(workspace: Workspace, world: World, touched: Iterable<string> | null = null): { month: string; data: string } | null {
+  const held = provisionalParts(workspace, world, touched);
+  return held && { month: held.month, data: JSON.stringify(joinSnapshot(held.parts, world)) };
+}
+
+/** The figures of every fan at the next month boundary after the world's clock, kept for the next pass when the world is. */
+function provisionalParts(workspace: Workspace, world: World, touched: Iterable<string> | null): { month: string; parts: SnapshotParts } | null {
   if (!Number.isFinite(world.clock)) return null;
   const { engine, program } = workspace;
   const month = engine.calendar.nextMonthKey(engine.calendar.monthKey(world.clock));
@@ -272,7 +296,40 @@ function provisionalSnapshot(workspace: Workspace, world: World, touched: Iterab
     for (const fan of world.fans.values()) setSnapshotFan(parts, advanced(fan), program);
   }
   workspace.provisional = workspace.keepWorld ? { world, month, parts } : null;
-  return { month, data: JSON.stringify(joinSnapshot(parts, world)) };
+  return { month, parts };
+}
+
+/**
+ * Stores the provisional snapshot of the kept world, if the stored state is still the one it was
+ * written as and has none (see Workspace.provisionalLater); its figures are up to date already.
+ */
+export async function storeProvisional(workspace: Workspace): Promise<void> {
+  const cache = workspace.cache;
+  if (!cache || provisionalStored.get(cache.world) === cache.appliedSeq) return;
+  // Joined before the write lock is taken; the figures are the kept world's, kept current by each pass.
+  const provisional = provisionalSnapshot(workspace, cache.world, []);
+  const stored = await workspace.store.exclusive(async (tx) => {
+    const meta = await tx.loadStateMeta();
+    if (meta?.appliedSeq !== cache.appliedSeq || meta.programVersion !== workspace.program.version || workspace.cache !== cache) return false;
+    await tx.saveProvisional(provisional);
+    return true;
+  });
+  if (stored) provisionalStored.set(cache.world, cache.appliedSeq);
+}
+
+// The log position whose provisional snapshot was stored last, by kept world.
+const provisionalStored = new WeakMap<World, number>();
+
+/**
+ * The provisional snapshot of the stored state at `appliedSeq`: the stored one, else one from the
+ * world this process keeps, else one the deferring writer is asked to store; null when none can
+ * be had without a pass over the stored fans.
+ */
+export async function provisionalFor(workspace: Workspace, appliedSeq: number): Promise<{ month: string; data: string } | null> {
+  const stored = (await workspace.store.loadProvisional()) ?? provisionalFromCache(workspace, appliedSeq);
+  if (stored || !workspace.askProvisional) return stored;
+  await workspace.askProvisional();
+  return workspace.store.loadProvisional();
 }
 
 /** Applies the whole log from scratch in (ts, id) order, up to `until` when given. */

@@ -54,13 +54,16 @@ export class WorkspaceRuntime {
    * without one, this runtime keeps the world in memory and catches up itself.
    */
   static async open(store: Store, stateWorker: StateWorker | null = null): Promise<WorkspaceRuntime> {
-    return new WorkspaceRuntime(store, await WorkspaceRuntime.openWorkspace(store, stateWorker === null), stateWorker);
+    return new WorkspaceRuntime(store, await WorkspaceRuntime.openWorkspace(store, stateWorker), stateWorker);
   }
 
-  private static async openWorkspace(store: Store, keepWorld: boolean): Promise<Workspace> {
+  private static async openWorkspace(store: Store, stateWorker: StateWorker | null): Promise<Workspace> {
     const workspace = await openWorkspace(store, null);
+    const keepWorld = stateWorker === null;
     workspace.keepWorld = keepWorld;
     workspace.provisionalOnDemand = keepWorld;
+    // The worker stores the provisional snapshot apart from its state writes (provisionalLater).
+    if (stateWorker) workspace.askProvisional = () => stateWorker.provisional(store.workspace);
     if (!(await store.activeProgram())) await activate(store, { program: workspace.program, yaml: workspace.yaml }, new Date().toISOString());
     return workspace;
   }
@@ -159,7 +162,7 @@ export class WorkspaceRuntime {
     // One read for the program, the state's position and the log's.
     const position = await this.store.readPosition();
     const active = position.activeProgramVersion;
-    if (active !== null && active !== this.workspace.program.version) this.workspace = await WorkspaceRuntime.openWorkspace(this.store, this.stateWorker === null);
+    if (active !== null && active !== this.workspace.program.version) this.workspace = await WorkspaceRuntime.openWorkspace(this.store, this.stateWorker);
     const meta = metaIfCurrent(this.workspace, position.meta, position.maxSeq);
     if (meta) return meta;
     if (this.stateWorker) return this.syncByWorker();
@@ -260,7 +263,7 @@ export class WorkspaceRuntime {
     await this.sync();
     const changed = loaded.program.version !== this.workspace.program.version;
     await activate(this.store, loaded, new Date().toISOString());
-    this.workspace = await WorkspaceRuntime.openWorkspace(this.store, this.stateWorker === null);
+    this.workspace = await WorkspaceRuntime.openWorkspace(this.store, this.stateWorker);
     noteStateChange(this.workspace, this.stateWorker ? await this.stateWorker.sync(this.name) : (await catchUp(this.workspace)).change);
     return { version: loaded.program.version, changed };
   }

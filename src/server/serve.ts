@@ -44,6 +44,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const logger = pino({ level: options.logLevel ?? process.env.FANFLOW_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization'] }, pino.destination(2));
   const { database } = options;
   const stateWorker = options.stateWorker && stateWorkerAvailable() ? startStateWorker(options.stateWorker) : null;
+  // The worker writes most of the log's pages; its commits copy them back, off the request loop.
+  if (stateWorker && options.stateWorker?.kind === 'sqlite') database.leaveCheckpoints?.();
   const { app, prepareOverview, openWorkspace } = createServerApp({ database, logger, rateLimit: options.rateLimit, maxBodyBytes: options.maxBodyBytes, version: options.version, stateWorker });
   const server: ServerType = await new Promise((resolveServer, reject) => {
     const started = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () => resolveServer(started));

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { StateChange } from '../app/workspace.js';
 import { expireReadCaches } from '../store/read-cache.js';
-import type { StateAnswer, StateWorkerSetup } from './state-worker.js';
+import type { StateAnswer, StateRequest, StateWorkerSetup } from './state-worker.js';
 
 // The compiled worker, found from this module in src/server or in dist/server alike.
 const WORKER_FILE = fileURLToPath(new URL('../../dist/server/state-worker.js', import.meta.url));
@@ -15,6 +15,8 @@ export interface StateWorker {
    * what that pass changed in the stored state (undefined when not known).
    */
   sync(workspace: string): Promise<StateChange | undefined>;
+  /** Resolves once the worker has stored the provisional snapshot of the workspace's state, caught up first. */
+  provisional(workspace: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -46,14 +48,18 @@ export function startStateWorker(setup: StateWorkerSetup): StateWorker {
     waiting.clear();
   });
   worker.unref();
+  const ask = (workspace: string, provisional: boolean): Promise<StateChange | undefined> => {
+    if (failure) return Promise.reject(failure);
+    const id = ++next;
+    return new Promise((resolve, reject) => {
+      waiting.set(id, { resolve, reject });
+      worker.postMessage({ id, workspace, provisional } satisfies StateRequest);
+    });
+  };
   return {
-    sync(workspace) {
-      if (failure) return Promise.reject(failure);
-      const id = ++next;
-      return new Promise((resolve, reject) => {
-        waiting.set(id, { resolve, reject });
-        worker.postMessage({ id, workspace });
-      });
+    sync: (workspace) => ask(workspace, false),
+    provisional: async (workspace) => {
+      await ask(workspace, true);
     },
     async close() {
       if (failure) return;

@@ -5,7 +5,7 @@
  * the request thread asks it to catch a workspace up and waits for the answer.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { activate, catchUp, openWorkspace, type StateChange, type Workspace } from '../app/workspace.js';
+import { activate, catchUp, openWorkspace, storeProvisional, type StateChange, type Workspace } from '../app/workspace.js';
 import { openPostgresDatabase } from '../store/postgres-store.js';
 import { expireReadCaches } from '../store/read-cache.js';
 import { openSqliteDatabase } from '../store/sqlite-store.js';
@@ -17,7 +17,8 @@ export interface StateWorkerSetup {
   location: string;
 }
 
-export type StateRequest = { id: number; workspace: string } | { close: true };
+/** `provisional`: store the provisional snapshot of the state once caught up (see storeProvisional). */
+export type StateRequest = { id: number; workspace: string; provisional?: boolean } | { close: true };
 /** The pass's answer: what it changed in the stored state, or why it failed. */
 export type StateAnswer = { id: number; error?: string; change?: StateChange };
 
@@ -39,6 +40,7 @@ async function workspaceOf(name: string): Promise<Workspace> {
   if (!workspace || (active !== null && active !== workspace.program.version)) {
     workspace = await openWorkspace(store, null);
     workspace.keepWorld = true;
+    workspace.provisionalLater = true;
     if (!active) await activate(store, { program: workspace.program, yaml: workspace.yaml }, new Date().toISOString());
     workspaces.set(name, workspace);
   }
@@ -69,13 +71,38 @@ function mergeChanges(first: StateChange | undefined, next: StateChange | undefi
   return { fromSeq: first.fromSeq, toSeq: next.toSeq, fans };
 }
 
-function pass(name: string): Promise<StateChange | undefined> {
+/** The provisional snapshot is stored this long after the last pass, unless a read asks first. */
+const PROVISIONAL_IDLE_MS = 1000;
+const provisionalTimers = new Map<string, NodeJS.Timeout>();
+
+function pass(name: string, provisional = false): Promise<StateChange | undefined> {
   const previous = passes.get(name) ?? Promise.resolve();
   const next = previous
     .catch(() => undefined)
-    .then(async () => catchUpInSteps(await workspaceOf(name)));
+    .then(async () => {
+      const workspace = await workspaceOf(name);
+      const change = await catchUpInSteps(workspace);
+      if (provisional) await storeProvisional(workspace);
+      else storeProvisionalWhenIdle(name);
+      return change;
+    });
   passes.set(name, next);
   return next;
+}
+
+/** Stores the provisional snapshot once no pass has run for PROVISIONAL_IDLE_MS (one pass after another under ingest). */
+function storeProvisionalWhenIdle(name: string): void {
+  clearTimeout(provisionalTimers.get(name));
+  const timer = setTimeout(() => {
+    provisionalTimers.delete(name);
+    const previous = passes.get(name) ?? Promise.resolve();
+    passes.set(
+      name,
+      previous.catch(() => undefined).then(async () => storeProvisional(await workspaceOf(name))).catch(() => undefined),
+    );
+  }, PROVISIONAL_IDLE_MS);
+  timer.unref();
+  provisionalTimers.set(name, timer);
 }
 
 port.on('message', (message: StateRequest) => {
@@ -90,7 +117,7 @@ port.on('message', (message: StateRequest) => {
       });
     return;
   }
-  pass(message.workspace).then(
+  pass(message.workspace, message.provisional === true).then(
     (change) => port.postMessage({ id: message.id, change } satisfies StateAnswer),
     (error: Error) => port.postMessage({ id: message.id, error: error.message || String(error) } satisfies StateAnswer),
   );

@@ -554,6 +554,9 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
           ORDER BY recency DESC, no LIMIT ${limit}`.execute(db)
       ).rows.map((row) => row.state),
     saveState: (write) => (inTransaction ? saveIn(db, write) : root.transaction().execute((trx) => saveIn(trx, write))),
+    saveProvisional: async (provisional) => {
+      await putState(db, 'provisionalSnapshot', JSON.stringify(provisional));
+    },
     async loyaltyRank(value, of) {
       if (of && ranks?.version === ranksVersion(of.appliedSeq, of.programVersion)) return rankOf(ranks.ranks, value);
       const version = ranksVersion((await state('appliedSeq')) ?? '', (await state('programVersion')) ?? '');

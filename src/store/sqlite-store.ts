@@ -177,6 +177,7 @@ export interface SqliteOptions {
 export interface SqliteDatabase extends DatabasePort {
   readonly kind: 'sqlite';
   readonly path: string | null;
+  leaveCheckpoints(): void;
 }
 
 /**
@@ -273,6 +274,9 @@ function openSqliteDatabaseNow(path: string, options: SqliteOptions): SqliteData
   return {
     kind: 'sqlite',
     path: filePath,
+    leaveCheckpoints: () => {
+      db.pragma('wal_autocheckpoint = 0');
+    },
     workspace: (name) =>
       gate.run(() => {
         let store = stores.get(name);
@@ -541,6 +545,7 @@ function asyncStore(sync: SyncStore, gate: Gate, db: Database.Database, inTransa
     iterateByBackboneGap: (layer, activeAfter) => batches(() => sync.iterateByBackboneGap(layer, activeAfter)),
     findInactiveRecent: (activeAtOrBefore, limit) => call(() => sync.findInactiveRecent(activeAtOrBefore, limit)),
     saveState: (state) => writing(() => sync.saveState(state)),
+    saveProvisional: (provisional) => writing(() => sync.saveProvisional(provisional)),
     loyaltyRank: (value, of) => call(() => sync.loyaltyRank(value, of)),
     readPostings: () => batches(() => sync.readPostings()),
     activeProgram: () => call(() => sync.activeProgram()),
@@ -605,6 +610,7 @@ interface SyncStore {
   /** States of followers with no activity after the instant (or stored Observation), most recently followed first. */
   findInactiveRecent(activeAtOrBefore: number, limit: number): string[];
   saveState(write: StateWrite): void;
+  saveProvisional(provisional: { month: string; data: string } | null): void;
   /** How many fans have a loyalty value below `value` (fans without activity included), of how many. */
   loyaltyRank(value: number, of?: RanksOf): { below: number; total: number };
   readPostings(): Iterable<Posting>;
@@ -862,6 +868,9 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
       return row ?? null;
     },
     saveState: (write) => writeState(write),
+    saveProvisional: (provisional) => {
+      putState.run(ws, 'provisionalSnapshot', JSON.stringify(provisional));
+    },
     loyaltyRank: (value, of) => {
       const ranks = loyaltyRanks(of);
       return ranks ? rankOf(ranks, value) : { below: 0, total: 0 };

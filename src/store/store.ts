@@ -250,6 +250,13 @@ export interface Catalog {
 /** A database: the catalog, and a store per workspace. One adapter per dialect. */
 export interface Database extends Catalog {
   readonly kind: 'sqlite' | 'postgres';
+  /**
+   * SQLite: leaves copying the write-ahead log back into the file to another connection that
+   * writes (a server's state worker). This connection's commits no longer run SQLite's automatic
+   * checkpoint, which, whenever a commit of a few events crossed the log's 1,000 pages, wrote the
+   * state worker's pages back and synced the file on the request loop (tens of milliseconds).
+   */
+  leaveCheckpoints?(): void;
   /** The store of one workspace, created if new. */
   workspace(name: string): Promise<Store>;
   close(): Promise<void>;
@@ -340,6 +347,12 @@ export interface Store {
   /** States of followers with no activity after the instant (or stored Observation), most recently followed first. */
   findInactiveRecent(activeAtOrBefore: number, limit: number): Promise<string[]>;
   saveState(write: StateWrite): Promise<void>;
+  /**
+   * Replaces the stored provisional snapshot (StateWrite.provisional) alone: for a writer that
+   * leaves it out of its state writes and stores it later for the state then stored (the caller
+   * checks that position under `exclusive`).
+   */
+  saveProvisional(provisional: { month: string; data: string } | null): Promise<void>;
   /**
    * How many fans have a loyalty value below `value` (fans without activity included), of how
    * many. `of`: the stored state the caller reads (from readPosition); ranks already read for it
