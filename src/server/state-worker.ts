@@ -109,6 +109,8 @@ port.on('message', (message: StateRequest) => {
   // The request thread asks after committing events: this thread's next read must see them.
   expireReadCaches();
   if ('close' in message) {
+    for (const timer of provisionalTimers.values()) clearTimeout(timer);
+    provisionalTimers.clear();
     void Promise.allSettled([...passes.values()])
       .then(() => opened.then((database) => database.close()))
       .finally(() => {
