@@ -5,7 +5,6 @@
 import { createEngine, type Engine, type EngineOutput } from '../core/engine.js';
 import { compareEvents, validateEvent, type FanEvent } from '../core/events.js';
 import { compileProgram, parseStoredSpec, storedSpecJson, type Program } from '../core/program.js';
-import { decodeZoneOffsets, zoneOffsetsToKeep } from './zone-offsets.js';
 import { cloneFan, createWorld, ENGINE_VERSION, type FanState, type World } from '../core/state.js';
 import type { HeldCandidates } from './queries.js';
 import type { AdvancedBoundaries } from './report-pass.js';
@@ -15,6 +14,7 @@ import { distanceTo } from '../core/layers.js';
 import { LAYER_CODES, LAYER_NAMES } from '../core/state.js';
 import type { FanRow, Notification, Store, StoredLogEvent, WebhookEventType } from '../store/store.js';
 import { derivedNotifications, postingNotifications } from './notifications.js';
+import { decodeZoneOffsets, zoneOffsetsToKeep } from './zone-offsets.js';
 import { ranksOf } from '../store/loyalty-ranks.js';
 import { encodePostingBlocks, POSTINGS_PER_BLOCK, type PostingBlock } from '../store/posting-codec.js';
 import { compileProgramText, defaultProgram, type LoadedProgram } from './program-source.js';
@@ -40,14 +40,14 @@ export interface Workspace {
    * still at its position; dropped on any failure and whenever a caller mutates the world.
    */
   keepWorld?: boolean;
-  /** Store no provisional snapshot at each write; a report computes one from the kept world. */
-  provisionalOnDemand?: boolean;
   /**
-   * Store no provisional snapshot at each write, but keep its figures up to date with the kept
-   * world, to be stored apart when wanted (see storeProvisional): joining and writing the figures
-   * of every fan at each write cost a busy server's state worker most of its writes.
+   * What a state write does with the provisional snapshot: store it ('each-write', the default);
+   * store none, a report computing one from the kept world ('on-demand'); or store none but keep
+   * its figures up to date with the kept world, to be stored apart when wanted ('apart', see
+   * storeProvisional): joining and writing every fan's figures at each write cost a busy server's
+   * state worker most of its writes.
    */
-  provisionalLater?: boolean;
+  provisionalWrites?: 'each-write' | 'on-demand' | 'apart';
   /** Has the provisional snapshot of the current state stored by whoever defers it (a server's state worker). */
   askProvisional?: () => Promise<void>;
   cache?: { world: World; appliedSeq: number } | null;
@@ -153,7 +153,7 @@ function prepareState(workspace: Workspace, world: World, out: EngineOutput, app
     snapshots: Object.entries(world.snapshots)
       .filter(([month]) => rebuild || engine.calendar.startOfMonth(month) > clockBefore)
       .map(([month, snapshot]) => ({ month, data: JSON.stringify(snapshot) })),
-    // A long-running process computes it when a report asks (see provisionalFromCache).
+    // A long-running process may defer it (see Workspace.provisionalWrites).
     provisional: writtenProvisional(workspace, world, rebuild ? null : out.touched),
     world: serializeWorldMeta(world),
     // The world holds every fan: its loyalty values are sorted here rather than read back.
@@ -248,21 +248,21 @@ export async function saveRebuild(workspace: Workspace, world: World, out: Engin
   workspace.cache = null;
 }
 
-/**
- * The snapshot at the month start after the clock, as it will be if no event arrives before it:
- * the stored state plus the demotions of the midnights in between. Lets a report of the month
- * that just ended read stored figures instead of evaluating every fan.
- */
-/** The provisional snapshot a state write stores (see Workspace.provisionalOnDemand and provisionalLater). */
+/** The provisional snapshot a state write stores (see Workspace.provisionalWrites). */
 function writtenProvisional(workspace: Workspace, world: World, touched: Iterable<string> | null): { month: string; data: string } | null {
-  if (workspace.provisionalOnDemand) return null;
-  if (workspace.provisionalLater) {
+  if (workspace.provisionalWrites === 'on-demand') return null;
+  if (workspace.provisionalWrites === 'apart') {
     provisionalParts(workspace, world, touched);
     return null;
   }
   return provisionalSnapshot(workspace, world, touched);
 }
 
+/**
+ * The snapshot at the month start after the clock, as it will be if no event arrives before it:
+ * the stored state plus the demotions of the midnights in between. Lets a report of the month
+ * that just ended read stored figures instead of evaluating every fan.
+ */
 function provisionalSnapshot(workspace: Workspace, world: World, touched: Iterable<string> | null = null): { month: string; data: string } | null {
   const held = provisionalParts(workspace, world, touched);
   return held && { month: held.month, data: JSON.stringify(joinSnapshot(held.parts, world)) };
@@ -301,7 +301,7 @@ function provisionalParts(workspace: Workspace, world: World, touched: Iterable<
 
 /**
  * Stores the provisional snapshot of the kept world, if the stored state is still the one it was
- * written as and has none (see Workspace.provisionalLater); its figures are up to date already.
+ * written as (see Workspace.provisionalWrites 'apart'); its figures are up to date already.
  */
 export async function storeProvisional(workspace: Workspace): Promise<void> {
   const cache = workspace.cache;

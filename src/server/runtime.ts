@@ -61,8 +61,9 @@ export class WorkspaceRuntime {
     const workspace = await openWorkspace(store, null);
     const keepWorld = stateWorker === null;
     workspace.keepWorld = keepWorld;
-    workspace.provisionalOnDemand = keepWorld;
-    // The worker stores the provisional snapshot apart from its state writes (provisionalLater).
+    // With the world kept here a report computes the provisional snapshot from it; with a worker,
+    // the worker stores it apart from its own writes (this thread's rare writes store it).
+    if (keepWorld) workspace.provisionalWrites = 'on-demand';
     if (stateWorker) workspace.askProvisional = () => stateWorker.provisional(store.workspace);
     if (!(await store.activeProgram())) await activate(store, { program: workspace.program, yaml: workspace.yaml }, new Date().toISOString());
     return workspace;

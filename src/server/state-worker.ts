@@ -40,7 +40,7 @@ async function workspaceOf(name: string): Promise<Workspace> {
   if (!workspace || (active !== null && active !== workspace.program.version)) {
     workspace = await openWorkspace(store, null);
     workspace.keepWorld = true;
-    workspace.provisionalLater = true;
+    workspace.provisionalWrites = 'apart';
     if (!active) await activate(store, { program: workspace.program, yaml: workspace.yaml }, new Date().toISOString());
     workspaces.set(name, workspace);
   }
