@@ -270,6 +270,9 @@ function openSqliteDatabaseNow(path: string, options: SqliteOptions): SqliteData
      FROM outbox o JOIN workspaces w ON w.no = o.ws JOIN webhooks h ON h.id = o.subscription WHERE o.seq = ?`,
   );
   const outboxItem = (seq: number) => outboxRow.get(seq) as OutboxItem;
+  const due = 'delivered_at IS NULL AND dead = 0 AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?)';
+  const anyDue = db.prepare(`SELECT 1 FROM outbox WHERE ${due} LIMIT 1`);
+  const claimDue = db.prepare(`UPDATE outbox SET claimed_until = ? WHERE seq IN (SELECT seq FROM outbox WHERE ${due} ORDER BY next_attempt_at, seq LIMIT ?) RETURNING seq`);
   const cache = readCacheOf(db);
   return {
     kind: 'sqlite',
@@ -376,31 +379,26 @@ function openSqliteDatabaseNow(path: string, options: SqliteOptions): SqliteData
           return removed;
         }).immediate(),
       ),
+    // The delivery loop polls: a read finds whether anything is due before the write lock is
+    // taken, and the lock is awaited without blocking the thread (see beginImmediate).
     claimDeliveries: (now, limit, leaseMs) =>
-      gate.run(() =>
-        db.transaction(() =>
-          (
-            db
-              .prepare(
-                `UPDATE outbox SET claimed_until = ? WHERE seq IN (
-                   SELECT seq FROM outbox WHERE delivered_at IS NULL AND dead = 0 AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY next_attempt_at, seq LIMIT ?)
-                 RETURNING seq`,
-              )
-              .all(now + leaseMs, now, now, limit) as { seq: number }[]
-          ).map((row) => outboxItem(row.seq)),
-        ).immediate(),
-      ),
-    finishDelivery: (seq, outcome) =>
       gate.run(() => {
-        if ('deliveredAt' in outcome) db.prepare('UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, claimed_until = NULL, last_error = NULL WHERE seq = ?').run(outcome.deliveredAt, seq);
-        else
-          db.prepare('UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), dead = ? WHERE seq = ?').run(
-            outcome.error.slice(0, 1000),
-            outcome.nextAttemptAt,
-            outcome.nextAttemptAt === null ? 1 : 0,
-            seq,
-          );
+        if (anyDue.get(now, now) === undefined) return [];
+        return writeAwaitingLock(db, () => (claimDue.all(now + leaseMs, now, now, limit) as { seq: number }[]).map((row) => outboxItem(row.seq)));
       }),
+    finishDelivery: (seq, outcome) =>
+      gate.run(() =>
+        writeAwaitingLock(db, () => {
+          if ('deliveredAt' in outcome) db.prepare('UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, claimed_until = NULL, last_error = NULL WHERE seq = ?').run(outcome.deliveredAt, seq);
+          else
+            db.prepare('UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL, last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), dead = ? WHERE seq = ?').run(
+              outcome.error.slice(0, 1000),
+              outcome.nextAttemptAt,
+              outcome.nextAttemptAt === null ? 1 : 0,
+              seq,
+            );
+        }),
+      ),
     deadLetters: (workspace) =>
       gate.run(() => (db.prepare('SELECT o.seq FROM outbox o JOIN workspaces w ON w.no = o.ws WHERE w.name = ? AND o.dead = 1 ORDER BY o.seq').all(workspace) as { seq: number }[]).map((row) => outboxItem(row.seq))),
     retryDelivery: (workspace, seq, now) =>
