@@ -173,6 +173,23 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       expect(seen.count).toBe(3);
       expect((await store.loadStateMeta())?.appliedSeq).toBe(5);
       expect(await store.loadFan('f-b')).toEqual({ state: '["f-b3"]', programVersion: 'p@1', appliedSeq: 5 });
+      // Incremental writes that move one column or another: every query by a column sees the new value.
+      const moved: FanRow[] = [
+        { ...FANS[2], loyaltyLog: 3, referrer: null, state: '["f-c2"]' },
+        { ...FANS[1], layer: 'B', lastActivity: 50, state: '["f-a"]' },
+      ];
+      await store.exclusive((tx) => tx.saveState(stateWrite({ rebuild: false, appliedSeq: 6, fans: moved, postings: [], snapshots: [] })));
+      expect(await order('loyalty', true, 5)).toEqual([[2, 3], [0, 2.5], [1, 1.5]]);
+      expect(await order('level', true, 5)).toEqual([[0, 4], [1, 3], [2, 1]]);
+      expect(await store.referralEdges()).toEqual([{ fan: 'f-b', referrer: 'f-a' }]);
+      expect((await collect(store.findFanStates({ layers: ['B'], activeAfter: 0, level: 9 }))).sort()).toEqual(['["f-a"]']);
+      expect(await store.findInactiveRecent(100, 10)).toEqual(['["f-c2"]', '["f-a"]']);
+      expect(await store.loyaltyRank(2)).toEqual({ below: 1, total: 3 });
+      // A row written again as stored, and one under another program, read back as written.
+      await store.exclusive((tx) => tx.saveState(stateWrite({ rebuild: false, appliedSeq: 7, fans: moved.slice(1), postings: [], snapshots: [] })));
+      await store.exclusive((tx) => tx.saveState(stateWrite({ programVersion: 'p@2', rebuild: false, appliedSeq: 8, fans: moved.slice(0, 1), postings: [], snapshots: [] })));
+      expect(await store.loadFan('f-a')).toEqual({ state: '["f-a"]', programVersion: 'p@1', appliedSeq: 8 });
+      expect(await store.loadFan('f-c')).toEqual({ state: '["f-c2"]', programVersion: 'p@2', appliedSeq: 8 });
     });
 
     it('redemptions: one record per request id, and the accepted ones after a log position', async () => {
@@ -197,7 +214,7 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
           throw new Error('boom');
         }),
       ).rejects.toThrow('boom');
-      expect((await store.loadStateMeta())?.appliedSeq).toBe(5);
+      expect((await store.loadStateMeta())?.appliedSeq).toBe(8);
     });
 
     it('keeps program history, the active one first', async () => {
