@@ -376,6 +376,34 @@ describe('workspaces in one SQLite file', () => {
     }
   });
 
+  it("a database from before the fans' event table migrates: each workspace lists the events its state covers", async () => {
+    const { MIGRATIONS, openSqliteStore } = await import('../src/store/sqlite-store.js');
+    const path = join(tempDir(), 'before.db');
+    const db = new Database(path);
+    MIGRATIONS.slice(0, -1).forEach((sql) => db.exec(sql));
+    db.pragma(`user_version = ${MIGRATIONS.length - 1}`);
+    db.prepare("INSERT INTO workspaces (no, name, created_at) VALUES (2, 'other', '2026-11-01T00:00:00Z')").run();
+    const insert = db.prepare('INSERT INTO events (ws, id, seq, ts, body, fan) VALUES (?, ?, ?, ?, ?, ?)');
+    [[1, 'a1', 1, 'u1'], [1, 'a2', 2, 'u2'], [1, 'a3', 3, 'u1'], [1, 'a4', 4, null], [1, 'a5', 5, 'u1'], [2, 'b1', 1, 'u1']].forEach(([ws, id, seq, fan]) =>
+      insert.run(ws, id, seq, seq, JSON.stringify({ id, fan }), fan),
+    );
+    // Workspace 1's state covers the log up to 4; workspace 2 has none yet.
+    db.prepare("INSERT INTO state (ws, key, value) VALUES (1, 'logSeq', '5'), (1, 'appliedSeq', '4'), (2, 'logSeq', '1')").run();
+    db.close();
+    const store = await openSqliteStore(path);
+    const other = await openSqliteStore(path, { workspace: 'other' });
+    try {
+      expect((await store.readFanEvents('u1', 10)).map((row) => row.seq)).toEqual([3, 1]);
+      expect((await store.readFanEvents('u2', 10)).map((row) => row.seq)).toEqual([2]);
+      expect(await other.readFanEvents('u1', 10)).toEqual([]);
+    } finally {
+      await other.close();
+      await store.close();
+    }
+    const indexes = new Database(path, { readonly: true }).prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'").pluck().all();
+    expect(indexes).toEqual(['events_seq']);
+  });
+
   it('two workspaces of one file keep their own log, state and programs', async () => {
     const { openSqliteDatabase } = await import('../src/store/sqlite-store.js');
     const { importFile } = await import('../src/app/import.js');

@@ -254,9 +254,20 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
     it("one fan's events and derived changes, newest first, paged by position", async () => {
       const fans = await database.workspace('timeline');
       await fans.append([entry('t1', 1, { fan: 'x' }), entry('t2', 2, { fan: 'y' }), entry('t3', 3, { fan: 'x' }), entry('t4', 4, { fan: 'x' })], samePayload);
+      // A fan's events are listed once the stored state covers them.
+      expect(await fans.readFanEvents('x', 10)).toEqual([]);
+      await fans.exclusive((tx) => tx.saveState(stateWrite({ appliedSeq: 3, fans: [], postings: [] })));
+      expect((await fans.readFanEvents('x', 10)).map((row) => row.seq)).toEqual([3, 1]);
+      await fans.exclusive((tx) => tx.saveState(stateWrite({ rebuild: false, appliedSeq: 4, fans: [], postings: [], snapshots: [] })));
       expect((await fans.readFanEvents('x', 10)).map((row) => [row.seq, JSON.parse(row.body).id])).toEqual([[4, 't4'], [3, 't3'], [1, 't1']]);
       expect((await fans.readFanEvents('x', 1, 4)).map((row) => row.seq)).toEqual([3]);
       expect(await fans.readFanEvents('nobody', 10)).toEqual([]);
+      // A rebuild to an earlier position (another program's replay in progress) lists what it covers.
+      await fans.exclusive((tx) => tx.saveState(stateWrite({ appliedSeq: 2, fans: [], postings: [] })));
+      expect((await fans.readFanEvents('x', 10)).map((row) => row.seq)).toEqual([1]);
+      expect((await fans.readFanEvents('y', 10)).map((row) => row.seq)).toEqual([2]);
+      await fans.exclusive((tx) => tx.saveState(stateWrite({ rebuild: false, appliedSeq: 4, fans: [], postings: [], snapshots: [] })));
+      expect((await fans.readFanEvents('x', 10)).map((row) => row.seq)).toEqual([4, 3, 1]);
       const derived = [
         { type: 'LevelChanged', fan: 'x', ts: 3, eventId: 't3', from: 1, to: 2, kind: 'promotion' },
         { type: 'BadgeGranted', fan: 'x', ts: 4, eventId: 't4', badge: 'b' },

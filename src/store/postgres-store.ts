@@ -111,6 +111,20 @@ const MIGRATIONS: Record<string, Migration> = {
       await sql`CREATE INDEX fans_referrer ON fans (ws, referrer) INCLUDE (id) WHERE referrer IS NOT NULL`.execute(db);
     },
   },
+  // Each fan's events, kept with the derived state instead of as an index of the log: an index in
+  // fan order made every append touch pages all over it.
+  '0007_fan_events': {
+    async up(db) {
+      await sql`
+        CREATE TABLE fan_events (ws integer NOT NULL, fan text COLLATE "C" NOT NULL, seq bigint NOT NULL, PRIMARY KEY (ws, fan, seq));
+        INSERT INTO fan_events (ws, fan, seq)
+          SELECT e.ws, e.fan, e.seq FROM events e
+          WHERE e.fan IS NOT NULL AND e.seq <= COALESCE((SELECT value::bigint FROM state s WHERE s.ws = e.ws AND s.key = 'appliedSeq'), 0)
+          ORDER BY e.ws, e.fan, e.seq;
+        DROP INDEX events_fan;
+      `.execute(db);
+    },
+  },
 };
 
 const BATCH = 2000;
@@ -302,7 +316,9 @@ function batches<T>(generate: () => AsyncGenerator<readonly T[]>): Batches<T> {
 }
 
 function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number): Store {
-  const state = async (key: string): Promise<string | undefined> => (await sql<{ value: string }>`SELECT value FROM state WHERE ws = ${ws} AND key = ${key}`.execute(db)).rows[0]?.value;
+  const stateIn = async (executor: Executor, key: string): Promise<string | undefined> =>
+    (await sql<{ value: string }>`SELECT value FROM state WHERE ws = ${ws} AND key = ${key}`.execute(executor)).rows[0]?.value;
+  const state = (key: string) => stateIn(db, key);
   const putState = (executor: Executor, key: string, value: string) =>
     sql`INSERT INTO state (ws, key, value) VALUES (${ws}, ${key}, ${value}) ON CONFLICT (ws, key) DO UPDATE SET value = excluded.value`.execute(executor);
   const programColumns = sql`version, yaml, spec, activated_at AS "activatedAt"`;
@@ -366,8 +382,13 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
 
   const saveIn = async (trx: Executor, write: StateWrite) => {
     if (write.rebuild) {
-      for (const table of ['fans', 'posting_blocks', 'derived', 'snapshots']) await sql`DELETE FROM ${sql.table(table)} WHERE ws = ${ws}`.execute(trx);
+      for (const table of ['fans', 'posting_blocks', 'derived', 'snapshots', 'fan_events']) await sql`DELETE FROM ${sql.table(table)} WHERE ws = ${ws}`.execute(trx);
     }
+    // The events the write's state newly covers, in the index's order.
+    const coveredBefore = write.rebuild ? 0 : Number((await stateIn(trx, 'appliedSeq')) ?? 0);
+    await sql`INSERT INTO fan_events (ws, fan, seq) SELECT ws, fan, seq FROM events
+      WHERE ws = ${ws} AND seq > ${coveredBefore} AND seq <= ${write.appliedSeq} AND fan IS NOT NULL ORDER BY fan, seq
+      ON CONFLICT DO NOTHING`.execute(trx);
     const writeFans = async (fans: FanRow[]) => {
       const column = <T>(pick: (fan: FanRow) => T) => fans.map(pick);
       await sql`
@@ -476,7 +497,8 @@ function workspaceStore(root: Kysely<Db>, db: Executor, name: string, ws: number
     readEvent: async (id) => (await sql<{ body: string }>`SELECT body FROM events WHERE ws = ${ws} AND id = ${id}`.execute(db)).rows[0]?.body ?? null,
     readFanEvents: async (fan, limit, beforeSeq) =>
       (
-        await sql<{ seq: string; body: string }>`SELECT seq, body FROM events WHERE ws = ${ws} AND fan = ${fan} AND seq < ${beforeSeq ?? Number.MAX_SAFE_INTEGER} ORDER BY seq DESC LIMIT ${limit}`.execute(db)
+        await sql<{ seq: string; body: string }>`SELECT f.seq, e.body FROM fan_events f JOIN events e ON e.ws = f.ws AND e.seq = f.seq
+          WHERE f.ws = ${ws} AND f.fan = ${fan} AND f.seq < ${beforeSeq ?? Number.MAX_SAFE_INTEGER} ORDER BY f.seq DESC LIMIT ${limit}`.execute(db)
       ).rows.map((row) => ({ seq: Number(row.seq), body: row.body })),
     readFanDerived: async (fan, limit, beforeTs) =>
       (await sql<{ type: string; ts: number; eventId: string | null; data: string }>`SELECT type, ts, event_id AS "eventId", data FROM derived WHERE ws = ${ws} AND fan = ${fan} AND ts < ${beforeTs ?? Number.MAX_VALUE} ORDER BY seq DESC LIMIT ${limit}`.execute(db)).rows,

@@ -304,7 +304,10 @@ export interface Store {
   countEvents(): Promise<number>;
   /** The stored body of one event, by id. */
   readEvent(id: string): Promise<string | null>;
-  /** One fan's events, newest first by log position, up to `limit`, before `beforeSeq` when given. */
+  /**
+   * One fan's events that the stored state covers (up to its appliedSeq), newest first by log
+   * position, up to `limit`, before `beforeSeq` when given.
+   */
   readFanEvents(fan: string, limit: number, beforeSeq?: number): Promise<{ seq: number; body: string }[]>;
   /** One fan's stored derived changes (levels, badges, referrals), newest first, up to `limit`, before `beforeTs` when given. */
   readFanDerived(fan: string, limit: number, beforeTs?: number): Promise<{ type: string; ts: number; eventId: string | null; data: string }[]>;
