@@ -74,6 +74,14 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       expect(await store.countEvents()).toBe(4);
       expect(JSON.parse((await store.readEvent('c')) as string)).toEqual({ id: 'c', ts: 1, x: 1 });
       expect(await store.readEvent('nope')).toBeNull();
+      expect((await collect(store.readAfter(0))).map((row) => [row.seq, JSON.parse(row.body).id])).toEqual([[1, 'b'], [2, 'a'], [3, 'c'], [4, 'd']]);
+      // Several new events after skipped ones move down, in order, to dense seqs.
+      const moved = await database.workspace('moves');
+      await moved.append([entry('m1', 1), entry('m2', 1)], samePayload);
+      const mixed = [entry('m1', 1), entry('n1', 2), entry('m2', 1, { x: 1 }), entry('n2', 2), entry('n1', 2), entry('n3', 2)];
+      expect(await moved.append(mixed, samePayload)).toEqual(['duplicate', 'accepted', 'conflict', 'accepted', 'duplicate', 'accepted']);
+      expect((await collect(moved.readAfter(0))).map((row) => [row.seq, JSON.parse(row.body).id])).toEqual([[1, 'm1'], [2, 'm2'], [3, 'n1'], [4, 'n2'], [5, 'n3']]);
+      expect(await moved.maxSeq()).toBe(5);
     });
 
     it('reads after a position in seq order, and the whole log in (ts, id) code point order', async () => {
