@@ -165,7 +165,9 @@ export const MIGRATIONS: readonly string[] = [
      SELECT e.ws, e.fan, e.seq FROM events e
      WHERE e.fan IS NOT NULL AND e.seq <= COALESCE((SELECT CAST(value AS INTEGER) FROM state s WHERE s.ws = e.ws AND s.key = 'appliedSeq'), 0)
      ORDER BY e.ws, e.fan, e.seq;
-   DROP INDEX events_fan;`,
+   DROP INDEX events_fan;
+   DROP INDEX events_seq;
+   CREATE INDEX events_seq ON events (ws, seq, fan);`,
 ];
 
 const BATCH_ROWS = 200;
@@ -782,7 +784,9 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   });
 
   const writeFan = fanWriter(db, ws);
-  // The events the write's state newly covers, in the index's order.
+  const anyFan = db.prepare('SELECT 1 FROM fans WHERE ws = ? LIMIT 1');
+  // The events the write's state newly covers, in the index's order (read from the (ws, seq, fan)
+  // index alone).
   const indexFanEvents = db.prepare(
     `INSERT OR IGNORE INTO fan_events (ws, fan, seq) SELECT ws, fan, seq FROM events WHERE ws = ${ws} AND seq > ? AND seq <= ? AND fan IS NOT NULL ORDER BY fan, seq`,
   );
@@ -790,7 +794,9 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     if (write.rebuild) {
       for (const table of ['fans', 'posting_blocks', 'derived', 'snapshots', 'fan_events']) db.prepare(`DELETE FROM ${table} WHERE ws = ?`).run(ws);
     }
-    for (const fan of write.fans) writeFan(fan, write.programVersion, write.rebuild);
+    // A workspace without stored fans (a first import) has none to compare with.
+    const fresh = write.rebuild || anyFan.get(ws) === undefined;
+    for (const fan of write.fans) writeFan(fan, write.programVersion, fresh);
     indexFanEvents.run(write.rebuild ? 0 : Number(state('appliedSeq') ?? 0), write.appliedSeq);
     const insertBlock = db.prepare(`INSERT INTO posting_blocks (ws, first_seq, last_seq, program_version, postings) VALUES (${ws}, ?, ?, ?, ?)`);
     for (const block of [...write.postingBlocks, ...encodePostingBlocks(write.postings)]) insertBlock.run(block.firstSeq, block.lastSeq, write.programVersion, block.data);
