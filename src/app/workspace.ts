@@ -514,8 +514,9 @@ export interface Backlog {
   readonly fromSeq: number;
   /** Every event after fromSeq up to this seq is among them. */
   readonly upToSeq: number;
-  /** In the order they apply. */
+  /** In the order they apply, from `start` (those before it are applied). */
   readonly events: readonly SeqEvent[];
+  readonly start: number;
 }
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -526,15 +527,37 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
  * of the log, so a position can say what is applied), else all of them.
  */
 export function prefixCut(seqsInApplyOrder: readonly number[], maxEvents: number): number {
-  const count = seqsInApplyOrder.length;
+  return cutOf(seqsInApplyOrder.length, (index) => seqsInApplyOrder[index], maxEvents);
+}
+
+/**
+ * prefixCut over `count` seqs read through `seqAt`: the first count ≥ maxEvents whose highest seq
+ * is below every later one (seqs are distinct). Linear, so that a long backlog worked off in many
+ * passes costs each pass a scan rather than a sort of all of it.
+ */
+function cutOf(count: number, seqAt: (index: number) => number, maxEvents: number): number {
   if (count <= maxEvents) return count;
-  const ascending = Float64Array.from(seqsInApplyOrder).sort();
+  const lowestFrom = new Float64Array(count + 1);
+  lowestFrom[count] = Number.POSITIVE_INFINITY;
+  for (let i = count - 1; i >= 0; i--) lowestFrom[i] = Math.min(seqAt(i), lowestFrom[i + 1]);
   let highest = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < count; i++) {
-    if (seqsInApplyOrder[i] > highest) highest = seqsInApplyOrder[i];
-    if (i + 1 >= maxEvents && highest === ascending[i]) return i + 1;
+    highest = Math.max(highest, seqAt(i));
+    if (i + 1 >= maxEvents && highest < lowestFrom[i + 1]) return i + 1;
   }
   return count;
+}
+
+/** The held events from `start` and the fresh ones, both in apply order, merged. */
+function mergeInOrder(held: readonly SeqEvent[], start: number, fresh: readonly SeqEvent[]): SeqEvent[] {
+  const merged: SeqEvent[] = new Array(held.length - start + fresh.length);
+  let i = start;
+  let j = 0;
+  let k = 0;
+  while (i < held.length && j < fresh.length) merged[k++] = compareEvents(fresh[j].event, held[i].event) < 0 ? fresh[j++] : held[i++];
+  while (i < held.length) merged[k++] = held[i++];
+  while (j < fresh.length) merged[k++] = fresh[j++];
+  return merged;
 }
 
 async function planCatchUp(workspace: Workspace, store: Store, progress: Progress, yieldEvery: number, maxEvents: number): Promise<CatchUpPlan> {
@@ -553,19 +576,22 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
   if (!stale) {
     // Events a previous pass in steps read and left for later, when the state is where it left it.
     const held = workspace.backlog?.fromSeq === loaded.appliedSeq && workspace.backlog.upToSeq <= maxSeq ? workspace.backlog : null;
-    const known: readonly SeqEvent[] = held ? held.events : [];
     const fresh: SeqEvent[] = [];
     for await (const rows of store.readAfter(held ? held.upToSeq : loaded.appliedSeq)) {
       for (const row of rows) if (row.seq <= maxSeq) fresh.push({ seq: row.seq, event: parseStored(row) });
     }
-    // Already sorted, the held events stay so: the sort only places the fresh ones among them.
-    const all = fresh.length === 0 ? known : [...known, ...fresh].sort((a, b) => compareEvents(a.event, b.event));
-    const applied = all.slice(0, prefixCut(all.map((item) => item.seq), maxEvents));
+    // The held events are in order already: the fresh ones (mostly in order, which the sort finds
+    // in one pass) are merged among them. Nothing is copied or sorted again per pass but them.
+    fresh.sort((a, b) => compareEvents(a.event, b.event));
+    const all = held ? (fresh.length === 0 ? held.events : mergeInOrder(held.events, held.start, fresh)) : fresh;
+    const start = held && fresh.length === 0 ? held.start : 0;
+    const cut = cutOf(all.length - start, (index) => all[start + index].seq, maxEvents);
+    const applied = all.slice(start, start + cut);
     events = applied.map((item) => item.event);
-    if (applied.length < all.length) {
+    if (start + cut < all.length) {
       // The applied events are the lowest seqs: the highest of them is the new position.
       appliedSeq = applied.reduce((highest, item) => Math.max(highest, item.seq), Number.NEGATIVE_INFINITY);
-      backlog = { fromSeq: appliedSeq, upToSeq: maxSeq, events: all.slice(applied.length) };
+      backlog = { fromSeq: appliedSeq, upToSeq: maxSeq, events: all, start: start + cut };
     }
   }
   const world = loaded?.world;

@@ -56,19 +56,24 @@ const EVENTS_PER_WRITE = 1000;
 
 /** Catches the workspace up to the end of the log in writes of EVENTS_PER_WRITE events; one change for all. */
 async function catchUpInSteps(workspace: Workspace): Promise<StateChange | undefined> {
-  let merged: StateChange | undefined;
+  // The fans of every step, gathered in one set (a merge per step grew with the whole backlog).
+  let first: StateChange | undefined;
+  let last: StateChange | undefined;
+  let fans: Set<string> | null = new Set();
   for (;;) {
     const result = await catchUp(workspace, undefined, { maxEvents: EVENTS_PER_WRITE });
-    merged = mergeChanges(merged, result.change);
-    if (!result.partial) return merged;
+    const change = result.change;
+    if (change && !(first && change.toSeq === change.fromSeq && change.fans?.length === 0)) {
+      first ??= change;
+      last = change;
+      if (change.fans === null) fans = null;
+      else if (fans) for (const fan of change.fans) fans.add(fan);
+    }
+    if (!result.partial) break;
   }
-}
-
-function mergeChanges(first: StateChange | undefined, next: StateChange | undefined): StateChange | undefined {
-  if (!first || !next) return next ?? first;
-  if (next.toSeq === next.fromSeq && next.fans?.length === 0) return first;
-  const fans = first.fans === null || next.fans === null ? null : [...new Set([...first.fans, ...next.fans])];
-  return { fromSeq: first.fromSeq, toSeq: next.toSeq, fans };
+  if (!first || !last) return undefined;
+  if (first === last) return first;
+  return { fromSeq: first.fromSeq, toSeq: last.toSeq, fans: fans ? [...fans] : null };
 }
 
 /** The provisional snapshot is stored this long after the last pass, unless a read asks first. */
