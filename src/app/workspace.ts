@@ -580,8 +580,8 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
     for await (const rows of store.readAfter(held ? held.upToSeq : loaded.appliedSeq)) {
       for (const row of rows) if (row.seq <= maxSeq) fresh.push({ seq: row.seq, event: parseStored(row) });
     }
-    // The held events are in order already: the fresh ones (mostly in order, which the sort finds
-    // in one pass) are merged among them. Nothing is copied or sorted again per pass but them.
+    // The held events are in order already: only the fresh ones are sorted (mostly in order, which
+    // the sort finds in one pass), then merged among them in one linear pass.
     fresh.sort((a, b) => compareEvents(a.event, b.event));
     const all = held ? (fresh.length === 0 ? held.events : mergeInOrder(held.events, held.start, fresh)) : fresh;
     const start = held && fresh.length === 0 ? held.start : 0;
