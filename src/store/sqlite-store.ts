@@ -12,8 +12,9 @@ import { decodePostings, encodePostingBlocks } from './posting-codec.js';
 import { expireReadCaches, readCacheOf } from './read-cache.js';
 import { DEFAULT_WORKSPACE, type AppendStatus, type FanRow, type Batches, type Database as DatabasePort, type KeyScope, type LogEntry, type RejectRecord, type StateWrite, type Store, type FanOrderQuery, type StoredKey, type StoredSession, type StoredUser, type StoredLogEvent, type StoredProgram, type StoredState, type StorePosition, type Notification, type OutboxItem, type RedemptionRecord, type WebhookEventType, type WebhookSubscription } from './store.js';
 
-// The log is keyed by event id (WITHOUT ROWID): the id check and the append are one B-tree,
-// with no secondary index on the hot path. Postings are stored in blocks of consecutive seqs.
+// The log is keyed by event id (WITHOUT ROWID): the id check and the append are one B-tree. Its
+// one other index is in position order, so appends add at its end; each fan's events are indexed
+// apart (fan_events), with the derived state. Postings are stored in blocks of consecutive seqs.
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE events (
      id TEXT PRIMARY KEY,
