@@ -57,6 +57,32 @@ function referenceOffset(timeZone: string, instantMs: number): number {
   return Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second')) - Math.floor(instantMs / 1000) * 1000;
 }
 
+describe('local times as text', () => {
+  /** The ISO text of the local wall time with its offset, through Date. */
+  const reference = (offsetMs: number, instantMs: number): string => {
+    const abs = Math.abs(offsetMs) / 60_000;
+    const pad = (value: number) => (value < 10 ? `0${value}` : String(value));
+    return `${new Date(instantMs + offsetMs).toISOString().slice(0, 19)}${offsetMs < 0 ? '-' : '+'}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+  };
+
+  it('writes an instant as its wall time and offset in the zone, in every century (fast-check)', () => {
+    const calendars = new Map(ZONES.map((zone) => [zone, createCalendar(zone)]));
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...ZONES),
+        fc.oneof(fc.integer({ min: FROM, max: TO }), fc.integer({ min: Date.UTC(400, 0, 1), max: Date.UTC(12000, 0, 1) })),
+        (zone, instant) => {
+          const calendar = calendars.get(zone)!;
+          const text = calendar.formatLocal(instant);
+          expect(text).toBe(reference(calendar.offsetMs(instant), instant));
+          if (instant >= FROM && instant <= TO) expect(Date.parse(text)).toBe(instant - (instant % 1000));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});
+
 describe('the calendar\'s offsets', () => {
   it('changes offset at the very second the zone does, also where that is not on a UTC hour', () => {
     // Lord Howe moves by half an hour at 02:00 local time, which is half past a UTC hour.

@@ -237,10 +237,16 @@ export function createCalendar(timeZone: string, known: Iterable<[number, Offset
     },
     formatLocal: (instantMs) => {
       const offset = offsetMs(instantMs);
-      const local = new Date(instantMs + offset).toISOString().slice(0, 19);
-      const sign = offset < 0 ? '-' : '+';
+      const local = instantMs + offset;
       const abs = Math.abs(offset) / 60_000;
-      return `${local}${sign}${pad2(Math.floor(abs / 60))}:${pad2(abs % 60)}`;
+      const zone = `${offset < 0 ? '-' : '+'}${pad2(Math.floor(abs / 60))}:${pad2(abs % 60)}`;
+      // Written from the civil date (a third of the time of a Date's ISO text); years without four
+      // digits keep the ISO form of Date.
+      const day = Math.floor(local / DAY_MS);
+      const date = civilFromDays(day);
+      if (date.year < 1000 || date.year > 9999) return `${new Date(local).toISOString().slice(0, 19)}${zone}`;
+      const second = Math.floor((local - day * DAY_MS) / 1000);
+      return `${date.year}-${pad2(date.month)}-${pad2(date.day)}T${pad2(Math.floor(second / 3600))}:${pad2(Math.floor(second / 60) % 60)}:${pad2(second % 60)}${zone}`;
     },
   };
 }

@@ -129,7 +129,10 @@ export function computeFanView(fan: FanState, program: Program, calendar: Calend
       benefits: { pointsMultiplier: level.pointsMultiplier, ...level.benefits },
     },
     layer: { layer: layer.layer, reasons: layer.reasons },
-    points: { balance: fan.pointsBalance, recent: [...fan.recentPostings].reverse().map((posting) => ({ ...posting, at: calendar.formatLocal(posting.ts) })) },
+    points: {
+      balance: fan.pointsBalance,
+      recent: [...fan.recentPostings].reverse().map((posting) => ({ ts: posting.ts, points: posting.points, rule: posting.rule, eventId: posting.eventId, at: calendar.formatLocal(posting.ts) })),
+    },
     referrer: fan.referrer,
     qualifiedReferrals: fan.qualifiedReferralTs.length,
     windows: {
