@@ -12,6 +12,7 @@ import { catchUp, currentMeta, provisionalFor, worldAt, type StateChange, type S
 import { completeMonthEnd, holdAdvanced, mergeAdvanced, passOverStoredFans } from './report-pass.js';
 import { deserializeFan, restoreWorld } from './serialize.js';
 import type { FanOrderQuery } from '../store/store.js';
+import type { RanksOf } from '../store/loyalty-ranks.js';
 
 /**
  * The meta of the state a read uses: `current` when the caller has just established it, else
@@ -59,30 +60,48 @@ export function loyaltyScores(world: World): Map<string, number> {
  * state the caller has just found current (saves checking again).
  */
 export async function queryFan(workspace: Workspace, id: string, asOf: number, current?: StateMeta): Promise<FanView> {
+  const meta = await readableMeta(workspace, current);
+  if (asOf >= clockOf(meta)) {
+    const view = await storedFanView(workspace, id, asOf, meta && { appliedSeq: meta.appliedSeq, programVersion: meta.programVersion, clock: clockOf(meta) });
+    if (view) return view;
+  }
+  const past = await worldAt(workspace, asOf);
+  const fan = past.fans.get(id);
+  if (!fan) throw new NotFoundError(`fan ${JSON.stringify(id)} did not exist at ${new Date(asOf).toISOString()}`);
+  return computeFanView(fan, workspace.program, workspace.engine.calendar, asOf, loyaltyScores(past).get(id) ?? 0);
+}
+
+/** Where a stored state stands: its log position, its program and its clock. */
+export interface StatePosition {
+  readonly appliedSeq: number;
+  readonly programVersion: string;
+  readonly clock: number;
+}
+
+/**
+ * One fan from the stored state, as of an instant at or after the clock of `position` (null: no
+ * state). Null when the state was rewritten meanwhile and its new clock is later than `asOf`: the
+ * caller then replays the log up to `asOf`.
+ */
+export async function storedFanView(workspace: Workspace, id: string, asOf: number, position: StatePosition | null): Promise<FanView | null> {
   const { engine, store, program } = workspace;
-  let meta = await readableMeta(workspace, current);
-  let row = asOf >= clockOf(meta) ? await store.loadFan(id) : null;
-  if (row && row.appliedSeq !== (meta?.appliedSeq ?? null)) {
+  let ranksOf: RanksOf | null = position;
+  let clock = position?.clock ?? Number.NEGATIVE_INFINITY;
+  let row = await store.loadFan(id);
+  if (row && row.appliedSeq !== (position?.appliedSeq ?? null)) {
     // The state was rewritten between reading its position and reading the fan (a server reads
     // the position from its cache): both again, from one snapshot.
-    ({ meta, row } = await store.readConsistently(async (reader) => ({ meta: await reader.loadStateMeta(), row: await reader.loadFan(id) })));
+    const again = await store.readConsistently(async (reader) => ({ meta: await reader.loadStateMeta(), row: await reader.loadFan(id) }));
+    row = again.row;
+    ranksOf = again.meta;
+    clock = clockOf(again.meta);
+    if (asOf < clock) return null;
   }
-  const clock = clockOf(meta);
-  let fan: FanState | undefined;
-  let loyalty: number | null;
-  if (asOf >= clock) {
-    if (!row) throw new NotFoundError(`unknown fan ${JSON.stringify(id)}`);
-    fan = deserializeFan(row.state);
-    engine.advanceFan(fan, clock, asOf);
-    const rank = Number.isFinite(fan.loyaltyLog) ? await store.loyaltyRank(fan.loyaltyLog, meta ?? undefined) : null;
-    loyalty = rank === null ? 0 : percentile(rank.below, rank.total);
-  } else {
-    const past = await worldAt(workspace, asOf);
-    fan = past.fans.get(id);
-    if (!fan) throw new NotFoundError(`fan ${JSON.stringify(id)} did not exist at ${new Date(asOf).toISOString()}`);
-    loyalty = loyaltyScores(past).get(id) ?? 0;
-  }
-  return computeFanView(fan, program, engine.calendar, asOf, loyalty);
+  if (!row) throw new NotFoundError(`unknown fan ${JSON.stringify(id)}`);
+  const fan = deserializeFan(row.state);
+  engine.advanceFan(fan, clock, asOf);
+  const rank = Number.isFinite(fan.loyaltyLog) ? await store.loyaltyRank(fan.loyaltyLog, ranksOf ?? undefined) : null;
+  return computeFanView(fan, program, engine.calendar, asOf, rank === null ? 0 : percentile(rank.below, rank.total));
 }
 
 export interface FanFilter {

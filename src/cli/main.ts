@@ -176,12 +176,16 @@ async function serveUntilStopped(options: ServeCliOptions, onListening?: (url: s
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${options.port}: not a port number`);
   const rateLimit = Number(options.rateLimit);
   if (!(rateLimit > 0)) throw new UsageError(`--rate-limit ${options.rateLimit}: a positive number of requests per second`);
-  const database = await openDatabase(options, true, mapped());
-  // The engine runs on a thread of its own with its own connection (FANFLOW_STATE_WORKER=0: on the request thread).
+  const sqlite = mapped();
+  const database = await openDatabase(options, true, sqlite);
+  // The engine runs on a thread of its own with its own connection, and so do fan reads
+  // (FANFLOW_STATE_WORKER=0, FANFLOW_READ_WORKER=0: on the request thread).
   const url = options.databaseUrl ?? process.env.FANFLOW_DATABASE_URL;
-  const stateWorker = process.env.FANFLOW_STATE_WORKER === '0' ? null : url ? { kind: 'postgres' as const, location: url } : { kind: 'sqlite' as const, location: resolve(options.db) };
+  const location = url ? { kind: 'postgres' as const, location: url } : { kind: 'sqlite' as const, location: resolve(options.db) };
+  const stateWorker = process.env.FANFLOW_STATE_WORKER === '0' ? null : location;
+  const readWorker = process.env.FANFLOW_READ_WORKER === '0' ? null : { ...location, mmapMiB: sqlite.mmapMiB };
   const { startServer } = await import('../server/serve.js');
-  const server = await startServer({ database, host: options.host, port, rateLimit, version: PACKAGE_VERSION, stateWorker, prepareDashboard: true });
+  const server = await startServer({ database, host: options.host, port, rateLimit, version: PACKAGE_VERSION, stateWorker, readWorker, prepareDashboard: true });
   const where = database.kind === 'postgres' ? 'PostgreSQL' : options.db;
   process.stderr.write(`fanflow serving ${where} at ${server.url} (dashboard: ${server.url}/, API reference: ${server.url}/docs)\n`);
   onListening?.(server.url);

@@ -22,6 +22,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { renderReference } from './reference.js';
 import { WorkspaceRuntime } from './runtime.js';
+import type { ReadWorker } from './read-client.js';
 import type { StateWorker } from './state-client.js';
 import {
   ActionRequestSchema,
@@ -67,6 +68,8 @@ export interface ServerOptions {
   version?: string;
   /** Runs the engine off the request thread (see state-worker.ts); without it each runtime catches up itself. */
   stateWorker?: StateWorker | null;
+  /** Builds the answers of `GET /v1/fans/{id}` off the request thread (see read-worker.ts). */
+  readWorker?: ReadWorker | null;
   /** The built dashboard (default: dist/web of this package). */
   webRoot?: string;
 }
@@ -135,7 +138,7 @@ export function createServerApp(options: ServerOptions): {
   const runtimeOf = (workspace: string): Promise<WorkspaceRuntime> => {
     let runtime = runtimes.get(workspace);
     if (!runtime) {
-      runtime = database.workspace(workspace).then((store) => WorkspaceRuntime.open(store, options.stateWorker ?? null));
+      runtime = database.workspace(workspace).then((store) => WorkspaceRuntime.open(store, options.stateWorker ?? null, options.readWorker ?? null));
       // A failed opening is retried by the next request.
       runtime.catch(() => runtimes.delete(workspace));
       runtimes.set(workspace, runtime);
@@ -319,8 +322,9 @@ export function createServerApp(options: ServerOptions): {
     async (c) => {
       requireScope(c, 'read');
       const { id } = c.req.valid('param');
-      const view = await c.get('runtime').fan(id, parseAsOfParam(c.req.valid('query').asOf));
-      return c.json(view as never, 200);
+      // The view arrives serialised (from the read worker, or this thread's fallback).
+      const json = await c.get('runtime').fanJson(id, parseAsOfParam(c.req.valid('query').asOf));
+      return c.body(json, 200, { 'Content-Type': 'application/json' }) as never;
     },
   );
 

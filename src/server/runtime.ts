@@ -11,11 +11,12 @@ import type { FanView } from '../core/fan-view.js';
 import type { MonthlyReport } from '../core/report.js';
 import type { AppendStatus, FanOrderQuery, LogEntry, Store } from '../store/store.js';
 import { samePayload } from '../app/same-payload.js';
-import { noteStateChange, queryFan, queryFanPage, queryFanPageSorted, queryReport, type FanFilter, type FanOrder } from '../app/queries.js';
-import { activate, catchUp, engineVersionOf, metaIfCurrent, openWorkspace, type StateMeta, type Workspace } from '../app/workspace.js';
+import { clockOf, noteStateChange, queryFan, queryFanPage, queryFanPageSorted, queryReport, type FanFilter, type FanOrder } from '../app/queries.js';
+import { activate, catchUp, currentMeta, engineVersionOf, metaIfCurrent, openWorkspace, type StateMeta, type Workspace } from '../app/workspace.js';
 import { ENGINE_VERSION } from '../core/state.js';
 import { NotFoundError } from '../app/errors.js';
 import { queryMovement, queryReferralTree, queryTimeline, queryTrend, type Movement, type TimelineItem, type TrendPoint } from '../app/dashboard.js';
+import type { ReadWorker } from './read-client.js';
 import type { StateWorker } from './state-client.js';
 import { compileProgramText, programVersionOf } from '../app/program-source.js';
 import { campaignReport, complianceReport, fissionAnalytics, leaderboard, ledgerAudit, ledgerVerify, listPayouts, redeem, referralShow, resolveReview, reviewQueue, runPayout, type RedemptionRequest } from '../app/fission.js';
@@ -47,14 +48,15 @@ export class WorkspaceRuntime {
     private readonly store: Store,
     private workspace: Workspace,
     private readonly stateWorker: StateWorker | null,
+    private readonly readWorker: ReadWorker | null,
   ) {}
 
   /**
    * With a state worker the engine runs there and this thread only reads the stored state;
    * without one, this runtime keeps the world in memory and catches up itself.
    */
-  static async open(store: Store, stateWorker: StateWorker | null = null): Promise<WorkspaceRuntime> {
-    return new WorkspaceRuntime(store, await WorkspaceRuntime.openWorkspace(store, stateWorker), stateWorker);
+  static async open(store: Store, stateWorker: StateWorker | null = null, readWorker: ReadWorker | null = null): Promise<WorkspaceRuntime> {
+    return new WorkspaceRuntime(store, await WorkspaceRuntime.openWorkspace(store, stateWorker), stateWorker, readWorker);
   }
 
   private static async openWorkspace(store: Store, stateWorker: StateWorker | null): Promise<Workspace> {
@@ -197,6 +199,20 @@ export class WorkspaceRuntime {
   async fan(id: string, asOf: number): Promise<FanView> {
     const meta = await this.sync();
     return queryFan(this.workspace, id, asOf, meta ?? undefined);
+  }
+
+  /**
+   * The JSON of `fan(id, asOf)`. With a read worker, a read of the current state is built there;
+   * this thread only catches the state up and hands over its position.
+   */
+  async fanJson(id: string, asOf: number): Promise<string> {
+    // A pass of this thread's own leaves no meta: the state it left current is read.
+    const meta = (await this.sync()) ?? (this.readWorker ? await currentMeta(this.workspace) : null);
+    if (this.readWorker && meta && asOf >= clockOf(meta)) {
+      const json = await this.readWorker.fan(this.name, id, asOf, { appliedSeq: meta.appliedSeq, programVersion: meta.programVersion, clock: clockOf(meta) });
+      if (json !== null) return json;
+    }
+    return JSON.stringify(await queryFan(this.workspace, id, asOf, meta ?? undefined));
   }
 
   async fans(filter: FanFilter, asOf: number, cursor: number, limit: number): Promise<{ items: FanView[]; next: number | null }> {

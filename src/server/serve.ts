@@ -8,7 +8,9 @@ import { pino } from 'pino';
 import type { Database } from '../store/store.js';
 import { createServerApp } from './app.js';
 import { startDispatcher } from '../app/webhooks.js';
+import { readWorkerAvailable, startReadWorker } from './read-client.js';
 import { startStateWorker, stateWorkerAvailable } from './state-client.js';
+import type { ReadWorkerSetup } from './read-worker.js';
 import type { StateWorkerSetup } from './state-worker.js';
 
 /** How long a stopping server lets requests in flight finish. */
@@ -23,6 +25,8 @@ export interface ServeOptions {
   maxBodyBytes?: number;
   /** Where the state worker connects (the same database); null: the engine runs on the request thread. */
   stateWorker?: StateWorkerSetup | null;
+  /** Where the read worker connects (the same database); null: fan reads are built on the request thread. */
+  readWorker?: ReadWorkerSetup | null;
   /** Webhook delivery: first retry delay and failures before a dead letter. */
   webhooks?: { baseDelayMs?: number; maxAttempts?: number; pollMs?: number };
   logLevel?: string;
@@ -46,14 +50,26 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const stateWorker = options.stateWorker && stateWorkerAvailable() ? startStateWorker(options.stateWorker) : null;
   // The worker writes most of the log's pages; its commits copy them back, off the request loop.
   if (stateWorker && options.stateWorker?.kind === 'sqlite') database.leaveCheckpoints?.();
-  const { app, prepareOverview, openWorkspace } = createServerApp({ database, logger, rateLimit: options.rateLimit, maxBodyBytes: options.maxBodyBytes, version: options.version, stateWorker });
+  const readWorker =
+    options.readWorker && readWorkerAvailable()
+      ? startReadWorker(options.readWorker, (error) => logger.warn({ err: error }, 'the read worker stopped; fan reads are built on the request thread'))
+      : null;
+  const { app, prepareOverview, openWorkspace } = createServerApp({
+    database,
+    logger,
+    rateLimit: options.rateLimit,
+    maxBodyBytes: options.maxBodyBytes,
+    version: options.version,
+    stateWorker,
+    readWorker,
+  });
   const server: ServerType = await new Promise((resolveServer, reject) => {
     const started = serve({ fetch: app.fetch, port: options.port, hostname: options.host }, () => resolveServer(started));
     started.once('error', reject);
   });
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-  logger.info({ url, store: database.kind, stateWorker: stateWorker !== null }, 'listening');
+  logger.info({ url, store: database.kind, stateWorker: stateWorker !== null, readWorker: readWorker !== null }, 'listening');
   // Every instance delivers; claims keep two from sending the same item at once.
   const dispatcher = startDispatcher({ database, ...options.webhooks, onError: (error) => logger.error({ err: error }, 'webhook delivery pass failed') });
   let closing: Promise<void> | null = null;
@@ -87,7 +103,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
         server.close(() => {
           void dispatcher
             .stop()
-            .then(() => stateWorker?.close())
+            .then(() => Promise.all([stateWorker?.close(), readWorker?.close()]))
             .then(() => database.close())
             .finally(() => {
               logger.flush();
