@@ -37,6 +37,8 @@ export interface ProgramCheck {
 /** How long state may lag the log while ingest is busy; reads always catch up first. */
 const SYNC_DELAY_MS = 200;
 const WORKER_SYNC_DELAY_MS = 100;
+/** The most events one group commit takes (a single request may bring more: it goes alone). */
+const GROUP_EVENTS = 10_000;
 
 export class WorkspaceRuntime {
   private syncTimer: NodeJS.Timeout | null = null;
@@ -116,27 +118,42 @@ export class WorkspaceRuntime {
   }
 
   private group: { values: readonly unknown[]; source: string; done: (results: IngestResult[]) => void; fail: (error: unknown) => void }[] = [];
+  private flushing = false;
 
   /**
-   * Group commit: the ingest requests that reach this point in the same turn of the event loop
-   * are validated and appended in one durable transaction (one fsync), then each gets its own
-   * results. The same as running them one after another, in arrival order.
+   * Group commit: ingest requests are validated and appended together in one durable transaction
+   * (one fsync), then each gets its own results, the same as running them one after another in
+   * arrival order. One group is appended at a time: the requests that arrive in the same turn of
+   * the event loop, or while the previous group is being appended, form the next one (up to
+   * GROUP_EVENTS events). Appends of one workspace are serialised by the store in any case (the
+   * log's counter); a request that started its own transaction meanwhile paid its own commit only
+   * to wait for the lock.
    */
   ingestGrouped(values: readonly unknown[], source: string): Promise<IngestResult[]> {
     return new Promise((done, fail) => {
-      if (this.group.length === 0) setImmediate(() => this.flushGroup());
+      if (this.group.length === 0 && !this.flushing) setImmediate(() => void this.flushGroups());
       this.group.push({ values, source, done, fail });
     });
   }
 
-  private async flushGroup(): Promise<void> {
-    const group = this.group;
-    this.group = [];
+  private async flushGroups(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
     try {
-      const all = await this.ingestSources(group.map((request) => ({ values: request.values, source: request.source })));
-      group.forEach((request, index) => request.done(all[index]));
-    } catch (error) {
-      for (const request of group) request.fail(error);
+      while (this.group.length > 0) {
+        let count = 0;
+        let taken = 0;
+        while (taken < this.group.length && (taken === 0 || count + this.group[taken].values.length <= GROUP_EVENTS)) count += this.group[taken++].values.length;
+        const group = this.group.splice(0, taken);
+        try {
+          const all = await this.ingestSources(group.map((request) => ({ values: request.values, source: request.source })));
+          group.forEach((request, index) => request.done(all[index]));
+        } catch (error) {
+          for (const request of group) request.fail(error);
+        }
+      }
+    } finally {
+      this.flushing = false;
     }
   }
 
