@@ -200,6 +200,46 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       expect(await store.loadFan('f-c')).toEqual({ state: '["f-c2"]', programVersion: 'p@2', appliedSeq: 8 });
     });
 
+    it('a rebuild leaves exactly its fans, each with the columns it gives, whatever was stored', async () => {
+      const rebuilt = await database.workspace('rebuilds');
+      await rebuilt.append([entry('r1', 1, { fan: 'f-a' }), entry('r2', 2, { fan: 'f-b' }), entry('r3', 3, { fan: 'f-c' })], samePayload);
+      await rebuilt.exclusive((tx) => tx.saveState(stateWrite()));
+      // The same fans again (a replay that verifies), then fewer and changed (one ending earlier).
+      await rebuilt.exclusive((tx) => tx.saveState(stateWrite()));
+      expect((await collect(rebuilt.iterateFans())).map((fan) => [fan.id, fan.state])).toEqual([
+        ['f-a', '["f-a"]'],
+        ['f-b', '["f-b"]'],
+        ['f-c', '["f-c"]'],
+      ]);
+      const fewer: FanRow[] = [
+        { ...FANS[1], level: 1, loyaltyLog: 0.5, layer: 'O', referrals: 0, state: '["f-a2"]' },
+        { ...FANS[0], referrer: null, state: '["f-b"]' },
+      ];
+      await rebuilt.exclusive((tx) => tx.saveState(stateWrite({ programVersion: 'p@2', appliedSeq: 2, fans: fewer })));
+      expect(await rebuilt.loadFan('f-c')).toBeNull();
+      expect(await rebuilt.countFans()).toBe(2);
+      expect(await rebuilt.loadFan('f-a')).toEqual({ state: '["f-a2"]', programVersion: 'p@2', appliedSeq: 2 });
+      expect(await rebuilt.loadFan('f-b')).toEqual({ state: '["f-b"]', programVersion: 'p@2', appliedSeq: 2 });
+      expect((await rebuilt.pageFansBy({ sort: 'loyalty', descending: true, after: null, limit: 5 })).map((row) => [row.no, row.value])).toEqual([
+        [1, 1.5],
+        [0, 0.5],
+      ]);
+      expect(await rebuilt.referralEdges()).toEqual([]);
+      expect(await rebuilt.referrerStates()).toEqual([]);
+      expect(await collect(rebuilt.findFanStates({ layers: ['O'], activeAfter: 0, level: 9 }))).toEqual(['["f-a2"]']);
+      expect((await rebuilt.readFanEvents('f-c', 10)).map((row) => row.seq)).toEqual([]);
+      expect((await rebuilt.readFanEvents('f-b', 10)).map((row) => row.seq)).toEqual([2]);
+      // And back to all three: the removed fan is written again.
+      await rebuilt.exclusive((tx) => tx.saveState(stateWrite()));
+      expect((await collect(rebuilt.iterateFans())).map((fan) => [fan.id, fan.state])).toEqual([
+        ['f-a', '["f-a"]'],
+        ['f-b', '["f-b"]'],
+        ['f-c', '["f-c"]'],
+      ]);
+      expect((await rebuilt.readFanEvents('f-c', 10)).map((row) => row.seq)).toEqual([3]);
+      expect(await rebuilt.referralEdges()).toHaveLength(2);
+    });
+
     it('redemptions: one record per request id, and the accepted ones after a log position', async () => {
       const record = (requestId: string, seq: number | null) => ({ requestId, fan: 'f-a', item: 'coupon-5', points: 50, seq, outcome: JSON.stringify({ requestId }), createdAt: '2026-11-01T00:00:00.000Z' });
       await store.exclusive(async (tx) => {

@@ -657,7 +657,11 @@ const FAN_COLUMNS = [
  * a full upsert did about three times the index work (and dirtied as many more pages) of the
  * change itself. A row that did not change is not written at all.
  */
-function fanWriter(db: Database.Database, ws: number): (fan: FanRow, programVersion: string, fresh: boolean) => void {
+/**
+ * Writes fans' rows: a fan without a stored row is inserted (true returned), a stored row gets the
+ * columns that changed, and an unchanged row is left alone. `fresh`: the caller knows no row is stored.
+ */
+function fanWriter(db: Database.Database, ws: number): (fan: FanRow, programVersion: string, fresh: boolean) => boolean {
   const stored = db.prepare(`SELECT rowid, program_version, state, ${FAN_COLUMNS.map(([column]) => column).join(', ')} FROM fans WHERE ws = ? AND id = ?`).raw();
   const insert = db.prepare(
     `INSERT INTO fans (ws, id, program_version, state, ${FAN_COLUMNS.map(([column]) => column).join(', ')}) VALUES (${ws}, ?, ?, ?, ${FAN_COLUMNS.map(() => '?').join(', ')})`,
@@ -681,7 +685,7 @@ function fanWriter(db: Database.Database, ws: number): (fan: FanRow, programVers
       values.push(fan.id, programVersion, fan.state);
       for (const [, value] of FAN_COLUMNS) values.push(value(fan));
       insert.run(values);
-      return;
+      return true;
     }
     const [rowid, storedVersion, storedState] = row;
     let mask = 0;
@@ -692,8 +696,9 @@ function fanWriter(db: Database.Database, ws: number): (fan: FanRow, programVers
         values.push(value);
       }
     }
-    if (mask === 0 && storedVersion === programVersion && storedState === fan.state) return;
+    if (mask === 0 && storedVersion === programVersion && storedState === fan.state) return false;
     update(mask).run(programVersion, fan.state, ...values, rowid);
+    return false;
   };
 }
 
@@ -791,14 +796,36 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
   const indexFanEvents = db.prepare(
     `INSERT OR IGNORE INTO fan_events (ws, fan, seq) SELECT ws, fan, seq FROM events WHERE ws = ${ws} AND seq > ? AND seq <= ? AND fan IS NOT NULL ORDER BY fan, seq`,
   );
+  const countStoredFans = db.prepare('SELECT COUNT(*) FROM fans WHERE ws = ?').pluck();
+  const storedFanIds = db.prepare('SELECT id FROM fans WHERE ws = ?').pluck();
+  const deleteFan = db.prepare('DELETE FROM fans WHERE ws = ? AND id = ?');
+  const dropFanEventsAfter = db.prepare('DELETE FROM fan_events WHERE ws = ? AND seq > ?');
   const writeState = db.transaction((write: StateWrite) => {
+    const storedSeq = state('appliedSeq');
     if (write.rebuild) {
-      for (const table of ['fans', 'posting_blocks', 'derived', 'snapshots', 'fan_events']) db.prepare(`DELETE FROM ${table} WHERE ws = ?`).run(ws);
+      for (const table of ['posting_blocks', 'derived', 'snapshots']) db.prepare(`DELETE FROM ${table} WHERE ws = ?`).run(ws);
+      // A rebuild's fans are compared with the stored rows like any write's: a replay that
+      // verifies, or a new program, rewrites only what changed (and indexes only changed columns);
+      // stored fans the rebuilt state does not have (it ends earlier in the log) are removed.
+      const stored = countStoredFans.get(ws) as number;
+      const written = new Set<string>();
+      let inserted = 0;
+      for (const fan of write.fans) {
+        written.add(fan.id);
+        if (writeFan(fan, write.programVersion, stored === 0)) inserted++;
+      }
+      if (stored > written.size - inserted) for (const id of storedFanIds.all(ws) as string[]) if (!written.has(id)) deleteFan.run(ws, id);
+      // The pairs follow from the log and the position alone: those past the new position go, the
+      // missing ones up to it are added.
+      if (storedSeq === undefined) db.prepare('DELETE FROM fan_events WHERE ws = ?').run(ws);
+      else dropFanEventsAfter.run(ws, write.appliedSeq);
+      indexFanEvents.run(Math.min(Number(storedSeq ?? 0), write.appliedSeq), write.appliedSeq);
+    } else {
+      // A workspace without stored fans (a first import) has none to compare with.
+      const fresh = anyFan.get(ws) === undefined;
+      for (const fan of write.fans) writeFan(fan, write.programVersion, fresh);
+      indexFanEvents.run(Number(storedSeq ?? 0), write.appliedSeq);
     }
-    // A workspace without stored fans (a first import) has none to compare with.
-    const fresh = write.rebuild || anyFan.get(ws) === undefined;
-    for (const fan of write.fans) writeFan(fan, write.programVersion, fresh);
-    indexFanEvents.run(write.rebuild ? 0 : Number(state('appliedSeq') ?? 0), write.appliedSeq);
     const insertBlock = db.prepare(`INSERT INTO posting_blocks (ws, first_seq, last_seq, program_version, postings) VALUES (${ws}, ?, ?, ?, ?)`);
     for (const block of [...write.postingBlocks, ...encodePostingBlocks(write.postings)]) insertBlock.run(block.firstSeq, block.lastSeq, write.programVersion, block.data);
     const insertDerived = db.prepare(`INSERT INTO derived (ws, type, fan, ts, event_id, data, program_version) VALUES (${ws}, ?, ?, ?, ?, ?, ?)`);
