@@ -225,8 +225,9 @@ export class WorkspaceRuntime {
   async fanJson(id: string, asOf: number): Promise<string> {
     // A pass of this thread's own leaves no meta: the state it left current is read.
     const meta = (await this.sync()) ?? (this.readWorker ? await currentMeta(this.workspace) : null);
-    if (this.readWorker && meta && asOf >= clockOf(meta)) {
-      const json = await this.readWorker.fan(this.name, id, asOf, { appliedSeq: meta.appliedSeq, programVersion: meta.programVersion, clock: clockOf(meta) });
+    const clock = clockOf(meta);
+    if (this.readWorker && meta && asOf >= clock) {
+      const json = await this.readWorker.fan(this.name, id, asOf, { appliedSeq: meta.appliedSeq, programVersion: meta.programVersion, clock });
       if (json !== null) return json;
     }
     return JSON.stringify(await queryFan(this.workspace, id, asOf, meta ?? undefined));

@@ -804,28 +804,24 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     const storedSeq = state('appliedSeq');
     if (write.rebuild) {
       for (const table of ['posting_blocks', 'derived', 'snapshots']) db.prepare(`DELETE FROM ${table} WHERE ws = ?`).run(ws);
-      // A rebuild's fans are compared with the stored rows like any write's: a replay that
-      // verifies, or a new program, rewrites only what changed (and indexes only changed columns);
-      // stored fans the rebuilt state does not have (it ends earlier in the log) are removed.
-      const stored = countStoredFans.get(ws) as number;
-      const written = new Set<string>();
-      let inserted = 0;
-      for (const fan of write.fans) {
-        written.add(fan.id);
-        if (writeFan(fan, write.programVersion, stored === 0)) inserted++;
-      }
-      if (stored > written.size - inserted) for (const id of storedFanIds.all(ws) as string[]) if (!written.has(id)) deleteFan.run(ws, id);
-      // The pairs follow from the log and the position alone: those past the new position go, the
-      // missing ones up to it are added.
+      // The pairs follow from the log and the position alone: those past the new position go (the
+      // missing ones up to it are added below).
       if (storedSeq === undefined) db.prepare('DELETE FROM fan_events WHERE ws = ?').run(ws);
       else dropFanEventsAfter.run(ws, write.appliedSeq);
-      indexFanEvents.run(Math.min(Number(storedSeq ?? 0), write.appliedSeq), write.appliedSeq);
-    } else {
-      // A workspace without stored fans (a first import) has none to compare with.
-      const fresh = anyFan.get(ws) === undefined;
-      for (const fan of write.fans) writeFan(fan, write.programVersion, fresh);
-      indexFanEvents.run(Number(storedSeq ?? 0), write.appliedSeq);
     }
+    // Fans are compared with the stored rows, a rebuild's too: a replay that verifies, or a new
+    // program, rewrites only what changed (and indexes only changed columns). A workspace without
+    // stored fans (a first import) has none to compare with.
+    const stored = write.rebuild ? (countStoredFans.get(ws) as number) : anyFan.get(ws) === undefined ? 0 : 1;
+    const written = write.rebuild ? new Set<string>() : null;
+    let inserted = 0;
+    for (const fan of write.fans) {
+      written?.add(fan.id);
+      if (writeFan(fan, write.programVersion, stored === 0)) inserted++;
+    }
+    // Stored fans a rebuilt state does not have (it ends earlier in the log) are removed.
+    if (written && stored > written.size - inserted) for (const id of storedFanIds.all(ws) as string[]) if (!written.has(id)) deleteFan.run(ws, id);
+    indexFanEvents.run(Math.min(Number(storedSeq ?? 0), write.appliedSeq), write.appliedSeq);
     const insertBlock = db.prepare(`INSERT INTO posting_blocks (ws, first_seq, last_seq, program_version, postings) VALUES (${ws}, ?, ?, ?, ?)`);
     for (const block of [...write.postingBlocks, ...encodePostingBlocks(write.postings)]) insertBlock.run(block.firstSeq, block.lastSeq, write.programVersion, block.data);
     const insertDerived = db.prepare(`INSERT INTO derived (ws, type, fan, ts, event_id, data, program_version) VALUES (${ws}, ?, ?, ?, ?, ?, ?)`);
