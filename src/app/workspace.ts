@@ -3,7 +3,7 @@
  * in (ts, id) order under the active program, and evaluates the world as of any instant.
  */
 import { createEngine, type Engine, type EngineOutput } from '../core/engine.js';
-import { compareEvents, validateEvent, type FanEvent } from '../core/events.js';
+import { compareEvents, type FanEvent } from '../core/events.js';
 import { compileProgram, parseStoredSpec, storedSpecJson, type Program } from '../core/program.js';
 import { cloneFan, createWorld, ENGINE_VERSION, type FanState, type World } from '../core/state.js';
 import type { HeldCandidates } from './queries.js';
@@ -12,13 +12,14 @@ import { emptySnapshotParts, joinSnapshot, setSnapshotFan, type SnapshotParts } 
 import { countFact } from '../core/facts.js';
 import { distanceTo } from '../core/layers.js';
 import { LAYER_CODES, LAYER_NAMES } from '../core/state.js';
-import type { FanRow, Notification, Store, StoredLogEvent, WebhookEventType } from '../store/store.js';
+import type { FanRow, Notification, Store, WebhookEventType } from '../store/store.js';
 import { derivedNotifications, postingNotifications } from './notifications.js';
 import { decodeZoneOffsets, zoneOffsetsToKeep } from './zone-offsets.js';
 import { ranksOf } from '../store/loyalty-ranks.js';
 import { encodePostingBlocks, POSTINGS_PER_BLOCK, type PostingBlock } from '../store/posting-codec.js';
 import { compileProgramText, defaultProgram, type LoadedProgram } from './program-source.js';
 import { PhaseTimer } from './phase-timer.js';
+import { parseStored, readLogInOrder } from './log-reader.js';
 import { restoreWorld, serializeFan, serializeWorldMeta } from './serialize.js';
 
 export interface Progress {
@@ -89,12 +90,6 @@ export async function activate(store: Store, loaded: LoadedProgram, at: string):
   if (active && active.version === loaded.program.version && active.spec !== null) return;
   const { version: _version, historyDays: _history, ...spec } = loaded.program;
   await store.activateProgram(loaded.program.version, loaded.yaml, storedSpecJson(spec), at);
-}
-
-function parseStored(row: StoredLogEvent): FanEvent {
-  const result = validateEvent(JSON.parse(row.body));
-  if (!result.ok) throw new Error(`invariant: stored event ${row.seq} no longer validates: ${JSON.stringify(result.issues)}`);
-  return result.event;
 }
 
 export async function loadStoredWorld(store: Store): Promise<{ world: World; appliedSeq: number } | null> {
@@ -348,16 +343,15 @@ export async function rebuildWorld(
   const freshIds = new Set<string>();
   progress.start(appliedSeq, 'replay');
   let done = 0;
-  // Events appended after the position read above belong to the next catch-up.
-  for await (const rows of store.readOrdered(until)) {
-    for (const row of rows) {
-      if (row.seq > appliedSeq) continue;
-      const event = parseStored(row);
-      if (sinceSeq !== null && row.seq > sinceSeq) freshIds.add(event.id);
-      engine.apply(world, event, out);
+  // Events appended after the position read above belong to the next catch-up. A store inside a
+  // transaction is read here: another connection would not see what the transaction wrote.
+  for await (const { events, seqs } of readLogInOrder(store, { until, upToSeq: appliedSeq, onWorker: store === workspace.store ? undefined : false })) {
+    for (let i = 0; i < events.length; i++) {
+      if (sinceSeq !== null && seqs[i] > sinceSeq) freshIds.add(events[i].id);
+      engine.apply(world, events[i], out);
     }
-    done += rows.length;
-    if (done % 20_000 < rows.length) progress.update(done);
+    done += events.length;
+    if (done % 20_000 < events.length) progress.update(done);
   }
   progress.update(done);
   progress.stop();

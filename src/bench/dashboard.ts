@@ -55,8 +55,8 @@ export async function benchDashboard(bin: string, db: string, port: number, mont
     return null;
   }
   const password = 'bench-password-1';
-  spawnSync(process.execPath, [bin, '--db', db, 'users', 'create', '--email', 'bench@fanflow.local', '--password', password, '--role', 'analyst'], { stdio: 'ignore' });
-  const server = spawn(process.execPath, [bin, '--db', db, 'serve', '--port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FANFLOW_LOG_LEVEL: 'warn' } });
+  spawnSync(bin, ['--db', db, 'users', 'create', '--email', 'bench@fanflow.local', '--password', password, '--role', 'analyst'], { stdio: 'ignore' });
+  const server = spawn(bin, ['--db', db, 'serve', '--port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FANFLOW_LOG_LEVEL: 'warn' } });
   let stderr = '';
   server.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
   const base = `http://127.0.0.1:${port}`;

@@ -28,7 +28,8 @@ interface Run {
 
 function fanflow(args: string[]): Run {
   const started = process.hrtime.bigint();
-  const result = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, FANFLOW_STATS: '1', CI: '1' }, maxBuffer: 1 << 30 });
+  // The executable itself, as `npx fanflow` runs it: with the Node flags of its first line.
+  const result = spawnSync(BIN, args, { encoding: 'utf8', env: { ...process.env, FANFLOW_STATS: '1', CI: '1' }, maxBuffer: 1 << 30 });
   const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
   if (result.status !== 0) throw new Error(`fanflow ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
   const statsLine = result.stderr.split('\n').find((line) => line.startsWith('FANFLOW_STATS '));

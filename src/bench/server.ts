@@ -118,7 +118,7 @@ export async function waitHealthy(base: string, server?: ChildProcess, output?: 
 }
 
 export function createKey(bin: string, db: string, workspace: string): string {
-  const result = spawnSync(process.execPath, [bin, '--db', db, 'keys', 'create', '--workspace', workspace, '--scopes', 'ingest,read', '--json'], { encoding: 'utf8' });
+  const result = spawnSync(bin, ['--db', db, 'keys', 'create', '--workspace', workspace, '--scopes', 'ingest,read', '--json'], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`keys create failed: ${result.stderr}`);
   return (JSON.parse(result.stdout) as { key: string }).key;
 }
@@ -129,7 +129,7 @@ export async function benchServer(bin: string, db: string, fanId: string, lines:
   const ingestKey = createKey(bin, db, 'bench-ingest');
   const port = 18_000 + Math.floor(Math.random() * 1000);
   const base = `http://127.0.0.1:${port}`;
-  const server: ChildProcess = spawn(process.execPath, [bin, '--db', db, 'serve', '--port', String(port), '--rate-limit', '1000000'], { stdio: 'ignore', env: { ...process.env, FANFLOW_LOG_LEVEL: 'warn' } });
+  const server: ChildProcess = spawn(bin, ['--db', db, 'serve', '--port', String(port), '--rate-limit', '1000000'], { stdio: 'ignore', env: { ...process.env, FANFLOW_LOG_LEVEL: 'warn' } });
   try {
     await waitHealthy(base);
     const health = await steady({ url: `${base}/healthz`, connections: 20 });
@@ -208,12 +208,12 @@ export async function stop(server: ChildProcess): Promise<void> {
 export async function benchPostgres(bin: string, url: string, lines: string[]): Promise<PostgresFigures> {
   const schema = `bench_${Date.now().toString(36)}`;
   const schemaUrl = `${url}${url.includes('?') ? '&' : '?'}schema=${schema}`;
-  const created = spawnSync(process.execPath, [bin, '--database-url', schemaUrl, 'keys', 'create', '--workspace', 'bench-ingest', '--scopes', 'ingest,read', '--json'], { encoding: 'utf8' });
+  const created = spawnSync(bin, ['--database-url', schemaUrl, 'keys', 'create', '--workspace', 'bench-ingest', '--scopes', 'ingest,read', '--json'], { encoding: 'utf8' });
   if (created.status !== 0) throw new Error(`keys create on PostgreSQL failed: ${created.stderr}`);
   const key = (JSON.parse(created.stdout) as { key: string }).key;
   const port = 19_000 + Math.floor(Math.random() * 1000);
   const base = `http://127.0.0.1:${port}`;
-  const server = spawn(process.execPath, [bin, '--database-url', schemaUrl, 'serve', '--port', String(port), '--rate-limit', '1000000'], { stdio: 'ignore', env: { ...process.env, FANFLOW_LOG_LEVEL: 'warn' } });
+  const server = spawn(bin, ['--database-url', schemaUrl, 'serve', '--port', String(port), '--rate-limit', '1000000'], { stdio: 'ignore', env: { ...process.env, FANFLOW_LOG_LEVEL: 'warn' } });
   try {
     await waitHealthy(base);
     const health = await run({ url: `${base}/healthz`, connections: 20 });
