@@ -46,7 +46,23 @@ describe('crash safety', () => {
     expect(await dumpState(concurrent)).toEqual(await dumpState(sequential));
   });
 
-  it('SIGKILL at any moment of an import, then importing again, gives the state of an uninterrupted run', async () => {
+  // Files this small are read in the importing thread; FANFLOW_APPEND_WORKER=1 sends them through
+  // the import worker (read, validate, append on its own thread) as a large file would be.
+  it.each([
+    ['read and appended in the importing thread', '0'],
+    ['read and appended on the import worker', '1'],
+  ])('SIGKILL at any moment of an import, then importing again, gives the state of an uninterrupted run (%s)', async (_mode, worker) => {
+    const saved = process.env.FANFLOW_APPEND_WORKER;
+    process.env.FANFLOW_APPEND_WORKER = worker;
+    try {
+      await killAndResume();
+    } finally {
+      if (saved === undefined) delete process.env.FANFLOW_APPEND_WORKER;
+      else process.env.FANFLOW_APPEND_WORKER = saved;
+    }
+  });
+
+  async function killAndResume(): Promise<void> {
     const dir = tempDir('fanflow-crash-');
     const first = join(dir, 'a.ndjson');
     const second = join(dir, 'b.ndjson');
@@ -74,5 +90,5 @@ describe('crash safety', () => {
     }
     console.log(`SIGKILL test: ${killedMidway}/${fractions.length} first attempts killed mid-import (import takes ~${duration} ms)`);
     expect(killedMidway).toBeGreaterThanOrEqual(4);
-  });
+  }
 });

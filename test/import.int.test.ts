@@ -157,7 +157,7 @@ describe('appending on a worker thread', () => {
     const run = async (appendOnWorker: boolean) => {
       const db = join(dir, `${appendOnWorker ? 'worker' : 'inline'}.db`);
       const summaries = await withStore(db, async (workspace) => [await importFile(workspace, file, { appendOnWorker, chunkEvents: 700, rejectsPath: `${db}.rejects` }), await importFile(workspace, again, { appendOnWorker, chunkEvents: 700, rejectsPath: `${db}.rejects` })]);
-      return { summaries: summaries.map(({ rejectsFile: _r, ...rest }) => rest), state: await dumpState(db) };
+      return { summaries: summaries.map(({ rejectsFile: _r, ...rest }) => rest), rejects: readFileSync(`${db}.rejects`, 'utf8'), state: await dumpState(db) };
     };
     const inline = await run(false);
     const worker = await run(true);

@@ -1,0 +1,129 @@
+/**
+ * An import's file, chunk by chunk, appended to the log: what each chunk's append accepted (to
+ * apply), what it found already there (duplicates and conflicts), and what was rejected. For a
+ * large file on SQLite, a worker thread reads, parses, validates and appends (see
+ * import-worker.ts), so that this thread only applies the accepted events; otherwise this thread
+ * parses and the store appends, one chunk appending while the next is parsed.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import type { FanEvent } from '../core/events.js';
+import type { AppendStatus, Store } from '../store/store.js';
+import { decodeEvents, type EventColumns } from './event-columns.js';
+import { parseEventFile, type RejectLine } from './event-file.js';
+import { samePayload } from './same-payload.js';
+
+export interface AppendedChunk {
+  /** The events the log accepted, in file order. */
+  readonly accepted: FanEvent[];
+  readonly duplicates: number;
+  readonly conflicts: number;
+  readonly rejects: readonly RejectLine[];
+  /** The number of the last line read. */
+  readonly lines: number;
+  /** Bytes of the file read so far. */
+  readonly bytes: number;
+}
+
+/** Files at least this large are read and appended on a worker thread; below it the thread's start costs more than it saves. */
+export const WORKER_MIN_BYTES = 8 << 20;
+
+// The compiled worker, found from this module in src/app or in dist/app alike.
+const WORKER_FILE = fileURLToPath(new URL('../../dist/app/import-worker.js', import.meta.url));
+
+/** Whether `store` can take a file through the worker, and (without `forced`) whether it is worth it. */
+export function wantsWorker(store: Store, bytes: number, forced?: boolean): boolean {
+  if (store.kind !== 'sqlite' || store.path === null || !existsSync(WORKER_FILE)) return false;
+  const fromEnv = process.env.FANFLOW_APPEND_WORKER;
+  if (forced !== undefined) return forced;
+  if (fromEnv === '1' || fromEnv === '0') return fromEnv === '1';
+  return bytes >= WORKER_MIN_BYTES;
+}
+
+export function countStatuses(events: readonly FanEvent[], statuses: readonly AppendStatus[]): { accepted: FanEvent[]; duplicates: number; conflicts: number } {
+  const accepted: FanEvent[] = [];
+  let duplicates = 0;
+  let conflicts = 0;
+  for (let i = 0; i < statuses.length; i++) {
+    if (statuses[i] === 'accepted') accepted.push(events[i]);
+    else if (statuses[i] === 'duplicate') duplicates++;
+    else conflicts++;
+  }
+  return { accepted, duplicates, conflicts };
+}
+
+/** The chunks of `file` appended to the log of `store`, in file order. */
+export function appendFile(store: Store, file: string, chunkEvents: number, onWorker: boolean): AsyncIterable<AppendedChunk> {
+  return onWorker ? appendOnWorker(store.path as string, store.workspace, file, chunkEvents) : appendHere(store, file, chunkEvents);
+}
+
+async function* appendHere(store: Store, file: string, chunkEvents: number): AsyncGenerator<AppendedChunk> {
+  // The chunk whose append is under way, received after the next one is parsed and sent.
+  let pending: { appended: Promise<AppendStatus[]>; events: FanEvent[]; rejects: RejectLine[]; lines: number; bytes: number } | null = null;
+  const settle = async function (): Promise<AppendedChunk> {
+    const { appended, events, rejects, lines, bytes } = pending as NonNullable<typeof pending>;
+    pending = null;
+    return { ...countStatuses(events, await appended), rejects, lines, bytes };
+  };
+  try {
+    for (const chunk of parseEventFile(file, chunkEvents)) {
+      const appended = chunk.entries.length === 0 ? Promise.resolve([]) : store.append(chunk.entries, samePayload);
+      // Observed here so that a failure is not reported as unhandled before it is received.
+      appended.catch(() => undefined);
+      const previous = pending ? await settle() : null;
+      pending = { appended, events: chunk.events, rejects: chunk.rejects, lines: chunk.lines, bytes: chunk.bytes };
+      if (previous) yield previous;
+    }
+    if (pending) yield await settle();
+  } finally {
+    // A consumer that stopped early leaves no append running behind it.
+    await (pending as { appended: Promise<unknown> } | null)?.appended.catch(() => undefined);
+  }
+}
+
+/** What the worker is given. */
+export interface ImportWorkerSetup {
+  database: string;
+  workspace: string;
+  file: string;
+  chunkEvents: number;
+}
+
+/** What the worker sends: chunks, then `done`, or an error. */
+export type ImportWorkerMessage =
+  | { columns: EventColumns; duplicates: number; conflicts: number; rejects: RejectLine[]; lines: number; bytes: number }
+  | { done: true }
+  | { error: string };
+
+async function* appendOnWorker(database: string, workspace: string, file: string, chunkEvents: number): AsyncGenerator<AppendedChunk> {
+  const { port1, port2 } = new MessageChannel();
+  const setup: ImportWorkerSetup = { database, workspace, file, chunkEvents };
+  const worker = new Worker(WORKER_FILE, { workerData: { ...setup, port: port2 }, transferList: [port2] });
+  const arrived: ImportWorkerMessage[] = [];
+  let wake: (() => void) | null = null;
+  const receive = (message: ImportWorkerMessage) => {
+    arrived.push(message);
+    wake?.();
+    wake = null;
+  };
+  port1.on('message', receive);
+  worker.on('error', (error) => receive({ error: `import worker failed: ${error.message}` }));
+  worker.on('exit', (code) => receive({ error: `the import worker stopped (exit code ${code})` }));
+  const fanIds = new Map<string, string>();
+  try {
+    for (;;) {
+      if (arrived.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+      const message = arrived.shift() as ImportWorkerMessage;
+      if ('error' in message) throw new Error(message.error);
+      if ('done' in message) return;
+      // Asked for the next chunk before this one is applied: the worker stays ahead.
+      port1.postMessage({ next: true });
+      const { columns, ...counts } = message;
+      yield { accepted: decodeEvents(columns, fanIds), ...counts };
+    }
+  } finally {
+    port1.close();
+    await worker.terminate();
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The import's reading thread (see appended-chunks.ts): reads the file, parses and validates
+ * every line, appends each chunk of valid events to the log through its own connection (one
+ * durable transaction each), and sends the accepted events packed as columns, a couple of chunks
+ * ahead of the thread that applies them.
+ */
+import { workerData, type MessagePort } from 'node:worker_threads';
+import { openSqliteStore } from '../store/sqlite-store.js';
+import { columnBuffers, encodeEvents } from './event-columns.js';
+import { parseEventFile } from './event-file.js';
+import { countStatuses, type ImportWorkerMessage, type ImportWorkerSetup } from './appended-chunks.js';
+import { samePayload } from './same-payload.js';
+
+/** Chunks sent before the first is asked for again. */
+const AHEAD = 2;
+
+const { database, workspace, file, chunkEvents, port } = workerData as ImportWorkerSetup & { port: MessagePort };
+let credit = AHEAD;
+let wake: (() => void) | null = null;
+port.on('message', () => {
+  credit++;
+  wake?.();
+  wake = null;
+});
+
+const post = (message: ImportWorkerMessage, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
+
+async function run(): Promise<void> {
+  const store = await openSqliteStore(database, { cacheKiB: 16384, workspace }).catch((error: Error) => {
+    throw new Error(`cannot open ${database} for appending: ${error.message}`);
+  });
+  try {
+    for (const chunk of parseEventFile(file, chunkEvents)) {
+      const statuses = chunk.entries.length === 0 ? [] : await store.append(chunk.entries, samePayload);
+      const counted = countStatuses(chunk.events, statuses);
+      if (credit === 0) await new Promise<void>((resolve) => (wake = resolve));
+      credit--;
+      const columns = encodeEvents(counted.accepted);
+      post({ columns, duplicates: counted.duplicates, conflicts: counted.conflicts, rejects: chunk.rejects, lines: chunk.lines, bytes: chunk.bytes }, columnBuffers(columns));
+    }
+    post({ done: true });
+  } finally {
+    await store.close();
+  }
+}
+
+run().catch((error: Error) => post({ error: error.message }));
