@@ -29,9 +29,13 @@ describe('the server under SIGKILL', () => {
     for (let from = 0; from < events.length; from += 150) batches.push(events.slice(from, from + 150));
     let kills = 0;
     let done = false;
+    let results = 0;
+    // Each kill once another fifth of the events is acknowledged, so that it falls while the
+    // clients are sending, however fast this machine answers.
     const killer = async () => {
       while (!done && kills < 4) {
-        await sleep(250 + 150 * kills);
+        while (!done && results < ((kills + 1) * events.length) / 5) await sleep(2);
+        if (done) break;
         server.kill('SIGKILL');
         await new Promise((resolve) => server.once('exit', resolve));
         kills++;
@@ -40,7 +44,10 @@ describe('the server under SIGKILL', () => {
       }
     };
     const [{ acknowledged, retries }] = await Promise.all([
-      sendWithRetries(batches, () => [port], key, 3, (status) => expect(['accepted', 'duplicate']).toContain(status)).finally(() => (done = true)),
+      sendWithRetries(batches, () => [port], key, 3, (status) => {
+        expect(['accepted', 'duplicate']).toContain(status);
+        results++;
+      }).finally(() => (done = true)),
       killer(),
     ]);
     // A read catches the state up with everything acknowledged.
