@@ -25,8 +25,30 @@ function importAsync(db: string, files: string[]): Promise<string> {
   });
 }
 
+/** Runs `body` with FANFLOW_APPEND_WORKER set (for the commands it spawns), then restores it. */
+async function withAppendWorker(mode: string, body: () => Promise<void>): Promise<void> {
+  const saved = process.env.FANFLOW_APPEND_WORKER;
+  process.env.FANFLOW_APPEND_WORKER = mode;
+  try {
+    await body();
+  } finally {
+    if (saved === undefined) delete process.env.FANFLOW_APPEND_WORKER;
+    else process.env.FANFLOW_APPEND_WORKER = saved;
+  }
+}
+
+// Files this small are read in the importing thread; FANFLOW_APPEND_WORKER=1 sends them through
+// the import worker (read, validate, append on its own thread) and the state writer, as a large
+// file would be.
+const MODES = [
+  ['read and appended in the importing thread', '0'],
+  ['read and appended on the import worker', '1'],
+];
+
 describe('crash safety', () => {
-  it('two imports running at once into one database lose nothing and apply nothing twice', async () => {
+  it.each(MODES)('two imports running at once into one database lose nothing and apply nothing twice (%s)', (_mode, worker) => withAppendWorker(worker, runConcurrently));
+
+  async function runConcurrently(): Promise<void> {
     const dir = tempDir('fanflow-concurrent-');
     const files = ['a', 'b', 'c'].map((name, i) => {
       const file = join(dir, `${name}.ndjson`);
@@ -44,23 +66,9 @@ describe('crash safety', () => {
     const codes = await Promise.all([importAsync(concurrent, [files[0], files[2]]), importAsync(concurrent, [files[1], files[0]]), importAsync(concurrent, [files[2]])]);
     expect(codes).toEqual(['0', '0', '0']);
     expect(await dumpState(concurrent)).toEqual(await dumpState(sequential));
-  });
+  }
 
-  // Files this small are read in the importing thread; FANFLOW_APPEND_WORKER=1 sends them through
-  // the import worker (read, validate, append on its own thread) as a large file would be.
-  it.each([
-    ['read and appended in the importing thread', '0'],
-    ['read and appended on the import worker', '1'],
-  ])('SIGKILL at any moment of an import, then importing again, gives the state of an uninterrupted run (%s)', async (_mode, worker) => {
-    const saved = process.env.FANFLOW_APPEND_WORKER;
-    process.env.FANFLOW_APPEND_WORKER = worker;
-    try {
-      await killAndResume();
-    } finally {
-      if (saved === undefined) delete process.env.FANFLOW_APPEND_WORKER;
-      else process.env.FANFLOW_APPEND_WORKER = saved;
-    }
-  });
+  it.each(MODES)('SIGKILL at any moment of an import, then importing again, gives the state of an uninterrupted run (%s)', (_mode, worker) => withAppendWorker(worker, killAndResume));
 
   async function killAndResume(): Promise<void> {
     const dir = tempDir('fanflow-crash-');

@@ -167,6 +167,57 @@ describe('appending on a worker thread', () => {
   });
 });
 
+describe('writing an import\'s state on a worker thread', () => {
+  it('stores the state when the log did not move, and leaves it to a catch-up here when another writer appended meanwhile', async () => {
+    const { generateCommunity, DEFAULT_GENERATE } = await import('../src/demo/generate.js');
+    const { appendFile } = await import('../src/app/appended-chunks.js');
+    const { startStateWriter } = await import('../src/app/state-writer.js');
+    const { startStreamingApply } = await import('../src/app/workspace.js');
+    const { samePayload } = await import('../src/app/same-payload.js');
+    const dir = tempDir();
+    const community = generateCommunity({ ...DEFAULT_GENERATE, fans: 400, months: 3, seed: 'state-writer', start: '2026-04-01T00:00:00+08:00' });
+    const file = join(dir, 'community.ndjson');
+    writeFileSync(file, community.lines.join('\n') + '\n');
+    const late = { id: 'late-1', type: 'like', fan: 'u000001', ts: community.end + 60_000, props: { contentId: 'p1', category: 'guide' } };
+    const lateFile = writeNdjson(join(dir, 'late.ndjson'), [late]);
+    // Appended through the worker path, with another writer's event (or none) among its chunks.
+    const run = async (db: string, interloper: boolean) =>
+      withStore(db, async (workspace) => {
+        const applier = await startStreamingApply(workspace);
+        let chunks = 0;
+        for await (const chunk of appendFile(workspace.store, file, 900, true)) {
+          applier.offer(chunk.accepted);
+          // Between the import's appends: its events' seqs are no longer the range it counted.
+          if (interloper && ++chunks === 1) await workspace.store.append([{ id: late.id, ts: late.ts, body: JSON.stringify(late), source: 'other', line: null, fan: late.fan }], samePayload);
+        }
+        const writer = startStateWriter(db, workspace.store.workspace);
+        const outcomes: string[] = [];
+        try {
+          await applier.finish(silentProgress, {
+            async write(expected, state) {
+              const outcome = await writer.write(expected, state);
+              outcomes.push(outcome);
+              return outcome;
+            },
+          });
+        } finally {
+          await writer.close();
+        }
+        return outcomes;
+      });
+    const quiet = join(dir, 'quiet.db');
+    expect(await run(quiet, false)).toEqual(['saved']);
+    const plain = join(dir, 'plain.db');
+    await importInto(plain, file);
+    expect(await dumpState(quiet)).toEqual(await dumpState(plain));
+    const moved = join(dir, 'moved.db');
+    expect(await run(moved, true)).toEqual(['moved']);
+    const sequential = join(dir, 'sequential.db');
+    await importInto(sequential, file, lateFile);
+    expect(await dumpState(moved)).toEqual(await dumpState(sequential));
+  });
+});
+
 describe('the monthly report', () => {
   it('from stored snapshots and candidate fans equals the report over every fan', async () => {
     const { generateCommunity, DEFAULT_GENERATE } = await import('../src/demo/generate.js');

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import type { FanEvent } from '../core/events.js';
 import type { AppendStatus, Store } from '../store/store.js';
-import { decodeEvents, type EventColumns } from './event-columns.js';
+import { decodePieces, type EventColumns } from './event-columns.js';
 import { parseEventFile, type RejectLine } from './event-file.js';
 import { samePayload } from './same-payload.js';
 
@@ -82,7 +82,7 @@ async function* appendHere(store: Store, file: string, chunkEvents: number): Asy
   }
 }
 
-/** What the worker is given. */
+/** What the worker is given (and a port). */
 export interface ImportWorkerSetup {
   database: string;
   workspace: string;
@@ -92,7 +92,7 @@ export interface ImportWorkerSetup {
 
 /** What the worker sends: chunks, then `done`, or an error. */
 export type ImportWorkerMessage =
-  | { columns: EventColumns; duplicates: number; conflicts: number; rejects: RejectLine[]; lines: number; bytes: number }
+  | { pieces: EventColumns[]; duplicates: number; conflicts: number; rejects: RejectLine[]; lines: number; bytes: number }
   | { done: true }
   | { error: string };
 
@@ -119,10 +119,11 @@ async function* appendOnWorker(database: string, workspace: string, file: string
       if ('done' in message) return;
       // Asked for the next chunk before this one is applied: the worker stays ahead.
       port1.postMessage({ next: true });
-      const { columns, ...counts } = message;
-      yield { accepted: decodeEvents(columns, fanIds), ...counts };
+      const { pieces, ...counts } = message;
+      yield { accepted: decodePieces(pieces, fanIds).events, ...counts };
     }
   } finally {
+    // Ended as soon as its chunks are in: its heap (a large young generation) is given back.
     port1.close();
     await worker.terminate();
   }

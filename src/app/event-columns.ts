@@ -109,3 +109,35 @@ export function decodeEvents(columns: EventColumns, fanIds: Map<string, string>)
   }
   return events;
 }
+
+/**
+ * Events per packed piece: small enough that a piece's texts stay below V8's large-object size
+ * (they are short-lived and are then collected young, instead of piling up until a full
+ * collection as large objects do), large enough that a piece costs little to send.
+ */
+export const EVENTS_PER_PIECE = 1024;
+
+/** Packs events in pieces of EVENTS_PER_PIECE. */
+export function encodePieces(events: readonly FanEvent[], seqs: readonly number[] | null = null): EventColumns[] {
+  const pieces: EventColumns[] = [];
+  for (let from = 0; from < events.length; from += EVENTS_PER_PIECE) {
+    pieces.push(encodeEvents(events.slice(from, from + EVENTS_PER_PIECE), seqs ? seqs.slice(from, from + EVENTS_PER_PIECE) : null));
+  }
+  return pieces;
+}
+
+/** The buffers of every piece. */
+export function pieceBuffers(pieces: readonly EventColumns[]): ArrayBuffer[] {
+  return pieces.flatMap(columnBuffers);
+}
+
+/** Unpacks pieces into one list of events (and their seqs). */
+export function decodePieces(pieces: readonly EventColumns[], fanIds: Map<string, string>): { events: FanEvent[]; seqs: number[] } {
+  const events: FanEvent[] = [];
+  const seqs: number[] = [];
+  for (const piece of pieces) {
+    for (const event of decodeEvents(piece, fanIds)) events.push(event);
+    for (let i = 0; i < piece.count; i++) seqs.push(piece.seqs[i]);
+  }
+  return { events, seqs };
+}

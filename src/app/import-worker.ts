@@ -6,7 +6,7 @@
  */
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { openSqliteStore } from '../store/sqlite-store.js';
-import { columnBuffers, encodeEvents } from './event-columns.js';
+import { encodePieces, pieceBuffers } from './event-columns.js';
 import { parseEventFile } from './event-file.js';
 import { countStatuses, type ImportWorkerMessage, type ImportWorkerSetup } from './appended-chunks.js';
 import { samePayload } from './same-payload.js';
@@ -35,8 +35,8 @@ async function run(): Promise<void> {
       const counted = countStatuses(chunk.events, statuses);
       if (credit === 0) await new Promise<void>((resolve) => (wake = resolve));
       credit--;
-      const columns = encodeEvents(counted.accepted);
-      post({ columns, duplicates: counted.duplicates, conflicts: counted.conflicts, rejects: chunk.rejects, lines: chunk.lines, bytes: chunk.bytes }, columnBuffers(columns));
+      const pieces = encodePieces(counted.accepted);
+      post({ pieces, duplicates: counted.duplicates, conflicts: counted.conflicts, rejects: chunk.rejects, lines: chunk.lines, bytes: chunk.bytes }, pieceBuffers(pieces));
     }
     post({ done: true });
   } finally {

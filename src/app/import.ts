@@ -7,6 +7,7 @@ import type { RejectRecord } from '../store/store.js';
 import { appendFile, wantsWorker } from './appended-chunks.js';
 import type { RejectLine } from './event-file.js';
 import { PhaseTimer } from './phase-timer.js';
+import { startStateWriter } from './state-writer.js';
 import { catchUp, isCurrent, silentProgress, startStreamingApply, type Progress, type Workspace } from './workspace.js';
 
 export interface ImportSummary {
@@ -52,26 +53,33 @@ export async function importFile(workspace: Workspace, path: string, options: Im
   const totalBytes = statSync(path).size;
   const onWorker = wantsWorker(store, totalBytes, options.appendOnWorker);
   progress.start(totalBytes, 'import');
-  // Each chunk is applied once its append committed, while the next is read and appended.
-  for await (const chunk of appendFile(store, path, options.chunkEvents ?? CHUNK_EVENTS, onWorker)) {
-    summary.accepted += chunk.accepted.length;
-    summary.duplicates += chunk.duplicates;
-    summary.conflicts += chunk.conflicts;
-    summary.lines = chunk.lines;
-    for (const reject of chunk.rejects) rejects.push(reject);
-    progress.update(chunk.bytes);
-    applier.offer(chunk.accepted);
+  // Started now, so that it is ready when the state is: it writes the state through its own
+  // connection while this thread serialises the fans.
+  const writer = onWorker ? startStateWriter(store.path as string, store.workspace) : null;
+  try {
+    // Each chunk is applied once its append committed, while the next is read and appended.
+    for await (const chunk of appendFile(store, path, options.chunkEvents ?? CHUNK_EVENTS, onWorker)) {
+      summary.accepted += chunk.accepted.length;
+      summary.duplicates += chunk.duplicates;
+      summary.conflicts += chunk.conflicts;
+      summary.lines = chunk.lines;
+      for (const reject of chunk.rejects) rejects.push(reject);
+      progress.update(chunk.bytes);
+      applier.offer(chunk.accepted);
+    }
+    progress.stop();
+    phases.lap('parse+append');
+    summary.rejected = rejects.length;
+    if (rejects.length > 0) {
+      await store.recordRejects(rejects.map((r): RejectRecord => ({ source: path, line: r.line, field: r.field, reason: r.reason, raw: r.raw })));
+      const rejectsPath = options.rejectsPath ?? `${path}.rejects.ndjson`;
+      writeFileSync(rejectsPath, rejects.map((r) => JSON.stringify(r)).join('\n') + '\n');
+      summary.rejectsFile = rejectsPath;
+    }
+    summary.rebuilt = (await applier.finish(progress, writer))?.rebuilt ?? false;
+  } finally {
+    await writer?.close();
   }
-  progress.stop();
-  phases.lap('parse+append');
-  summary.rejected = rejects.length;
-  if (rejects.length > 0) {
-    await store.recordRejects(rejects.map((r): RejectRecord => ({ source: path, line: r.line, field: r.field, reason: r.reason, raw: r.raw })));
-    const rejectsPath = options.rejectsPath ?? `${path}.rejects.ndjson`;
-    writeFileSync(rejectsPath, rejects.map((r) => JSON.stringify(r)).join('\n') + '\n');
-    summary.rejectsFile = rejectsPath;
-  }
-  summary.rebuilt = (await applier.finish(progress))?.rebuilt ?? false;
   phases.lap('save');
   phases.report('import');
   return summary;

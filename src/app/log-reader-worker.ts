@@ -6,7 +6,7 @@
 import { workerData, type MessagePort } from 'node:worker_threads';
 import type { FanEvent } from '../core/events.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
-import { columnBuffers, encodeEvents } from './event-columns.js';
+import { encodePieces, pieceBuffers } from './event-columns.js';
 import { parseStored, type LogReaderMessage, type LogReaderSetup } from './log-reader.js';
 
 const BATCH_EVENTS = 8192;
@@ -27,8 +27,8 @@ const post = (message: LogReaderMessage, transfer: ArrayBuffer[] = []) => port.p
 async function send(events: FanEvent[], seqs: number[]): Promise<void> {
   if (credit === 0) await new Promise<void>((resolve) => (wake = resolve));
   credit--;
-  const columns = encodeEvents(events, seqs);
-  post({ columns }, columnBuffers(columns));
+  const pieces = encodePieces(events, seqs);
+  post({ pieces }, pieceBuffers(pieces));
 }
 
 async function run(): Promise<void> {

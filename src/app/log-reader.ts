@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { validateEvent, type FanEvent } from '../core/events.js';
 import type { Store, StoredLogEvent } from '../store/store.js';
-import { decodeEvents, type EventColumns } from './event-columns.js';
+import { decodePieces, type EventColumns } from './event-columns.js';
 
 export interface LogBatch {
   readonly events: readonly FanEvent[];
@@ -77,7 +77,7 @@ export interface LogReaderSetup {
 }
 
 /** What the worker sends: batches, then `done`, or an error. */
-export type LogReaderMessage = { columns: EventColumns } | { done: true } | { error: string };
+export type LogReaderMessage = { pieces: EventColumns[] } | { done: true } | { error: string };
 
 async function* readOnWorker(path: string, workspace: string, options: OrderedReadOptions): AsyncGenerator<LogBatch> {
   const { port1, port2 } = new MessageChannel();
@@ -103,7 +103,7 @@ async function* readOnWorker(path: string, workspace: string, options: OrderedRe
       if ('done' in message) return;
       // Asked for the next batch before this one is unpacked: the worker stays a few ahead.
       port1.postMessage({ next: true });
-      yield { events: decodeEvents(message.columns, fanIds), seqs: message.columns.seqs };
+      yield decodePieces(message.pieces, fanIds);
     }
   } finally {
     port1.close();

@@ -12,7 +12,7 @@ import { emptySnapshotParts, joinSnapshot, setSnapshotFan, type SnapshotParts } 
 import { countFact } from '../core/facts.js';
 import { distanceTo } from '../core/layers.js';
 import { LAYER_CODES, LAYER_NAMES } from '../core/state.js';
-import type { FanRow, Notification, Store, WebhookEventType } from '../store/store.js';
+import type { FanRow, Notification, StateWrite, Store, WebhookEventType } from '../store/store.js';
 import { derivedNotifications, postingNotifications } from './notifications.js';
 import { decodeZoneOffsets, zoneOffsetsToKeep } from './zone-offsets.js';
 import { ranksOf } from '../store/loyalty-ranks.js';
@@ -103,7 +103,7 @@ export async function loadStoredWorld(store: Store): Promise<{ world: World; app
 
 interface PersistExtra {
   /** Postings already encoded (a streaming import). */
-  postingBlocks?: readonly PostingBlock[];
+  postingBlocks?: Iterable<PostingBlock>;
   /** Notifications already built (of the postings encoded early). */
   earlier?: readonly Notification[];
   fresh?: FreshFilter | null;
@@ -115,7 +115,22 @@ interface PersistExtra {
 
 /** A state write made ready outside the write lock; `write` stores it with its notifications. */
 interface PreparedState {
+  /** The write without its notifications; its fans are serialised as they are read. */
+  readonly state: StateWrite;
+  /** The notifications of the write, for the subscriptions that want these types. */
+  notifications(wanted: ReadonlySet<WebhookEventType>): Notification[];
+  /** Notes in the workspace what a stored write changed. */
+  stored(): void;
   write(store: Store): Promise<void>;
+}
+
+/**
+ * Writes a state through another connection (the import worker's), under that connection's write
+ * lock, provided the log and the stored state are still where the caller expects them.
+ */
+export interface StateWriter {
+  /** 'moved': another writer appended or wrote the state meanwhile, and nothing was written. */
+  write(expected: { appliedSeq: number; maxSeq: number }, state: StateWrite): Promise<'saved' | 'moved'>;
 }
 
 async function persist(workspace: Workspace, store: Store, world: World, out: EngineOutput, appliedSeq: number, rebuild: boolean, extra: PersistExtra = {}): Promise<void> {
@@ -135,7 +150,8 @@ function prepareState(workspace: Workspace, world: World, out: EngineOutput, app
   const rows = function* (): Generator<FanRow> {
     for (const fan of fans) yield fanRow(workspace, world, fan);
   };
-  const ready = {
+  const zoneOffsets = zoneOffsetsToKeep(engine.calendar, workspace.zoneBlocksKept ?? 0, world.clock, Date.now());
+  const ready: StateWrite = {
     programVersion: program.version,
     appliedSeq,
     rebuild,
@@ -153,25 +169,31 @@ function prepareState(workspace: Workspace, world: World, out: EngineOutput, app
     world: serializeWorldMeta(world),
     // The world holds every fan: its loyalty values are sorted here rather than read back.
     loyalty: ranksOf(loyaltyValues(world), world.fans.size),
-    zoneOffsets: zoneOffsetsToKeep(engine.calendar, workspace.zoneBlocksKept ?? 0, world.clock, Date.now()),
+    zoneOffsets,
+  };
+  const notifications = (wanted: ReadonlySet<WebhookEventType>): Notification[] =>
+    wanted.size === 0
+      ? []
+      : [
+          ...earlier,
+          ...postingNotifications(fresh ? out.postings.filter((posting) => isFresh(posting.eventId, posting.ts)) : out.postings, wanted),
+          ...derivedNotifications(fresh ? out.derived.filter((event) => isFresh('eventId' in event ? event.eventId : null, event.ts)) : out.derived, wanted),
+        ];
+  const stored = () => {
+    if (zoneOffsets) workspace.zoneBlocksKept = zoneOffsets.blocks;
   };
   return {
+    state: ready,
+    notifications,
+    stored,
     async write(store) {
       // Notifications are written with the state they announce, in one transaction (the outbox).
       // An incremental pass announces everything it derived; a rebuild only what the events new to
       // the state caused (`fresh`); a replay of known events nothing. The subscriptions are read
       // under the lock, with the write.
       const wanted = rebuild && !fresh ? new Set<WebhookEventType>() : await store.subscribedTypes();
-      const notifications =
-        wanted.size === 0
-          ? []
-          : [
-              ...earlier,
-              ...postingNotifications(fresh ? out.postings.filter((posting) => isFresh(posting.eventId, posting.ts)) : out.postings, wanted),
-              ...derivedNotifications(fresh ? out.derived.filter((event) => isFresh('eventId' in event ? event.eventId : null, event.ts)) : out.derived, wanted),
-            ];
-      await store.saveState({ ...ready, notifications });
-      if (ready.zoneOffsets) workspace.zoneBlocksKept = ready.zoneOffsets.blocks;
+      await store.saveState({ ...ready, notifications: notifications(wanted) });
+      stored();
     },
   };
 }
@@ -645,8 +667,11 @@ async function planCatchUp(workspace: Workspace, store: Store, progress: Progres
 export interface StreamingApply {
   /** The accepted events of one appended chunk: applied now while they continue the log in order. */
   offer(events: FanEvent[]): void;
-  /** Stores what was applied, or, if the log moved otherwise, catches up from it. */
-  finish(progress: Progress): Promise<CatchUpResult | null>;
+  /**
+   * Stores what was applied, or, if the log moved otherwise, catches up from it. With `writer`,
+   * the state is written through it when the log did not move.
+   */
+  finish(progress: Progress, writer?: StateWriter | null): Promise<CatchUpResult | null>;
 }
 
 /**
@@ -687,13 +712,31 @@ export async function startStreamingApply(workspace: Workspace): Promise<Streami
         out.postings.splice(0, full);
       }
     },
-    async finish(progress) {
+    async finish(progress, writer) {
       if (offered === 0 && (await isCurrent(workspace))) return null;
+      const extra = { postingBlocks: blocks, earlier: postingNotices, clockBefore: startClock };
+      if (world && writer) {
+        // Written by the other connection while this thread serialises the fans. The subscriptions
+        // are read just before that connection takes its lock, not under it. The posting blocks
+        // are handed over one by one and dropped here, so that they are not held twice; the
+        // state can then no longer be written here, and if the log moved, it is caught up from it.
+        const handedOver = function* (): Generator<PostingBlock> {
+          for (let block = blocks.shift(); block !== undefined; block = blocks.shift()) yield block;
+        };
+        const prepared = prepareState(workspace, world, out, startSeq + applied, false, { ...extra, postingBlocks: handedOver() });
+        const state = { ...prepared.state, notifications: prepared.notifications(await store.subscribedTypes()) };
+        const outcome = await writer.write({ appliedSeq: loaded?.appliedSeq ?? 0, maxSeq: startSeq + applied }, state);
+        if (outcome === 'saved') {
+          prepared.stored();
+          return { applied, rebuilt: false, world };
+        }
+        world = null;
+      }
       return store.exclusive(async (tx) => {
         const meta = await tx.loadStateMeta();
         const untouched = (meta?.appliedSeq ?? 0) === (loaded?.appliedSeq ?? 0) && (await tx.maxSeq()) === startSeq + applied;
         if (world && untouched) {
-          await persist(workspace, tx, world, out, startSeq + applied, false, { postingBlocks: blocks, earlier: postingNotices, clockBefore: startClock });
+          await persist(workspace, tx, world, out, startSeq + applied, false, extra);
           return { applied, rebuilt: false, world };
         }
         world = null;

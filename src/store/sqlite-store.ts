@@ -809,6 +809,18 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
       if (storedSeq === undefined) db.prepare('DELETE FROM fan_events WHERE ws = ?').run(ws);
       else dropFanEventsAfter.run(ws, write.appliedSeq);
     }
+    // What does not depend on the fans first: their rows may still be coming (serialised by
+    // another thread as this one writes).
+    indexFanEvents.run(Math.min(Number(storedSeq ?? 0), write.appliedSeq), write.appliedSeq);
+    const insertBlock = db.prepare(`INSERT INTO posting_blocks (ws, first_seq, last_seq, program_version, postings) VALUES (${ws}, ?, ?, ?, ?)`);
+    for (const block of write.postingBlocks) insertBlock.run(block.firstSeq, block.lastSeq, write.programVersion, block.data);
+    for (const block of encodePostingBlocks(write.postings)) insertBlock.run(block.firstSeq, block.lastSeq, write.programVersion, block.data);
+    const insertDerived = db.prepare(`INSERT INTO derived (ws, type, fan, ts, event_id, data, program_version) VALUES (${ws}, ?, ?, ?, ?, ?, ?)`);
+    for (const d of write.derived) insertDerived.run(d.type, d.fan, d.ts, 'eventId' in d ? d.eventId : null, JSON.stringify(d), write.programVersion);
+    const upsertSnapshot = db.prepare(
+      `INSERT INTO snapshots (ws, month, data, program_version) VALUES (${ws}, ?, ?, ?) ON CONFLICT (ws, month) DO UPDATE SET data = excluded.data, program_version = excluded.program_version`,
+    );
+    for (const snapshot of write.snapshots) upsertSnapshot.run(snapshot.month, snapshot.data, write.programVersion);
     // Fans are compared with the stored rows, a rebuild's too: a replay that verifies, or a new
     // program, rewrites only what changed (and indexes only changed columns). A workspace without
     // stored fans (a first import) has none to compare with.
@@ -821,15 +833,6 @@ function workspaceStore(db: Database.Database, path: string | null, name: string
     }
     // Stored fans a rebuilt state does not have (it ends earlier in the log) are removed.
     if (written && stored > written.size - inserted) for (const id of storedFanIds.all(ws) as string[]) if (!written.has(id)) deleteFan.run(ws, id);
-    indexFanEvents.run(Math.min(Number(storedSeq ?? 0), write.appliedSeq), write.appliedSeq);
-    const insertBlock = db.prepare(`INSERT INTO posting_blocks (ws, first_seq, last_seq, program_version, postings) VALUES (${ws}, ?, ?, ?, ?)`);
-    for (const block of [...write.postingBlocks, ...encodePostingBlocks(write.postings)]) insertBlock.run(block.firstSeq, block.lastSeq, write.programVersion, block.data);
-    const insertDerived = db.prepare(`INSERT INTO derived (ws, type, fan, ts, event_id, data, program_version) VALUES (${ws}, ?, ?, ?, ?, ?, ?)`);
-    for (const d of write.derived) insertDerived.run(d.type, d.fan, d.ts, 'eventId' in d ? d.eventId : null, JSON.stringify(d), write.programVersion);
-    const upsertSnapshot = db.prepare(
-      `INSERT INTO snapshots (ws, month, data, program_version) VALUES (${ws}, ?, ?, ?) ON CONFLICT (ws, month) DO UPDATE SET data = excluded.data, program_version = excluded.program_version`,
-    );
-    for (const snapshot of write.snapshots) upsertSnapshot.run(snapshot.month, snapshot.data, write.programVersion);
     const loyalty =
       write.loyalty ??
       ranksOf(db.prepare('SELECT loyalty FROM fans WHERE ws = ? AND loyalty IS NOT NULL ORDER BY loyalty').pluck().all(ws) as number[], db.prepare('SELECT COUNT(*) FROM fans WHERE ws = ?').pluck().get(ws) as number);

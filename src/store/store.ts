@@ -108,8 +108,8 @@ export interface StateWrite {
   /** Read once, in order; produced lazily so that a full write never holds every serialised fan at once. */
   readonly fans: Iterable<FanRow>;
   readonly postings: readonly Posting[];
-  /** Postings already encoded (written before `postings`). */
-  readonly postingBlocks: readonly PostingBlock[];
+  /** Postings already encoded (written before `postings`); read once, in order. */
+  readonly postingBlocks: Iterable<PostingBlock>;
   readonly derived: readonly DerivedEvent[];
   readonly snapshots: { month: string; data: string }[];
   /** The snapshot of the next month start, if no event arrives before it (for reports). */
