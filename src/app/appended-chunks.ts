@@ -7,12 +7,12 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, Worker } from 'node:worker_threads';
 import type { FanEvent } from '../core/events.js';
 import type { AppendStatus, Store } from '../store/store.js';
 import { decodePieces, type EventColumns } from './event-columns.js';
 import { parseEventFile, type RejectLine } from './event-file.js';
 import { samePayload } from './same-payload.js';
+import { startWorker } from './worker-channel.js';
 
 export interface AppendedChunk {
   /** The events the log accepted, in file order. */
@@ -97,34 +97,20 @@ export type ImportWorkerMessage =
   | { error: string };
 
 async function* appendOnWorker(database: string, workspace: string, file: string, chunkEvents: number): AsyncGenerator<AppendedChunk> {
-  const { port1, port2 } = new MessageChannel();
   const setup: ImportWorkerSetup = { database, workspace, file, chunkEvents };
-  const worker = new Worker(WORKER_FILE, { workerData: { ...setup, port: port2 }, transferList: [port2] });
-  const arrived: ImportWorkerMessage[] = [];
-  let wake: (() => void) | null = null;
-  const receive = (message: ImportWorkerMessage) => {
-    arrived.push(message);
-    wake?.();
-    wake = null;
-  };
-  port1.on('message', receive);
-  worker.on('error', (error) => receive({ error: `import worker failed: ${error.message}` }));
-  worker.on('exit', (code) => receive({ error: `the import worker stopped (exit code ${code})` }));
+  const worker = startWorker<ImportWorkerMessage>(WORKER_FILE, 'import worker', { ...setup });
   const fanIds = new Map<string, string>();
   try {
     for (;;) {
-      if (arrived.length === 0) await new Promise<void>((resolve) => (wake = resolve));
-      const message = arrived.shift() as ImportWorkerMessage;
-      if ('error' in message) throw new Error(message.error);
+      const message = await worker.next();
       if ('done' in message) return;
       // Asked for the next chunk before this one is applied: the worker stays ahead.
-      port1.postMessage({ next: true });
+      worker.post({ next: true });
       const { pieces, ...counts } = message;
       yield { accepted: decodePieces(pieces, fanIds).events, ...counts };
     }
   } finally {
     // Ended as soon as its chunks are in: its heap (a large young generation) is given back.
-    port1.close();
-    await worker.terminate();
+    await worker.close();
   }
 }

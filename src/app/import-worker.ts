@@ -10,19 +10,13 @@ import { encodePieces, pieceBuffers } from './event-columns.js';
 import { parseEventFile } from './event-file.js';
 import { countStatuses, type ImportWorkerMessage, type ImportWorkerSetup } from './appended-chunks.js';
 import { samePayload } from './same-payload.js';
+import { sendCredit } from './worker-channel.js';
 
 /** Chunks sent before the first is asked for again. */
 const AHEAD = 2;
 
 const { database, workspace, file, chunkEvents, port } = workerData as ImportWorkerSetup & { port: MessagePort };
-let credit = AHEAD;
-let wake: (() => void) | null = null;
-port.on('message', () => {
-  credit++;
-  wake?.();
-  wake = null;
-});
-
+const credit = sendCredit(port, AHEAD);
 const post = (message: ImportWorkerMessage, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
 
 async function run(): Promise<void> {
@@ -33,8 +27,7 @@ async function run(): Promise<void> {
     for (const chunk of parseEventFile(file, chunkEvents)) {
       const statuses = chunk.entries.length === 0 ? [] : await store.append(chunk.entries, samePayload);
       const counted = countStatuses(chunk.events, statuses);
-      if (credit === 0) await new Promise<void>((resolve) => (wake = resolve));
-      credit--;
+      await credit.take();
       const pieces = encodePieces(counted.accepted);
       post({ pieces, duplicates: counted.duplicates, conflicts: counted.conflicts, rejects: chunk.rejects, lines: chunk.lines, bytes: chunk.bytes }, pieceBuffers(pieces));
     }

@@ -8,25 +8,18 @@ import type { FanEvent } from '../core/events.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
 import { encodePieces, pieceBuffers } from './event-columns.js';
 import { parseStored, type LogReaderMessage, type LogReaderSetup } from './log-reader.js';
+import { sendCredit } from './worker-channel.js';
 
 const BATCH_EVENTS = 8192;
 /** Batches sent before the first is asked for again. */
 const AHEAD = 4;
 
 const { path, workspace, until, upToSeq, port } = workerData as LogReaderSetup & { port: MessagePort };
-let credit = AHEAD;
-let wake: (() => void) | null = null;
-port.on('message', () => {
-  credit++;
-  wake?.();
-  wake = null;
-});
-
+const credit = sendCredit(port, AHEAD);
 const post = (message: LogReaderMessage, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
 
 async function send(events: FanEvent[], seqs: number[]): Promise<void> {
-  if (credit === 0) await new Promise<void>((resolve) => (wake = resolve));
-  credit--;
+  await credit.take();
   const pieces = encodePieces(events, seqs);
   post({ pieces }, pieceBuffers(pieces));
 }

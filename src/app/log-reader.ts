@@ -6,10 +6,10 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, Worker } from 'node:worker_threads';
 import { validateEvent, type FanEvent } from '../core/events.js';
 import type { Store, StoredLogEvent } from '../store/store.js';
 import { decodePieces, type EventColumns } from './event-columns.js';
+import { startWorker } from './worker-channel.js';
 
 export interface LogBatch {
   readonly events: readonly FanEvent[];
@@ -80,33 +80,21 @@ export interface LogReaderSetup {
 export type LogReaderMessage = { pieces: EventColumns[] } | { done: true } | { error: string };
 
 async function* readOnWorker(path: string, workspace: string, options: OrderedReadOptions): AsyncGenerator<LogBatch> {
-  const { port1, port2 } = new MessageChannel();
   const setup: LogReaderSetup = { path, workspace, until: options.until ?? null, upToSeq: options.upToSeq };
-  const worker = new Worker(WORKER_FILE, { workerData: { ...setup, port: port2 }, transferList: [port2] });
-  const arrived: LogReaderMessage[] = [];
-  let wake: (() => void) | null = null;
-  const receive = (message: LogReaderMessage) => {
-    arrived.push(message);
-    wake?.();
-    wake = null;
-  };
-  port1.on('message', receive);
-  worker.on('error', (error) => receive({ error: error.message }));
-  worker.on('exit', (code) => receive({ error: `the log reader stopped (exit code ${code})` }));
+  const worker = startWorker<LogReaderMessage>(WORKER_FILE, 'log reader', { ...setup });
   // One fan id string per fan across batches (see decodeEvents).
   const fanIds = new Map<string, string>();
   try {
     for (;;) {
-      if (arrived.length === 0) await new Promise<void>((resolve) => (wake = resolve));
-      const message = arrived.shift() as LogReaderMessage;
-      if ('error' in message) throw new Error(`reading the log of ${path}: ${message.error}`);
+      const message = await worker.next().catch((error: Error) => {
+        throw new Error(`reading the log of ${path}: ${error.message}`);
+      });
       if ('done' in message) return;
       // Asked for the next batch before this one is unpacked: the worker stays a few ahead.
-      port1.postMessage({ next: true });
+      worker.post({ next: true });
       yield decodePieces(message.pieces, fanIds);
     }
   } finally {
-    port1.close();
-    await worker.terminate();
+    await worker.close();
   }
 }

@@ -9,7 +9,8 @@
  * young generation has grown to its full size by then, and ending it gives that memory back.
  */
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { MessageChannel } from 'node:worker_threads';
+import { startWorker } from './worker-channel.js';
 import type { FanRow, StateWrite } from '../store/store.js';
 import type { PostingBlock } from '../store/posting-codec.js';
 import type { StateWriter } from './workspace.js';
@@ -40,28 +41,12 @@ const MESSAGES_AHEAD = 4;
 const WORKER_FILE = fileURLToPath(new URL('../../dist/app/state-writer-worker.js', import.meta.url));
 
 export function startStateWriter(database: string, workspace: string): StateWriter & { close(): Promise<void> } {
-  const { port1, port2 } = new MessageChannel();
   const rows = new MessageChannel();
   // Counts row messages sent: the worker, inside its write transaction, waits on it (Atomics.wait).
   const signal = new Int32Array(new SharedArrayBuffer(4));
   const setup: StateWriterSetup = { database, workspace };
-  const worker = new Worker(WORKER_FILE, { workerData: { ...setup, port: port2, rowsPort: rows.port2, signal }, transferList: [port2, rows.port2] });
-  const arrived: StateWriterMessage[] = [];
-  let wake: (() => void) | null = null;
-  const receive = (message: StateWriterMessage) => {
-    arrived.push(message);
-    wake?.();
-    wake = null;
-  };
-  port1.on('message', receive);
-  worker.on('error', (error) => receive({ error: `state writer failed: ${error.message}` }));
-  worker.on('exit', (code) => receive({ error: `the state writer stopped (exit code ${code})` }));
-  const next = async (): Promise<Exclude<StateWriterMessage, { error: string }>> => {
-    if (arrived.length === 0) await new Promise<void>((resolve) => (wake = resolve));
-    const message = arrived.shift() as StateWriterMessage;
-    if ('error' in message) throw new Error(message.error);
-    return message;
-  };
+  const worker = startWorker<StateWriterMessage>(WORKER_FILE, 'state writer', { ...setup, rowsPort: rows.port2, signal }, [rows.port2]);
+  const next = () => worker.next();
   const postToRows = (message: RowsMessage) => {
     rows.port1.postMessage(message);
     Atomics.add(signal, 0, 1);
@@ -71,7 +56,7 @@ export function startStateWriter(database: string, workspace: string): StateWrit
     async write(expected, state) {
       const { fans, postingBlocks, ...rest } = state;
       const request: StateWriteRequest = { expected, state: rest };
-      port1.postMessage(request);
+      worker.post(request);
       let outcome: 'saved' | 'moved' | null = null;
       let ahead = 0;
       // Waits for the worker to take a row message, or to answer without taking them all.
@@ -112,9 +97,8 @@ export function startStateWriter(database: string, workspace: string): StateWrit
       return outcome;
     },
     async close() {
-      port1.close();
       rows.port1.close();
-      await worker.terminate();
+      await worker.close();
     },
   };
 }
