@@ -35,8 +35,8 @@ const WORKER_FILE = fileURLToPath(new URL('../../dist/app/import-worker.js', imp
 /** Whether `store` can take a file through the worker, and (without `forced`) whether it is worth it. */
 export function wantsWorker(store: Store, bytes: number, forced?: boolean): boolean {
   if (store.kind !== 'sqlite' || store.path === null || !existsSync(WORKER_FILE)) return false;
-  const fromEnv = process.env.FANFLOW_APPEND_WORKER;
   if (forced !== undefined) return forced;
+  const fromEnv = process.env.FANFLOW_APPEND_WORKER;
   if (fromEnv === '1' || fromEnv === '0') return fromEnv === '1';
   return bytes >= WORKER_MIN_BYTES;
 }
@@ -107,7 +107,7 @@ async function* appendOnWorker(database: string, workspace: string, file: string
       // Asked for the next chunk before this one is applied: the worker stays ahead.
       worker.post({ next: true });
       const { pieces, ...counts } = message;
-      yield { accepted: decodePieces(pieces, fanIds).events, ...counts };
+      yield { accepted: decodePieces(pieces, fanIds), ...counts };
     }
   } finally {
     // Ended as soon as its chunks are in: its heap (a large young generation) is given back.

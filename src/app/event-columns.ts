@@ -131,13 +131,16 @@ export function pieceBuffers(pieces: readonly EventColumns[]): ArrayBuffer[] {
   return pieces.flatMap(columnBuffers);
 }
 
-/** Unpacks pieces into one list of events (and their seqs). */
-export function decodePieces(pieces: readonly EventColumns[], fanIds: Map<string, string>): { events: FanEvent[]; seqs: number[] } {
+/** Unpacks pieces into one list of events. */
+export function decodePieces(pieces: readonly EventColumns[], fanIds: Map<string, string>): FanEvent[] {
   const events: FanEvent[] = [];
+  for (const piece of pieces) for (const event of decodeEvents(piece, fanIds)) events.push(event);
+  return events;
+}
+
+/** The seqs of every piece, in order. */
+export function seqsOfPieces(pieces: readonly EventColumns[]): number[] {
   const seqs: number[] = [];
-  for (const piece of pieces) {
-    for (const event of decodeEvents(piece, fanIds)) events.push(event);
-    for (let i = 0; i < piece.count; i++) seqs.push(piece.seqs[i]);
-  }
-  return { events, seqs };
+  for (const piece of pieces) for (let i = 0; i < piece.count; i++) seqs.push(piece.seqs[i]);
+  return seqs;
 }

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { validateEvent, type FanEvent } from '../core/events.js';
 import type { Store, StoredLogEvent } from '../store/store.js';
-import { decodePieces, type EventColumns } from './event-columns.js';
+import { decodePieces, seqsOfPieces, type EventColumns } from './event-columns.js';
 import { startWorker } from './worker-channel.js';
 
 export interface LogBatch {
@@ -92,7 +92,7 @@ async function* readOnWorker(path: string, workspace: string, options: OrderedRe
       if ('done' in message) return;
       // Asked for the next batch before this one is unpacked: the worker stays a few ahead.
       worker.post({ next: true });
-      yield decodePieces(message.pieces, fanIds);
+      yield { events: decodePieces(message.pieces, fanIds), seqs: seqsOfPieces(message.pieces) };
     }
   } finally {
     await worker.close();

@@ -73,21 +73,22 @@ export function startStateWriter(database: string, workspace: string): StateWrit
         ahead++;
         return true;
       };
+      // Sends the blocks, then the rows, until the end or until the worker answered.
+      const sendAll = async (): Promise<void> => {
+        for (const block of postingBlocks) if (!(await send({ block }))) return;
+        if (!(await send({ blocksEnd: true }))) return;
+        let batch: FanRow[] = [];
+        for (const row of fans) {
+          batch.push(row);
+          if (batch.length < ROWS_PER_MESSAGE) continue;
+          if (!(await send({ rows: batch }))) return;
+          batch = [];
+        }
+        if (batch.length > 0 && !(await send({ rows: batch }))) return;
+        await send({ end: true });
+      };
       try {
-        const sent = async (): Promise<boolean> => {
-          for (const block of postingBlocks) if (!(await send({ block }))) return false;
-          if (!(await send({ blocksEnd: true }))) return false;
-          let batch: FanRow[] = [];
-          for (const row of fans) {
-            batch.push(row);
-            if (batch.length < ROWS_PER_MESSAGE) continue;
-            if (!(await send({ rows: batch }))) return false;
-            batch = [];
-          }
-          if (batch.length > 0 && !(await send({ rows: batch }))) return false;
-          return send({ end: true });
-        };
-        await sent();
+        await sendAll();
       } catch (error) {
         // The worker's transaction rolls back.
         postToRows({ abort: true });
