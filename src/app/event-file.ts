@@ -30,30 +30,52 @@ export interface ParsedChunk {
 const READ_BYTES = 4 << 20;
 const RAW_KEPT = 2000;
 
-/** The lines of a file with their numbers, read in large blocks; `onBytes` hears the progress. */
+const NEWLINE = 0x0a;
+const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
+/**
+ * The lines of a file with their numbers, read in large blocks; `onBytes` hears the progress.
+ * Each block is decoded up to its last newline byte (a newline is never part of a longer UTF-8
+ * sequence), so no character is cut in two; the bytes after it move to the front of the buffer,
+ * which doubles when one line does not fit. Invalid UTF-8 becomes U+FFFD, and a byte order mark
+ * at the start of the file is dropped.
+ */
 function* readLines(path: string, onBytes: (bytes: number) => void): Generator<{ text: string; line: number }> {
   const fd = openSync(path, 'r');
   try {
-    const buffer = Buffer.allocUnsafe(READ_BYTES);
-    let carry = '';
+    let buffer = Buffer.allocUnsafe(READ_BYTES);
+    let held = 0;
     let line = 0;
     let bytes = 0;
-    const decoder = new TextDecoder('utf-8');
+    // Bytes at the front of the buffer that are no text: the byte order mark, once seen.
+    let skip = -1;
     for (;;) {
-      const read = readSync(fd, buffer, 0, READ_BYTES, null);
+      if (held === buffer.length) {
+        const larger = Buffer.allocUnsafe(buffer.length * 2);
+        buffer.copy(larger, 0, 0, held);
+        buffer = larger;
+      }
+      const read = readSync(fd, buffer, held, buffer.length - held, null);
       if (read === 0) break;
       bytes += read;
       onBytes(bytes);
-      const text = carry + decoder.decode(buffer.subarray(0, read), { stream: true });
-      let start = 0;
-      for (let index = text.indexOf('\n'); index !== -1; index = text.indexOf('\n', start)) {
-        yield { text: text.slice(start, index), line: ++line };
-        start = index + 1;
+      const end = held + read;
+      if (skip === -1 && end >= UTF8_BOM.length) skip = buffer.subarray(0, UTF8_BOM.length).equals(UTF8_BOM) ? UTF8_BOM.length : 0;
+      const last = buffer.lastIndexOf(NEWLINE, end - 1);
+      if (last === -1 || skip === -1) {
+        held = end;
+        continue;
       }
-      carry = text.slice(start);
+      // Splitting one string is faster than slicing it line by line.
+      for (const text of buffer.toString('utf8', skip, last).split('\n')) yield { text, line: ++line };
+      skip = 0;
+      buffer.copy(buffer, 0, last + 1, end);
+      held = end - last - 1;
     }
-    carry += decoder.decode();
-    if (carry.length > 0) yield { text: carry, line: ++line };
+    // What follows the last newline (and, in a file of under three bytes, everything).
+    const rest = buffer.toString('utf8', Math.max(skip, 0), held).split('\n');
+    if (rest[rest.length - 1] === '') rest.pop();
+    for (const text of rest) yield { text, line: ++line };
   } finally {
     closeSync(fd);
   }
