@@ -8,7 +8,7 @@ import { compileProgram, parseStoredSpec, storedSpecJson, type Program } from '.
 import { cloneFan, createWorld, ENGINE_VERSION, type FanState, type World } from '../core/state.js';
 import type { HeldCandidates } from './queries.js';
 import type { AdvancedBoundaries } from './report-pass.js';
-import { emptySnapshotParts, joinSnapshot, setSnapshotFan, type SnapshotParts } from '../core/snapshot.js';
+import { SnapshotBuilder } from '../core/snapshot.js';
 import { countFact } from '../core/facts.js';
 import { distanceTo } from '../core/layers.js';
 import { LAYER_CODES, LAYER_NAMES } from '../core/state.js';
@@ -53,7 +53,7 @@ export interface Workspace {
   askProvisional?: () => Promise<void>;
   cache?: { world: World; appliedSeq: number } | null;
   /** The kept world's figures at the next month boundary, updated per pass (see provisionalSnapshot). */
-  provisional?: { world: World; month: string; parts: SnapshotParts } | null;
+  provisional?: { world: World; month: string; parts: SnapshotBuilder } | null;
   /** The monthly report's Core/Backbone/Lv4 candidates, kept for the next report (see queries.ts). */
   reportCandidates?: HeldCandidates | null;
   /** Where a long read (a pass over every stored fan) reports how far it got; none by default. */
@@ -282,11 +282,11 @@ function writtenProvisional(workspace: Workspace, world: World, touched: Iterabl
  */
 function provisionalSnapshot(workspace: Workspace, world: World, touched: Iterable<string> | null = null): { month: string; data: string } | null {
   const held = provisionalParts(workspace, world, touched);
-  return held && { month: held.month, data: JSON.stringify(joinSnapshot(held.parts, world)) };
+  return held && { month: held.month, data: JSON.stringify(held.parts.finish(world)) };
 }
 
 /** The figures of every fan at the next month boundary after the world's clock, kept for the next pass when the world is. */
-function provisionalParts(workspace: Workspace, world: World, touched: Iterable<string> | null): { month: string; parts: SnapshotParts } | null {
+function provisionalParts(workspace: Workspace, world: World, touched: Iterable<string> | null): { month: string; parts: SnapshotBuilder } | null {
   if (!Number.isFinite(world.clock)) return null;
   const { engine, program } = workspace;
   const month = engine.calendar.nextMonthKey(engine.calendar.monthKey(world.clock));
@@ -301,16 +301,16 @@ function provisionalParts(workspace: Workspace, world: World, touched: Iterable<
   // engine did not touch had no demotion at the midnights it passed, so advancing it from the
   // earlier clock gives the same figures. Anything else (another world, another month) counts all.
   const held = workspace.provisional;
-  let parts: SnapshotParts;
+  let parts: SnapshotBuilder;
   if (touched && held && held.world === world && held.month === month) {
     parts = held.parts;
     for (const id of touched) {
       const fan = world.fans.get(id);
-      if (fan) setSnapshotFan(parts, advanced(fan), program);
+      if (fan) parts.set(advanced(fan), program);
     }
   } else {
-    parts = emptySnapshotParts(engine.calendar, boundary);
-    for (const fan of world.fans.values()) setSnapshotFan(parts, advanced(fan), program);
+    parts = SnapshotBuilder.forBoundary(engine.calendar, boundary);
+    for (const fan of world.fans.values()) parts.set(advanced(fan), program);
   }
   workspace.provisional = workspace.keepWorld ? { world, month, parts } : null;
   return { month, parts };
