@@ -20,75 +20,80 @@ const spec = fc.record({
 });
 
 /** Raw event objects (the JSON a client sends) for a handful of fans over ~200 days. */
-export const rawEvents = fc.array(spec, { minLength: 1, maxLength: 120 }).map((specs) =>
-  specs.map((s, index) => {
-    const raw: Record<string, unknown> = { id: `x-${index}`, type: s.type, ts: BASE + s.minutes * 60_000 };
-    const fan = `f${s.fan}`;
-    if (s.type !== 'post') raw.fan = fan;
-    const amount = s.amount / 100;
-    switch (s.type) {
-      case 'follow':
-        if (s.other !== s.fan && s.small % 2 === 0) raw.props = { referrer: `f${s.other}`, device: `d${s.order % 3}` };
-        else raw.props = { device: `d${s.order % 3}` };
-        break;
-      case 'redeem':
-        raw.props = { requestId: `q${index}`, item: s.small % 2 ? 'coupon-5' : 'coupon-20', points: s.small % 2 ? 50 : 200 };
-        break;
-      case 'op_payout':
-        raw.props = { payoutId: `run${s.small % 2}`, amount: Math.floor(s.amount / 10) / 100 };
-        break;
-      case 'op_review_referral':
-        raw.props = { decision: s.small % 2 ? 'release' : 'void' };
-        break;
-      case 'purchase':
-        raw.props = { orderId: `o${s.order}`, amount, series: `s${s.small % 3}` };
-        break;
-      case 'refund':
-        raw.props = { orderId: `o${s.order}`, amount };
-        break;
-      case 'content_submit':
-        raw.props = { contentId: `c${s.order}`, kind: s.small % 2 ? 'purchase_share' : 'note' };
-        break;
-      case 'content_select':
-        raw.props = { contentId: `c${s.order}` };
-        break;
-      case 'post':
-        raw.props = { contentId: `p${index}`, category: 'guide' };
-        break;
-      case 'group_join':
-      case 'group_message':
-        raw.props = { groupId: `g${s.small % 2}` };
-        break;
-      case 'gift':
-        raw.props = { amount, streamId: 's1' };
-        break;
-      case 'nps':
-        raw.props = { score: s.small };
-        break;
-      case 'profile':
-        raw.props = { age: 20 + s.small, gender: s.small % 2 ? 'female' : 'male', region: s.small > 5 ? 'Shanghai' : null };
-        break;
-      case 'test_feedback':
-        raw.props = { productId: 'p', score: 1 + (s.small % 5) };
-        break;
-      case 'vote':
-        raw.props = { pollId: 'poll', option: 'A' };
-        break;
-      case 'op_lock_level':
-        raw.props = { level: s.small > 5 ? null : 1 + (s.small % 5) };
-        break;
-      case 'op_adjust_points':
-        raw.props = { points: s.amount - 25_000 };
-        break;
-      case 'op_grant_badge':
-        raw.props = { badge: 'tester' };
-        break;
-      default:
-        if (['view', 'like', 'collect', 'comment', 'share'].includes(s.type)) raw.props = { contentId: `p${s.order}`, category: `cat${s.small % 3}` };
-    }
-    return raw;
-  }),
-);
+export const rawEvents = rawEventsWith({ minLength: 1, maxLength: 120 });
+
+/** Raw events as above, as many as asked, over 200 days divided by `compress`. */
+export function rawEventsWith(constraints: { minLength: number; maxLength: number }, compress = 1) {
+  return fc.array(spec, constraints).map((specs) => specs.map((s, index) => rawEvent(s, index, compress)));
+}
+
+function rawEvent(s: typeof spec extends fc.Arbitrary<infer T> ? T : never, index: number, compress: number): Record<string, unknown> {
+  const raw: Record<string, unknown> = { id: `x-${index}`, type: s.type, ts: BASE + Math.floor((s.minutes * 60_000) / compress) };
+  const fan = `f${s.fan}`;
+  if (s.type !== 'post') raw.fan = fan;
+  const amount = s.amount / 100;
+  switch (s.type) {
+    case 'follow':
+      if (s.other !== s.fan && s.small % 2 === 0) raw.props = { referrer: `f${s.other}`, device: `d${s.order % 3}` };
+      else raw.props = { device: `d${s.order % 3}` };
+      break;
+    case 'redeem':
+      raw.props = { requestId: `q${index}`, item: s.small % 2 ? 'coupon-5' : 'coupon-20', points: s.small % 2 ? 50 : 200 };
+      break;
+    case 'op_payout':
+      raw.props = { payoutId: `run${s.small % 2}`, amount: Math.floor(s.amount / 10) / 100 };
+      break;
+    case 'op_review_referral':
+      raw.props = { decision: s.small % 2 ? 'release' : 'void' };
+      break;
+    case 'purchase':
+      raw.props = { orderId: `o${s.order}`, amount, series: `s${s.small % 3}` };
+      break;
+    case 'refund':
+      raw.props = { orderId: `o${s.order}`, amount };
+      break;
+    case 'content_submit':
+      raw.props = { contentId: `c${s.order}`, kind: s.small % 2 ? 'purchase_share' : 'note' };
+      break;
+    case 'content_select':
+      raw.props = { contentId: `c${s.order}` };
+      break;
+    case 'post':
+      raw.props = { contentId: `p${index}`, category: 'guide' };
+      break;
+    case 'group_join':
+    case 'group_message':
+      raw.props = { groupId: `g${s.small % 2}` };
+      break;
+    case 'gift':
+      raw.props = { amount, streamId: 's1' };
+      break;
+    case 'nps':
+      raw.props = { score: s.small };
+      break;
+    case 'profile':
+      raw.props = { age: 20 + s.small, gender: s.small % 2 ? 'female' : 'male', region: s.small > 5 ? 'Shanghai' : null };
+      break;
+    case 'test_feedback':
+      raw.props = { productId: 'p', score: 1 + (s.small % 5) };
+      break;
+    case 'vote':
+      raw.props = { pollId: 'poll', option: 'A' };
+      break;
+    case 'op_lock_level':
+      raw.props = { level: s.small > 5 ? null : 1 + (s.small % 5) };
+      break;
+    case 'op_adjust_points':
+      raw.props = { points: s.amount - 25_000 };
+      break;
+    case 'op_grant_badge':
+      raw.props = { badge: 'tester' };
+      break;
+    default:
+      if (['view', 'like', 'collect', 'comment', 'share'].includes(s.type)) raw.props = { contentId: `p${s.order}`, category: `cat${s.small % 3}` };
+  }
+  return raw;
+}
 
 export function toEvents(raws: Record<string, unknown>[]): FanEvent[] {
   return raws.map((raw) => {

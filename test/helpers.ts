@@ -1,6 +1,6 @@
-import { createEngine, type EngineOutput } from '../src/core/engine.js';
+import { createEngine, type EngineOptions, type EngineOutput } from '../src/core/engine.js';
 import { validateEvent, type FanEvent } from '../src/core/events.js';
-import { compileProgram, DEFAULT_PROGRAM_YAML, parseProgram, type Program } from '../src/core/program.js';
+import { compileProgram, DEFAULT_PROGRAM_YAML, parseProgram, type Program, type ProgramSpec } from '../src/core/program.js';
 import { createWorld, type FanState, type World } from '../src/core/state.js';
 
 export function defaultProgram(): Program {
@@ -13,6 +13,15 @@ export function programWith(edit: (yaml: string) => string): Program {
   const parsed = parseProgram(edit(DEFAULT_PROGRAM_YAML));
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
   return compileProgram(parsed.spec, 'custom@test');
+}
+
+/** The default program with its validated spec changed in place by `edit` (conditions as plain objects). */
+export function programFromSpec(edit: (spec: ProgramSpec & { levels: { entry?: unknown; maintain?: unknown }[] }) => void): Program {
+  const parsed = parseProgram(DEFAULT_PROGRAM_YAML);
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
+  const spec = structuredClone(parsed.spec);
+  edit(spec);
+  return compileProgram(spec, 'spec@test');
 }
 
 export const DAY = 86_400_000;
@@ -31,8 +40,8 @@ export function event(type: string, fan: string | null, ts: number, props?: Reco
 }
 
 /** A small driver: applies events in order to a fresh world under a program. */
-export function run(program: Program = defaultProgram()) {
-  const engine = createEngine(program);
+export function run(program: Program = defaultProgram(), options: EngineOptions = {}) {
+  const engine = createEngine(program, undefined, options);
   const world: World = createWorld(program.version);
   const out: EngineOutput = engine.newOutput();
   return {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DAY, HOUR, T0, defaultProgram, event, interactions, run } from './helpers.js';
+import { DAY, HOUR, T0, defaultProgram, event, interactions, programFromSpec, run } from './helpers.js';
 
 const program = defaultProgram();
 const count = (cond: unknown) => cond as { windowDays: number; gte: number };
@@ -106,5 +106,39 @@ describe('levels (PRODUCT §3.1)', () => {
     expect(r2.fan('b').level).toBe(1);
     r2.apply(event('op_lock_level', 'b', T0 + DAY, { level: null }));
     expect(r2.fan('b').level).toBe(3); // unlocking triggers a promotion check
+  });
+});
+
+describe('midnights skip fans found steady, never a demotion', () => {
+  // Levels held by qualified referrals alone: only another fan's events change them.
+  const byReferrals = programFromSpec((spec) => {
+    for (const level of [1, 2, 3]) spec.levels[level].entry = { fact: 'qualifiedReferrals', gte: 1 };
+    spec.levels[3].maintain = { fact: 'qualifiedReferrals', gte: 1 };
+    spec.demotion.graceDays = 1;
+  });
+
+  it('demotes a referrer at the first midnight after its only referral is voided, though it was steady for days', () => {
+    const start = [
+      event('follow', 'ref', T0, { device: 'shared' }),
+      // The same device as the referrer's: a self-referral, held for review.
+      event('follow', 'new', T0 + HOUR, { referrer: 'ref', device: 'shared' }),
+      event('purchase', 'new', T0 + 2 * HOUR, { orderId: 'o-1', amount: 120 }),
+    ];
+    const voided = event('op_review_referral', 'new', T0 + 5 * DAY + HOUR, { decision: 'void' });
+    const results = [false, true].map((checkEveryMidnight) => {
+      const r = run(byReferrals, { checkEveryMidnight });
+      r.apply(...start);
+      expect(r.fan('ref').level).toBe(4);
+      expect(r.fan('new').referralReview).toBe('open');
+      // Five midnights find the referrer's level maintained.
+      r.advance(T0 + 5 * DAY);
+      expect(r.fan('ref').level).toBe(4);
+      r.apply(voided);
+      r.advance(T0 + 8 * DAY);
+      return r.out.derived.filter((change) => change.type === 'LevelChanged' && change.fan === 'ref');
+    });
+    expect(results[0]).toEqual(results[1]);
+    const demotion = results[1].find((change) => change.type === 'LevelChanged' && change.kind === 'demotion');
+    expect(demotion?.ts).toBe(Date.parse('2026-10-11T00:00:00+08:00'));
   });
 });

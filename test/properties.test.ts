@@ -8,8 +8,9 @@ import { factsOf, fanPredicate } from '../src/core/facts.js';
 import { createWorld, type Posting } from '../src/core/state.js';
 import { setFlagsFromString } from 'node:v8';
 import { deserializeFan, fingerprintWorld, restoreWorld, serializeFan, serializeWorldMeta } from '../src/app/serialize.js';
-import { defaultProgram } from './helpers.js';
-import { rawEvents, toEvents } from './arbitrary.js';
+import type { Program } from '../src/core/program.js';
+import { defaultProgram, programFromSpec } from './helpers.js';
+import { rawEvents, rawEventsWith, toEvents } from './arbitrary.js';
 
 const program = defaultProgram();
 
@@ -21,7 +22,58 @@ function applyAll(events: ReturnType<typeof toEvents>) {
   return { world, out };
 }
 
+/**
+ * Levels that the arbitrary events reach and lose, with maintenance conditions over every
+ * windowed fact (and `any`, `not`), so that midnights demote often and for every reason.
+ */
+function churningProgram(): Program {
+  return programFromSpec((spec) => {
+    spec.levels[1].entry = { fact: 'interactions', windowDays: 30, gte: 1 };
+    spec.levels[2].entry = { fact: 'activity', windowDays: 30, gte: 1 };
+    spec.levels[3].entry = { fact: 'interactions', windowDays: 30, gte: 2 };
+    spec.levels[3].maintain = {
+      any: [
+        { fact: 'purchases', windowDays: 20, gte: 1 },
+        { all: [{ fact: 'shares', windowDays: 10, gte: 1 }, { fact: 'activity', windowDays: 15, gte: 2 }] },
+        { fact: 'qualifiedReferrals', windowDays: 40, gte: 1 },
+        { fact: 'selectedContents', windowDays: 25, gte: 1 },
+        { not: { fact: 'interactions', windowDays: 5, lte: 1 } },
+      ],
+    };
+    spec.levels[4].entry = { all: [{ fact: 'interactions', windowDays: 30, gte: 3 }, { fact: 'qualifiedReferrals', gte: 1 }] };
+    // Referrals counted both ways: one voided can demote, one more qualified can too.
+    spec.levels[4].maintain = {
+      all: [{ fact: 'interactions', windowDays: 14, gte: 1 }, { fact: 'qualifiedReferrals', gte: 1 }, { not: { fact: 'qualifiedReferrals', windowDays: 60, gte: 2 } }],
+    };
+    spec.demotion.graceDays = 3;
+  });
+}
+
 describe('engine properties (fast-check)', () => {
+  it('skipping fans found steady at earlier midnights demotes exactly as checking every fan at every midnight', () => {
+    const churning = churningProgram();
+    const demotions = [0, 0, 0, 0, 0, 0];
+    fc.assert(
+      fc.property(rawEventsWith({ minLength: 60, maxLength: 250 }, 5), fc.integer({ min: 0, max: 120 }), (raws, laterDays) => {
+        const events = toEvents(raws).sort(compareEvents);
+        const results = [false, true].map((checkEveryMidnight) => {
+          const engine = createEngine(churning, undefined, { checkEveryMidnight });
+          const world = createWorld(churning.version);
+          const out = engine.newOutput();
+          for (const event of events) engine.apply(world, event, out);
+          engine.advanceClock(world, events[events.length - 1].ts + laterDays * 86_400_000, out);
+          return { world: fingerprintWorld(world), derived: out.derived, postings: out.postings };
+        });
+        for (const change of results[1].derived) if (change.type === 'LevelChanged' && change.kind === 'demotion') demotions[change.from]++;
+        expect(results[0]).toEqual(results[1]);
+      }),
+      { numRuns: 300 },
+    );
+    // The property says something only if midnights did demote, from both levels.
+    expect(demotions[4]).toBeGreaterThan(100);
+    expect(demotions[5]).toBeGreaterThan(20);
+  });
+
   it('incremental batches with a store round trip between them equal one pass over the log', () => {
     fc.assert(
       fc.property(rawEvents, fc.integer({ min: 1, max: 119 }), (raws, cut) => {

@@ -19,6 +19,14 @@ export interface EngineContext {
   monthStart(ts: number): number;
   /** Posts a signed points movement for a fan caused by `event`. */
   award(world: World, fan: FanState, points: number, rule: string, event: FanEvent, out: EngineOutput): void;
+  /**
+   * Per high-level fan, the instant before which a midnight cannot demote it unless its facts
+   * change (see maintenanceSteadyUntil): kept beside the world, never stored, so that a world
+   * read back from the store checks every such fan at its first midnight.
+   */
+  steadyUntil(world: World): Map<string, number>;
+  /** Forgets the fan's steady instant: its facts changed by an event, not by time. */
+  factsChanged(world: World, fanId: string): void;
 }
 
 export function createEngineContext(program: Program, calendar: Calendar): EngineContext {
@@ -61,5 +69,18 @@ export function createEngineContext(program: Program, calendar: Calendar): Engin
     if (posting && points > 0) monthOf(world, event.ts).pointsEarned += points;
   };
 
-  return { program, calendar, multipliers, multiplied, monthOf, monthStart, award };
+  const steady = new WeakMap<World, Map<string, number>>();
+  const steadyUntil = (world: World): Map<string, number> => {
+    let until = steady.get(world);
+    if (!until) {
+      until = new Map();
+      steady.set(world, until);
+    }
+    return until;
+  };
+  const factsChanged = (world: World, fanId: string) => {
+    steady.get(world)?.delete(fanId);
+  };
+
+  return { program, calendar, multipliers, multiplied, monthOf, monthStart, award, steadyUntil, factsChanged };
 }

@@ -12,7 +12,7 @@ import { ACTIVITY_TYPES, INTERACTION_TYPES, type FanEvent } from './events.js';
 import { createEngineContext } from './engine-context.js';
 import type { EngineOutput } from './engine-output.js';
 import { pruneBefore } from './facts.js';
-import { DEMOTABLE_FROM_LEVEL, demoteAtMidnight, isEligibleForTop, promote, type LevelChange } from './levels.js';
+import { DEMOTABLE_FROM_LEVEL, demoteAtMidnight, isEligibleForTop, maintenanceSteadyUntil, promote, type LevelChange } from './levels.js';
 import { createOrderRules } from './orders.js';
 import { createPointRules } from './points.js';
 import { createReferralRules } from './referral.js';
@@ -40,8 +40,17 @@ export interface Engine {
 const INTERACTION_CODES: Record<string, number> = { like: 0, collect: 1, comment: 2, share: 3 };
 export const INTERACTION_BY_CODE = ['like', 'collect', 'comment', 'share'];
 
+export interface EngineOptions {
+  /**
+   * Checks every high-level fan at every midnight instead of skipping those found steady: the
+   * same results, slower (a reference for tests).
+   */
+  checkEveryMidnight?: boolean;
+}
+
 /** `offsets`: the zone's offsets found earlier by the same time-zone data (see Calendar.knownOffsets). */
-export function createEngine(program: Program, offsets?: Iterable<[number, OffsetBlock]>): Engine {
+export function createEngine(program: Program, offsets?: Iterable<[number, OffsetBlock]>, options: EngineOptions = {}): Engine {
+  const checkEveryMidnight = options.checkEveryMidnight === true;
   const calendar = createCalendar(program.timezone, offsets);
   const context = createEngineContext(program, calendar);
   const { monthOf, monthStart, award, multiplied } = context;
@@ -212,13 +221,23 @@ export function createEngine(program: Program, offsets?: Iterable<[number, Offse
     nextBoundary.set(world, calendar.startOfDay(lastDay + 1));
   };
 
-  /** Demotions first (decided per fan, reported in fan-number order), then the month snapshot. */
+  /**
+   * Demotions first (decided per fan, reported in fan-number order), then the month snapshot. A
+   * fan found steady at an earlier midnight is not checked again before its steady instant.
+   */
   const runMidnight = (world: World, boundary: number, out: EngineOutput) => {
     const demoted: { fan: FanState; change: LevelChange }[] = [];
+    const steady = context.steadyUntil(world);
     for (const fanId of world.highLevel) {
+      const until = steady.get(fanId);
+      if (until !== undefined && boundary < until) continue;
       const fan = world.fans.get(fanId) as FanState;
       const change = demoteAtMidnight(fan, program, boundary);
-      if (change) demoted.push({ fan, change });
+      if (change) {
+        demoted.push({ fan, change });
+        steady.delete(fanId);
+      } else if (checkEveryMidnight) steady.delete(fanId);
+      else steady.set(fanId, maintenanceSteadyUntil(fan, program, boundary));
     }
     demoted.sort((a, b) => a.fan.no - b.fan.no);
     for (const { fan, change } of demoted) {
@@ -251,6 +270,7 @@ export function createEngine(program: Program, offsets?: Iterable<[number, Offse
       referral.issueCode(world, fan);
     }
     if (event.props.device !== undefined || event.props.ip !== undefined) referral.recordDevices(fan, event);
+    context.factsChanged(world, fanId);
     fan.lastEventTs = event.ts;
     out.touched.add(fanId);
     // Well-formed but inapplicable events create the fan and nothing else (PRODUCT §2).

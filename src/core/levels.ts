@@ -3,7 +3,7 @@
  */
 import { DAY_MS } from './calendar.js';
 import { evaluateCondition, type Condition, type Verdict } from './conditions.js';
-import { factsOf, fanPredicate } from './facts.js';
+import { factsOf, fanPredicate, firstAfter, isCounting } from './facts.js';
 import type { Program } from './program.js';
 import type { FanState } from './state.js';
 
@@ -73,6 +73,61 @@ export function demoteAtMidnight(fan: FanState, program: Program, boundary: numb
   const from = fan.level;
   fan.level--;
   return { from, to: fan.level, kind: 'demotion' };
+}
+
+/**
+ * After a midnight at `boundary` that did not demote `fan`: the first instant at which a later
+ * midnight could, if nothing but time changes the fan's facts. Counts over a window change with
+ * time only when an entry leaves it, so this is the end of the grace period, or the moment the
+ * oldest entry counted by a windowed fact of the level's maintenance condition leaves its
+ * window; Infinity when time alone cannot change the answer. An event that changes the fan's
+ * facts makes the answer void (the caller forgets it).
+ */
+export function maintenanceSteadyUntil(fan: FanState, program: Program, boundary: number): number {
+  if (fan.lockedLevel !== null || fan.level < DEMOTABLE_FROM_LEVEL || boundary <= fan.firstTs) return boundary;
+  const graceMs = program.demotion.graceDays * DAY_MS;
+  if (fan.lastPromotionTs !== null && boundary - fan.lastPromotionTs < graceMs) return fan.lastPromotionTs + graceMs;
+  const maintain = program.levels[fan.level - 1].maintain;
+  return maintain ? windowExit(maintain, fan, boundary) : Number.POSITIVE_INFINITY;
+}
+
+/** The first instant after `at` at which an entry counted by a windowed fact of `cond` leaves its window. */
+function windowExit(cond: Condition, fan: FanState, at: number): number {
+  if ('all' in cond) return Math.min(...cond.all.map((part) => windowExit(part, fan, at)));
+  if ('any' in cond) return Math.min(...cond.any.map((part) => windowExit(part, fan, at)));
+  if ('not' in cond) return windowExit(cond.not, fan, at);
+  if ('profile' in cond || cond.fact === 'recognized' || cond.windowDays === undefined) return Number.POSITIVE_INFINITY;
+  const windowMs = cond.windowDays * DAY_MS;
+  // An entry at ts is counted while at − window < ts ≤ at: it leaves at ts + window.
+  const oldestOf = (sorted: readonly number[]): number => {
+    const first = firstAfter(sorted, at - windowMs);
+    return first < sorted.length && sorted[first] <= at ? sorted[first] : Number.POSITIVE_INFINITY;
+  };
+  let oldest = Number.POSITIVE_INFINITY;
+  switch (cond.fact) {
+    case 'interactions':
+      oldest = oldestOf(fan.ixTs);
+      break;
+    case 'shares':
+      oldest = oldestOf(fan.shareTs);
+      break;
+    case 'activity':
+      oldest = oldestOf(fan.activityTs);
+      break;
+    case 'qualifiedReferrals':
+      oldest = oldestOf(fan.qualifiedReferralTs);
+      break;
+    case 'purchases':
+      for (const order of fan.orders) if (order.ts > at - windowMs && order.ts <= at && isCounting(order) && order.ts < oldest) oldest = order.ts;
+      break;
+    case 'selectedContents':
+      for (const key in fan.selected) {
+        const ts = fan.selected[key];
+        if (ts > at - windowMs && ts <= at && ts < oldest) oldest = ts;
+      }
+      break;
+  }
+  return oldest + windowMs;
 }
 
 /** The reasons a fan holds its level, and what the next level still needs, at `at`. */

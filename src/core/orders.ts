@@ -29,6 +29,7 @@ export function createOrderRules(context: EngineContext, points: PointRules, ref
     const referrer = world.fans.get(referee.referrer as string) as FanState;
     out.touched.add(referrer.id);
     referrer.qualifiedReferralTs.push(event.ts);
+    context.factsChanged(world, referrer.id);
     out.derived.push({ type: 'ReferralQualified', fan: referrer.id, referee: referee.id, ts: event.ts, eventId: event.id });
     weeklyOnce(world, referrer, 'firstReferralQualified', program.points.weekly.firstReferralQualified.points, event, out);
     checkOneTime(world, referrer, 'qualifiedReferrals', event, out);

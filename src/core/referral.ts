@@ -314,6 +314,7 @@ export function createReferralRules(context: EngineContext): ReferralRules {
       const referrer = world.fans.get(referee.referrer) as FanState;
       const at = referrer.qualifiedReferralTs.indexOf(referee.qualifiedTs);
       if (at >= 0) referrer.qualifiedReferralTs.splice(at, 1);
+      context.factsChanged(world, referrer.id);
       out.touched.add(referrer.id);
     }
     if (decision === 'release' && referee.couponDeferred) issueCoupon(world, referee, event, out);
