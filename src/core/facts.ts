@@ -87,6 +87,38 @@ export function countFact(fan: FanState, fact: CountFact, at: number, windowDays
   }
 }
 
+/** The instant of the earliest entry `countFact` counts in the window ending at `at` (Infinity when none). */
+export function oldestCounted(fan: FanState, fact: CountFact, at: number, windowDays: number): number {
+  const from = at - windowDays * DAY_MS;
+  const oldestOf = (sorted: readonly number[]): number => {
+    const first = firstAfter(sorted, from);
+    return first < sorted.length && sorted[first] <= at ? sorted[first] : Number.POSITIVE_INFINITY;
+  };
+  switch (fact) {
+    case 'interactions':
+      return oldestOf(fan.ixTs);
+    case 'shares':
+      return oldestOf(fan.shareTs);
+    case 'activity':
+      return oldestOf(fan.activityTs);
+    case 'qualifiedReferrals':
+      return oldestOf(fan.qualifiedReferralTs);
+    case 'purchases': {
+      let oldest = Number.POSITIVE_INFINITY;
+      for (const order of fan.orders) if (order.ts > from && order.ts <= at && isCounting(order) && order.ts < oldest) oldest = order.ts;
+      return oldest;
+    }
+    case 'selectedContents': {
+      let oldest = Number.POSITIVE_INFINITY;
+      for (const key in fan.selected) {
+        const ts = fan.selected[key];
+        if (ts > from && ts <= at && ts < oldest) oldest = ts;
+      }
+      return oldest;
+    }
+  }
+}
+
 /** The facts a condition may read about `fan` at instant `at`. */
 export function factsOf(fan: FanState, at: number): FactSource {
   return {

@@ -3,7 +3,7 @@
  */
 import { DAY_MS } from './calendar.js';
 import { evaluateCondition, type Condition, type Verdict } from './conditions.js';
-import { factsOf, fanPredicate, firstAfter, isCounting } from './facts.js';
+import { factsOf, fanPredicate, oldestCounted } from './facts.js';
 import type { Program } from './program.js';
 import type { FanState } from './state.js';
 
@@ -97,37 +97,8 @@ function windowExit(cond: Condition, fan: FanState, at: number): number {
   if ('any' in cond) return Math.min(...cond.any.map((part) => windowExit(part, fan, at)));
   if ('not' in cond) return windowExit(cond.not, fan, at);
   if ('profile' in cond || cond.fact === 'recognized' || cond.windowDays === undefined) return Number.POSITIVE_INFINITY;
-  const windowMs = cond.windowDays * DAY_MS;
   // An entry at ts is counted while at − window < ts ≤ at: it leaves at ts + window.
-  const oldestOf = (sorted: readonly number[]): number => {
-    const first = firstAfter(sorted, at - windowMs);
-    return first < sorted.length && sorted[first] <= at ? sorted[first] : Number.POSITIVE_INFINITY;
-  };
-  let oldest = Number.POSITIVE_INFINITY;
-  switch (cond.fact) {
-    case 'interactions':
-      oldest = oldestOf(fan.ixTs);
-      break;
-    case 'shares':
-      oldest = oldestOf(fan.shareTs);
-      break;
-    case 'activity':
-      oldest = oldestOf(fan.activityTs);
-      break;
-    case 'qualifiedReferrals':
-      oldest = oldestOf(fan.qualifiedReferralTs);
-      break;
-    case 'purchases':
-      for (const order of fan.orders) if (order.ts > at - windowMs && order.ts <= at && isCounting(order) && order.ts < oldest) oldest = order.ts;
-      break;
-    case 'selectedContents':
-      for (const key in fan.selected) {
-        const ts = fan.selected[key];
-        if (ts > at - windowMs && ts <= at && ts < oldest) oldest = ts;
-      }
-      break;
-  }
-  return oldest + windowMs;
+  return oldestCounted(fan, cond.fact, at, cond.windowDays) + cond.windowDays * DAY_MS;
 }
 
 /** The reasons a fan holds its level, and what the next level still needs, at `at`. */
