@@ -235,6 +235,14 @@ describe('the monthly report', () => {
       const slow = await withStore(db, async (workspace) => evaluateMonthlyReport(await worldAt(workspace, asOf), workspace.engine, month, asOf));
       expect(fast).toEqual(slow);
       expect(fast.actions.closestToCore.length + fast.actions.closestToBackbone.length).toBeGreaterThan(0);
+      // A process making one report looks at the candidates as they are read and keeps none.
+      const once = await withStore(db, async (workspace) => {
+        workspace.holdReportCandidates = false;
+        const report = await queryReport(workspace, month, asOf);
+        expect(workspace.reportCandidates ?? null).toBeNull();
+        return report;
+      });
+      expect(once).toEqual(slow);
     }
     // One workspace answering a run of instants reuses its candidates while the state stays;
     // each report still equals the one over every fan at that exact instant.

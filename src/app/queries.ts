@@ -4,7 +4,7 @@
 import { computeFanView, type FanView } from '../core/fan-view.js';
 import { countBelow, countFact } from '../core/facts.js';
 import { classifyLayer, distanceTo } from '../core/layers.js';
-import { ACTION_LIST_LENGTH, evaluateMonthlyReport, hasMonotoneLayers } from '../core/analysis.js';
+import { ACTION_LIST_LENGTH, actionListsBuilder, evaluateMonthlyReport, hasMonotoneLayers, monthlyReportWith } from '../core/analysis.js';
 import type { MonthlyReport } from '../core/report.js';
 import type { FanState, Snapshot, World } from '../core/state.js';
 import { NotFoundError, UsageError } from './errors.js';
@@ -323,7 +323,7 @@ export function noteStateChange(workspace: Workspace, change: StateChange | unde
  * advances the held fans over the midnights in between; an earlier day reads a set of its own.
  * The lists are still evaluated at the exact asOf; the fans read are not changed by that.
  */
-async function coreBackboneCandidates(workspace: Workspace, appliedSeq: number, clock: number, asOf: number): Promise<Iterable<FanState>> {
+async function* coreBackboneCandidates(workspace: Workspace, appliedSeq: number, clock: number, asOf: number): AsyncGenerator<FanState> {
   const { engine, program, store } = workspace;
   const { calendar } = engine;
   const day = calendar.dayIndex(asOf);
@@ -351,19 +351,25 @@ async function coreBackboneCandidates(workspace: Workspace, appliedSeq: number, 
       held.pending.clear();
       held.patches++;
     }
-    return held.fans.values();
+    yield* held.fans.values();
+    return;
   }
-  const fans = new Map<string, FanState>();
+  // A report of an earlier day than the held set's leaves it in place; a process that makes one
+  // report holds none, and the fans read go as soon as the caller has looked at them.
+  const earlier = held && held.key === program.version && held.seq === appliedSeq && day < held.day;
+  let kept: Map<string, FanState> | null = earlier || workspace.holdReportCandidates === false ? null : new Map();
   for await (const states of store.findFanStates({ layers: ['C', 'B'], activeAfter, level: 4 })) {
     for (const state of states) {
       const fan = advanced(deserializeFan(state));
-      fans.set(fan.id, fan);
+      if (kept) {
+        kept.set(fan.id, fan);
+        if (kept.size > REUSED_CANDIDATES_MAX) kept = null;
+      }
+      yield fan;
     }
   }
-  // A report of an earlier day than the held set's leaves it in place.
-  if (held && held.key === program.version && held.seq === appliedSeq && day < held.day) return fans.values();
-  workspace.reportCandidates = fans.size <= REUSED_CANDIDATES_MAX ? { key: program.version, day, seq: appliedSeq, fans, pending: new Set(), reads: (held?.reads ?? 0) + 1, patches: held?.patches ?? 0 } : null;
-  return fans.values();
+  if (earlier) return;
+  workspace.reportCandidates = kept ? { key: program.version, day, seq: appliedSeq, fans: kept, pending: new Set(), reads: (held?.reads ?? 0) + 1, patches: held?.patches ?? 0 } : null;
 }
 
 /**
@@ -391,40 +397,39 @@ async function reportFromStoredSnapshots(workspace: Workspace, month: string, as
   await completeMonthEnd(workspace, world, meta.appliedSeq, endKey, asOf);
   if (!world.snapshots[endKey]) return null;
   const windowStart = asOf - program.layers.windowDays * 86_400_000;
+  // Each fan read is looked at once, for the lists and for the scan's bound, and not kept.
+  const actions = actionListsBuilder(engine, asOf);
   const seen = new Set<string>();
-  const fans: FanState[] = [];
-  const take = (state: string): FanState | null => {
-    const fan = deserializeFan(state);
-    if (seen.has(fan.id)) return null;
-    seen.add(fan.id);
-    engine.advanceFan(fan, world.clock, asOf);
-    fans.push(fan);
-    return fan;
-  };
-  // Without new events windows only lose events, so a stored Core/Backbone fan is at most that
-  // now, a stored General fan at most General: the small Core/Backbone set is read whole.
-  for (const fan of await coreBackboneCandidates(workspace, meta.appliedSeq, world.clock, asOf)) {
-    seen.add(fan.id);
-    fans.push(fan);
-  }
-  for (const state of await store.findInactiveRecent(windowStart, LIST_LENGTH * 5)) take(state);
   // General fans closest to Backbone: read in order of a lower bound of their gap (and an upper
   // bound of their interactions) until no further fan can enter the top of the list.
   const best: [number, number][] = [];
-  const consider = (fan: FanState) => {
+  const use = (fan: FanState) => {
+    actions.add(fan);
     if (classifyLayer(fan, program, asOf) !== 'general') return;
     best.push([distanceTo(fan, program, 'backbone', asOf), countFact(fan, 'interactions', asOf, program.layers.windowDays)]);
     best.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
     if (best.length > LIST_LENGTH) best.length = LIST_LENGTH;
   };
-  fans.forEach(consider);
+  const take = (state: string) => {
+    const fan = deserializeFan(state);
+    if (seen.has(fan.id)) return;
+    seen.add(fan.id);
+    engine.advanceFan(fan, world.clock, asOf);
+    use(fan);
+  };
+  // Without new events windows only lose events, so a stored Core/Backbone fan is at most that
+  // now, a stored General fan at most General: the small Core/Backbone set is read whole.
+  for await (const fan of coreBackboneCandidates(workspace, meta.appliedSeq, world.clock, asOf)) {
+    seen.add(fan.id);
+    use(fan);
+  }
+  for (const state of await store.findInactiveRecent(windowStart, LIST_LENGTH * 5)) take(state);
   scan: for await (const rows of store.iterateByBackboneGap('G', windowStart)) {
     for (const row of rows) {
       const worst = best.length === LIST_LENGTH ? best[LIST_LENGTH - 1] : null;
       if (worst && (row.backboneGap > worst[0] || (row.backboneGap === worst[0] && row.interactionsInWindow < worst[1]))) break scan;
-      const fan = take(row.state);
-      if (fan) consider(fan);
+      take(row.state);
     }
   }
-  return evaluateMonthlyReport(world, engine, month, asOf, fans);
+  return monthlyReportWith(world, engine, month, asOf, actions.lists());
 }

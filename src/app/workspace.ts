@@ -56,6 +56,12 @@ export interface Workspace {
   provisional?: { world: World; month: string; parts: SnapshotBuilder } | null;
   /** The monthly report's Core/Backbone/Lv4 candidates, kept for the next report (see queries.ts). */
   reportCandidates?: HeldCandidates | null;
+  /**
+   * False in a process that makes one report and exits (`fanflow report`): the candidates are then
+   * looked at as they are read and not kept, which spares their memory and the collector's copying
+   * of them.
+   */
+  holdReportCandidates?: boolean;
   /** Where a long read (a pass over every stored fan) reports how far it got; none by default. */
   progress?: Progress;
   /** The stored state's month boundaries after its clock, from the last pass over its fans (see report-pass.ts). */

@@ -294,6 +294,7 @@ export function buildCli(): Command {
         const asOf = parseAsOf(options.asOf);
         // A report past the last event passes over every stored fan (seconds at a million).
         workspace.progress = progressBar(showProgress());
+        workspace.holdReportCandidates = false;
         return queryReport(workspace, options.month ?? previousMonth(asOf, workspace), asOf);
       }, mapped());
       const format = options.json ? 'json' : options.format;

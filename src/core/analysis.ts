@@ -25,39 +25,56 @@ function top(ranked: Ranked[], limit: number): string[] {
   return ranked.slice(0, limit).map((entry) => entry.id);
 }
 
-/** The fans an operator should act on first, as of `at` (each list sorted, most urgent first). */
 /** How many fans each list of fans to act on holds. */
 export const ACTION_LIST_LENGTH = 20;
 
-export function computeActionLists(fans: Iterable<FanState>, engine: Engine, at: number, limit = ACTION_LIST_LENGTH): ActionLists {
+/**
+ * The lists of fans an operator should act on first, as of `at` (each sorted, most urgent
+ * first), built one fan at a time: a caller that reads fans from the store need not keep them.
+ */
+export interface ActionListsBuilder {
+  add(fan: FanState): void;
+  lists(): ActionLists;
+}
+
+export function actionListsBuilder(engine: Engine, at: number, limit = ACTION_LIST_LENGTH): ActionListsBuilder {
   const { program } = engine;
   const lists: Record<keyof ActionLists, Ranked[]> = {
     eligibleForTop: [], closestToCore: [], closestToBackbone: [], coreAtRisk: [], slipping: [], observationRecent: [],
   };
-  for (const fan of fans) {
-    const layer: LayerName = classifyLayer(fan, program, at);
-    const interactions = countFact(fan, 'interactions', at, program.layers.windowDays);
-    const idleDays = (at - (fan.lastActivityTs ?? fan.firstTs)) / 86_400_000;
-    if (fan.level === 4 && isEligibleForTop(fan, program, at)) lists.eligibleForTop.push({ id: fan.id, key: [-interactions] });
-    if (layer === 'backbone') lists.closestToCore.push({ id: fan.id, key: [distanceTo(fan, program, 'core', at), -interactions] });
-    if (layer === 'general') lists.closestToBackbone.push({ id: fan.id, key: [distanceTo(fan, program, 'backbone', at), -interactions] });
-    if (layer === 'core' || layer === 'backbone') {
-      const risk = computeChurnRisk(fan, program, at);
-      if (risk !== 'low') {
-        lists.slipping.push({ id: fan.id, key: [layer === 'core' ? 0 : 1, -idleDays] });
-        if (layer === 'core') lists.coreAtRisk.push({ id: fan.id, key: [-idleDays] });
-      }
-    }
-    if (layer === 'observation') lists.observationRecent.push({ id: fan.id, key: [-(fan.firstFollowTs ?? fan.firstTs)] });
-  }
   return {
-    eligibleForTop: top(lists.eligibleForTop, limit),
-    closestToCore: top(lists.closestToCore, limit),
-    closestToBackbone: top(lists.closestToBackbone, limit),
-    coreAtRisk: top(lists.coreAtRisk, limit),
-    slipping: top(lists.slipping, limit),
-    observationRecent: top(lists.observationRecent, limit),
+    add(fan) {
+      const layer: LayerName = classifyLayer(fan, program, at);
+      const interactions = countFact(fan, 'interactions', at, program.layers.windowDays);
+      const idleDays = (at - (fan.lastActivityTs ?? fan.firstTs)) / 86_400_000;
+      if (fan.level === 4 && isEligibleForTop(fan, program, at)) lists.eligibleForTop.push({ id: fan.id, key: [-interactions] });
+      if (layer === 'backbone') lists.closestToCore.push({ id: fan.id, key: [distanceTo(fan, program, 'core', at), -interactions] });
+      if (layer === 'general') lists.closestToBackbone.push({ id: fan.id, key: [distanceTo(fan, program, 'backbone', at), -interactions] });
+      if (layer === 'core' || layer === 'backbone') {
+        const risk = computeChurnRisk(fan, program, at);
+        if (risk !== 'low') {
+          lists.slipping.push({ id: fan.id, key: [layer === 'core' ? 0 : 1, -idleDays] });
+          if (layer === 'core') lists.coreAtRisk.push({ id: fan.id, key: [-idleDays] });
+        }
+      }
+      if (layer === 'observation') lists.observationRecent.push({ id: fan.id, key: [-(fan.firstFollowTs ?? fan.firstTs)] });
+    },
+    lists: () => ({
+      eligibleForTop: top(lists.eligibleForTop, limit),
+      closestToCore: top(lists.closestToCore, limit),
+      closestToBackbone: top(lists.closestToBackbone, limit),
+      coreAtRisk: top(lists.coreAtRisk, limit),
+      slipping: top(lists.slipping, limit),
+      observationRecent: top(lists.observationRecent, limit),
+    }),
   };
+}
+
+/** The lists of fans to act on among `fans`, as of `at`. */
+export function computeActionLists(fans: Iterable<FanState>, engine: Engine, at: number, limit = ACTION_LIST_LENGTH): ActionLists {
+  const builder = actionListsBuilder(engine, at, limit);
+  for (const fan of fans) builder.add(fan);
+  return builder.lists();
 }
 
 /**
@@ -84,6 +101,12 @@ export function hasMonotoneLayers(program: Engine['program']): boolean {
  * world's fans).
  */
 export function evaluateMonthlyReport(world: World, engine: Engine, month: string, asOf: number, actionFans: Iterable<FanState> = world.fans.values(), liveEnd?: Snapshot): MonthlyReport {
+  // Whom to act on is a question about now: the lists are as of asOf, whatever the month.
+  return monthlyReportWith(world, engine, month, asOf, computeActionLists(actionFans, engine, asOf), liveEnd);
+}
+
+/** evaluateMonthlyReport with the lists of fans to act on already made (see actionListsBuilder). */
+export function monthlyReportWith(world: World, engine: Engine, month: string, asOf: number, actions: ActionLists, liveEnd?: Snapshot): MonthlyReport {
   const { calendar, program } = engine;
   const monthStart = calendar.startOfMonth(month);
   const nextKey = calendar.nextMonthKey(month);
@@ -105,7 +128,6 @@ export function evaluateMonthlyReport(world: World, engine: Engine, month: strin
     stats: world.months[month],
     previousStats: world.months[calendar.previousMonthKey(month)],
     groupEventsSeen: world.groupEventsSeen,
-    // Whom to act on is a question about now: the lists are as of asOf, whatever the month.
-    actions: computeActionLists(actionFans, engine, asOf),
+    actions,
   });
 }
