@@ -2,8 +2,7 @@
  * Read models for the CLI (and later the HTTP API): one fan, a filtered list, a month's report.
  */
 import { computeFanView, type FanView } from '../core/fan-view.js';
-import { countBelow, countFact } from '../core/facts.js';
-import { classifyLayer, distanceTo } from '../core/layers.js';
+import { countBelow } from '../core/facts.js';
 import { ACTION_LIST_LENGTH, actionListsBuilder, evaluateMonthlyReport, hasMonotoneLayers, monthlyReportWith } from '../core/analysis.js';
 import type { MonthlyReport } from '../core/report.js';
 import type { FanState, Snapshot, World } from '../core/state.js';
@@ -404,9 +403,9 @@ async function reportFromStoredSnapshots(workspace: Workspace, month: string, as
   // bound of their interactions) until no further fan can enter the top of the list.
   const best: [number, number][] = [];
   const use = (fan: FanState) => {
-    actions.add(fan);
-    if (classifyLayer(fan, program, asOf) !== 'general') return;
-    best.push([distanceTo(fan, program, 'backbone', asOf), countFact(fan, 'interactions', asOf, program.layers.windowDays)]);
+    const key = actions.add(fan);
+    if (!key) return;
+    best.push([key[0], -key[1]]);
     best.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
     if (best.length > LIST_LENGTH) best.length = LIST_LENGTH;
   };

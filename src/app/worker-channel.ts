@@ -15,8 +15,6 @@ export interface WorkerChannel<M> {
   close(): Promise<void>;
 }
 
-let workersReset = false;
-
 /**
  * The executable asks V8 for a large young generation (bin/fanflow.js), for the thread that runs
  * the engine. V8 reads that flag again for every thread started later, and then ignores the
@@ -27,8 +25,6 @@ let workersReset = false;
  * and did not change the time.
  */
 function defaultYoungGenerationForWorkers(): void {
-  if (workersReset) return;
-  workersReset = true;
   setFlagsFromString('--max-semi-space-size=0');
 }
 

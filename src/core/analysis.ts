@@ -33,7 +33,8 @@ export const ACTION_LIST_LENGTH = 20;
  * first), built one fan at a time: a caller that reads fans from the store need not keep them.
  */
 export interface ActionListsBuilder {
-  add(fan: FanState): void;
+  /** Ranks the fan; returns its closestToBackbone key (gap, −interactions) when it is General, else null. */
+  add(fan: FanState): readonly number[] | null;
   lists(): ActionLists;
 }
 
@@ -49,7 +50,8 @@ export function actionListsBuilder(engine: Engine, at: number, limit = ACTION_LI
       const idleDays = (at - (fan.lastActivityTs ?? fan.firstTs)) / 86_400_000;
       if (fan.level === 4 && isEligibleForTop(fan, program, at)) lists.eligibleForTop.push({ id: fan.id, key: [-interactions] });
       if (layer === 'backbone') lists.closestToCore.push({ id: fan.id, key: [distanceTo(fan, program, 'core', at), -interactions] });
-      if (layer === 'general') lists.closestToBackbone.push({ id: fan.id, key: [distanceTo(fan, program, 'backbone', at), -interactions] });
+      const general = layer === 'general' ? [distanceTo(fan, program, 'backbone', at), -interactions] : null;
+      if (general) lists.closestToBackbone.push({ id: fan.id, key: general });
       if (layer === 'core' || layer === 'backbone') {
         const risk = computeChurnRisk(fan, program, at);
         if (risk !== 'low') {
@@ -58,6 +60,7 @@ export function actionListsBuilder(engine: Engine, at: number, limit = ACTION_LI
         }
       }
       if (layer === 'observation') lists.observationRecent.push({ id: fan.id, key: [-(fan.firstFollowTs ?? fan.firstTs)] });
+      return general;
     },
     lists: () => ({
       eligibleForTop: top(lists.eligibleForTop, limit),
