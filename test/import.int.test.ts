@@ -355,6 +355,32 @@ describe('the monthly report of a workspace without events', () => {
   });
 });
 
+describe('the provisional snapshot written with the state', () => {
+  it('counts a demotion due before the next month start without demoting the stored fan earlier', async () => {
+    const { queryFan, queryReport } = await import('../src/app/queries.js');
+    const dir = tempDir();
+    const db = join(dir, 'f.db');
+    // u1 reaches Lv4 on 1 June (12 interactions and a purchase); the interactions leave the 90-day
+    // window on 30 August, past the grace. The log ends on 20 August with another fan's event.
+    const likes = Array.from({ length: 12 }, (_, i) => ({ id: `l${i}`, type: 'like', fan: 'u1', ts: `2026-06-01T10:${String(i).padStart(2, '0')}:00+08:00` }));
+    const events = [
+      { id: 'f1', type: 'follow', fan: 'u1', ts: '2026-06-01T09:00:00+08:00' },
+      ...likes,
+      { id: 'p1', type: 'purchase', fan: 'u1', ts: '2026-06-01T11:00:00+08:00', props: { orderId: 'o1', amount: 50 } },
+      { id: 'f2', type: 'follow', fan: 'u2', ts: '2026-08-20T09:00:00+08:00' },
+    ];
+    await importInto(db, writeNdjson(join(dir, 'a.ndjson'), events));
+    await withStore(db, async (workspace) => {
+      expect((await queryFan(workspace, 'u1', Date.parse('2026-08-21T00:00:00+08:00'))).level.level).toBe(4);
+      expect((await queryFan(workspace, 'u1', Date.parse('2026-09-01T00:00:00+08:00'))).level.level).toBe(3);
+      // August's report reads the provisional snapshot of 1 September: u1 is at Lv3 there.
+      const report = await queryReport(workspace, '2026-08', Date.parse('2026-09-02T00:00:00+08:00'));
+      expect(report.levels).toMatchObject({ '1': 1, '3': 1, '4': 0 });
+      expect(report.overview.demotions).toBe(1);
+    });
+  });
+});
+
 describe('what a server holds between reports', () => {
   // The engine inline (candidates patched from each catch-up) and on the state worker (which also
   // updates its provisional snapshot of the next month boundary from the fans each pass rewrote).

@@ -74,6 +74,29 @@ describe('engine properties (fast-check)', () => {
     expect(demotions[5]).toBeGreaterThan(20);
   });
 
+  it('advancing one fan through midnights changes its level and Lv5 eligibility only (a look-ahead sets them back)', () => {
+    const churning = churningProgram();
+    let demoted = 0;
+    fc.assert(
+      fc.property(rawEventsWith({ minLength: 60, maxLength: 250 }, 5), fc.integer({ min: 1, max: 120 }), (raws, laterDays) => {
+        const events = toEvents(raws).sort(compareEvents);
+        const engine = createEngine(churning);
+        const world = createWorld(churning.version);
+        const out = engine.newOutput();
+        for (const event of events) engine.apply(world, event, out);
+        const to = world.clock + laterDays * 86_400_000;
+        for (const fan of world.fans.values()) {
+          const before = structuredClone(fan);
+          engine.advanceFan(fan, world.clock, to);
+          if (fan.level < before.level) demoted++;
+          expect({ ...fan, level: before.level, eligibleForNext: before.eligibleForNext }).toEqual(before);
+        }
+      }),
+      { numRuns: 100 },
+    );
+    expect(demoted).toBeGreaterThan(20);
+  });
+
   it('incremental batches with a store round trip between them equal one pass over the log', () => {
     fc.assert(
       fc.property(rawEvents, fc.integer({ min: 1, max: 119 }), (raws, cut) => {

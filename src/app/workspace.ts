@@ -5,7 +5,7 @@
 import { createEngine, type Engine, type EngineOutput } from '../core/engine.js';
 import { compareEvents, type FanEvent } from '../core/events.js';
 import { compileProgram, parseStoredSpec, storedSpecJson, type Program } from '../core/program.js';
-import { cloneFan, createWorld, ENGINE_VERSION, type FanState, type World } from '../core/state.js';
+import { createWorld, ENGINE_VERSION, type FanState, type World } from '../core/state.js';
 import type { HeldCandidates } from './queries.js';
 import type { AdvancedBoundaries } from './report-pass.js';
 import { SnapshotBuilder } from '../core/snapshot.js';
@@ -297,11 +297,22 @@ function provisionalParts(workspace: Workspace, world: World, touched: Iterable<
   const { engine, program } = workspace;
   const month = engine.calendar.nextMonthKey(engine.calendar.monthKey(world.clock));
   const boundary = engine.calendar.startOfMonth(month);
-  const advanced = (fan: FanState): FanState => {
-    if (!world.highLevel.has(fan.id)) return fan;
-    const copy = cloneFan(fan);
-    engine.advanceFan(copy, world.clock, boundary);
-    return copy;
+  // A fan that a midnight may demote is advanced to the boundary in place, its figures taken, and
+  // set back: advanceFan changes only the level and the Lv5 eligibility, and a deep copy of every
+  // such fan cost more than the rest of a server's state write together.
+  const setAdvanced = (parts: SnapshotBuilder, fan: FanState): void => {
+    if (!world.highLevel.has(fan.id)) {
+      parts.set(fan, program);
+      return;
+    }
+    const { level, eligibleForNext } = fan;
+    try {
+      engine.advanceFan(fan, world.clock, boundary);
+      parts.set(fan, program);
+    } finally {
+      fan.level = level;
+      fan.eligibleForNext = eligibleForNext;
+    }
   };
   // A kept world's figures at the boundary change only for the fans a pass rewrote: a fan the
   // engine did not touch had no demotion at the midnights it passed, so advancing it from the
@@ -312,11 +323,11 @@ function provisionalParts(workspace: Workspace, world: World, touched: Iterable<
     parts = held.parts;
     for (const id of touched) {
       const fan = world.fans.get(id);
-      if (fan) parts.set(advanced(fan), program);
+      if (fan) setAdvanced(parts, fan);
     }
   } else {
     parts = SnapshotBuilder.forBoundary(engine.calendar, boundary);
-    for (const fan of world.fans.values()) parts.set(advanced(fan), program);
+    for (const fan of world.fans.values()) setAdvanced(parts, fan);
   }
   workspace.provisional = workspace.keepWorld ? { world, month, parts } : null;
   return { month, parts };

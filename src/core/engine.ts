@@ -32,7 +32,8 @@ export interface Engine {
   advanceClock(world: World, to: number, out: EngineOutput): void;
   /**
    * The same midnights for one fan only (its demotions), from `from` to `to`; `onDemotion` hears
-   * the midnight of each demotion (the month it counts in is that midnight's).
+   * the midnight of each demotion (the month it counts in is that midnight's). It changes the
+   * fan's `level` and `eligibleForNext` and nothing else (callers that look ahead set them back).
    */
   advanceFan(fan: FanState, from: number, to: number, onDemotion?: (boundary: number) => void): void;
 }
