@@ -4,7 +4,7 @@ import { createEngine } from '../src/core/engine.js';
 import { compareEvents } from '../src/core/events.js';
 import { verifyLedger } from '../src/core/ledger.js';
 import { evaluateCondition } from '../src/core/conditions.js';
-import { factsOf, fanPredicate } from '../src/core/facts.js';
+import { factsOf, fanPredicate, fanShortfall } from '../src/core/facts.js';
 import { createWorld, type Posting } from '../src/core/state.js';
 import { setFlagsFromString } from 'node:v8';
 import { deserializeFan, fingerprintWorld, restoreWorld, serializeFan, serializeWorldMeta } from '../src/app/serialize.js';
@@ -143,20 +143,28 @@ describe('engine properties (fast-check)', () => {
     );
   });
 
-  it('the compiled predicates agree with the explaining evaluator on every rule of the program', () => {
+  it('the compiled predicates and shortfalls agree with the explaining evaluator on every rule of the program', () => {
     const conditions = [
       ...program.levels.flatMap((level) => [level.entry, level.maintain]).filter((cond) => cond !== undefined),
       program.layers.core,
       program.layers.backbone,
       program.layers.general,
       ...program.tags.portraits.map((portrait) => portrait.when),
+      // Every form of condition (any, not, ≤) over every windowed fact.
+      ...churningProgram().levels.flatMap((level) => [level.entry, level.maintain]).filter((cond) => cond !== undefined),
+      { fact: 'interactions', windowDays: 30, eq: 2 },
+      { not: { fact: 'interactions', windowDays: 30, gte: 1 } },
     ];
     fc.assert(
       fc.property(rawEvents, fc.integer({ min: 0, max: 400 }), (raws, days) => {
         const { world } = applyAll(toEvents(raws));
         const at = world.clock + days * 86_400_000;
         for (const fan of world.fans.values()) {
-          for (const cond of conditions) expect(fanPredicate(cond)(fan, at)).toBe(evaluateCondition(cond, factsOf(fan, at)).ok);
+          for (const cond of conditions) {
+            const verdict = evaluateCondition(cond, factsOf(fan, at));
+            expect(fanPredicate(cond)(fan, at)).toBe(verdict.ok);
+            expect(fanShortfall(cond)(fan, at)).toBe(verdict.shortfall);
+          }
         }
       }),
       { numRuns: 100 },

@@ -145,6 +145,64 @@ export function fanPredicate(cond: Condition): FanPredicate {
   return predicate;
 }
 
+export type FanShortfall = (fan: FanState, at: number) => number;
+
+const compiledShortfalls = new WeakMap<Condition, FanShortfall>();
+
+/**
+ * How far a fan is from meeting a condition at an instant, compiled once: the `shortfall` of
+ * evaluateCondition (0 when met) without its texts, for the state a write stores of every fan it
+ * rewrites. Tests pin both to the same numbers.
+ */
+export function fanShortfall(cond: Condition): FanShortfall {
+  let shortfall = compiledShortfalls.get(cond);
+  if (!shortfall) {
+    shortfall = buildShortfall(cond);
+    compiledShortfalls.set(cond, shortfall);
+  }
+  return shortfall;
+}
+
+function buildShortfall(cond: Condition): FanShortfall {
+  if ('all' in cond) {
+    const parts = cond.all.map(fanShortfall);
+    return (fan, at) => {
+      let sum = 0;
+      for (const part of parts) sum += part(fan, at);
+      return sum;
+    };
+  }
+  if ('any' in cond) {
+    const parts = cond.any.map(fanShortfall);
+    return (fan, at) => {
+      let least = Number.POSITIVE_INFINITY;
+      for (const part of parts) {
+        least = Math.min(least, part(fan, at));
+        if (least === 0) return 0;
+      }
+      return least;
+    };
+  }
+  if ('not' in cond) {
+    const inner = fanPredicate(cond.not);
+    return (fan, at) => (inner(fan, at) ? 1 : 0);
+  }
+  if ('profile' in cond || cond.fact === 'recognized') {
+    const met = fanPredicate(cond);
+    return (fan, at) => (met(fan, at) ? 0 : 1);
+  }
+  const { fact, gte, lte, eq } = cond;
+  const windowDays = cond.windowDays ?? null;
+  return (fan, at) => {
+    const value = countFact(fan, fact, at, windowDays);
+    let shortfall = 0;
+    if (gte !== undefined && value < gte) shortfall += gte - value;
+    if (lte !== undefined && value > lte) shortfall += value - lte;
+    if (eq !== undefined && value !== eq) shortfall += Math.abs(value - eq);
+    return shortfall;
+  };
+}
+
 function buildPredicate(cond: Condition): FanPredicate {
   if ('all' in cond) {
     const parts = cond.all.map(fanPredicate);

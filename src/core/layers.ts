@@ -2,7 +2,7 @@
  * Layers (PRODUCT §3.3): as of an instant, over the program's window, tested in order.
  */
 import { evaluateCondition } from './conditions.js';
-import { factsOf, fanPredicate } from './facts.js';
+import { factsOf, fanPredicate, fanShortfall } from './facts.js';
 import type { Program } from './program.js';
 import type { FanState, LayerName } from './state.js';
 
@@ -38,5 +38,5 @@ export function classifyLayer(fan: FanState, program: Program, at: number): Laye
 
 /** How far a fan is from a layer's condition: the sum of missing counts (0 = meets it). */
 export function distanceTo(fan: FanState, program: Program, layer: 'core' | 'backbone', at: number): number {
-  return evaluateCondition(program.layers[layer], factsOf(fan, at)).shortfall;
+  return fanShortfall(program.layers[layer])(fan, at);
 }
