@@ -420,6 +420,17 @@ describe('what a server holds between reports', () => {
             expect(report).toEqual(await slow(month));
             if (month === '2026-08') last = report;
           }
+          // The sorted loyalty values written with the state are every stored fan's.
+          const sqlite = new Database(db, { readonly: true });
+          try {
+            const ranks = sqlite.prepare('SELECT total, unranked, sorted FROM loyalty_ranks').get() as { total: number; unranked: number; sorted: Buffer };
+            const values = sqlite.prepare('SELECT loyalty FROM fans WHERE loyalty IS NOT NULL ORDER BY loyalty').pluck().all() as number[];
+            const sorted = new Float64Array(ranks.sorted.buffer.slice(ranks.sorted.byteOffset, ranks.sorted.byteOffset + ranks.sorted.byteLength));
+            expect([...sorted]).toEqual(values);
+            expect(ranks).toMatchObject({ total: sqlite.prepare('SELECT COUNT(*) FROM fans').pluck().get(), unranked: (sqlite.prepare('SELECT COUNT(*) FROM fans').pluck().get() as number) - values.length });
+          } finally {
+            sqlite.close();
+          }
         }
         const held = (runtime as unknown as { workspace: { reportCandidates: { reads: number; patches: number } | null } }).workspace.reportCandidates;
         expect(held).toMatchObject({ reads: 1 });

@@ -15,7 +15,7 @@ import { LAYER_CODES, LAYER_NAMES } from '../core/state.js';
 import type { FanRow, Notification, StateWrite, Store, WebhookEventType } from '../store/store.js';
 import { derivedNotifications, postingNotifications } from './notifications.js';
 import { decodeZoneOffsets, zoneOffsetsToKeep } from './zone-offsets.js';
-import { ranksOf } from '../store/loyalty-ranks.js';
+import { HeldRanks, ranksOf, type LoyaltyRanks } from '../store/loyalty-ranks.js';
 import { encodePostingBlocks, POSTINGS_PER_BLOCK, type PostingBlock } from '../store/posting-codec.js';
 import { compileProgramText, defaultProgram, type LoadedProgram } from './program-source.js';
 import { PhaseTimer } from './phase-timer.js';
@@ -54,6 +54,8 @@ export interface Workspace {
   cache?: { world: World; appliedSeq: number } | null;
   /** The kept world's figures at the next month boundary, updated per pass (see provisionalSnapshot). */
   provisional?: { world: World; month: string; parts: SnapshotBuilder } | null;
+  /** The kept world's sorted loyalty values, updated per pass from the fans it rewrote (see loyaltyRanksOf). */
+  ranks?: { world: World; held: HeldRanks } | null;
   /** The monthly report's Core/Backbone/Lv4 candidates, kept for the next report (see queries.ts). */
   reportCandidates?: HeldCandidates | null;
   /**
@@ -174,7 +176,7 @@ function prepareState(workspace: Workspace, world: World, out: EngineOutput, app
     provisional: writtenProvisional(workspace, world, rebuild ? null : out.touched),
     world: serializeWorldMeta(world),
     // The world holds every fan: its loyalty values are sorted here rather than read back.
-    loyalty: ranksOf(loyaltyValues(world), world.fans.size),
+    loyalty: loyaltyRanksOf(workspace, world, rebuild ? null : out.touched),
     zoneOffsets,
   };
   const notifications = (wanted: ReadonlySet<WebhookEventType>): Notification[] =>
@@ -206,6 +208,33 @@ function prepareState(workspace: Workspace, world: World, out: EngineOutput, app
 
 function* loyaltyValues(world: World): Generator<number> {
   for (const fan of world.fans.values()) yield fan.loyaltyLog;
+}
+
+/**
+ * Every fan's loyalty value, sorted, for the state write. A kept world's are held between writes
+ * and updated from the fans a pass rewrote (the only ones whose value changed, as for the
+ * provisional figures); anything else sorts every fan's value.
+ */
+function loyaltyRanksOf(workspace: Workspace, world: World, touched: Iterable<string> | null): LoyaltyRanks {
+  const held = workspace.ranks;
+  if (touched && held && held.world === world) {
+    held.held.update(fansOf(world, touched));
+    return held.held.ranks(world.fans.size);
+  }
+  if (!workspace.keepWorld) {
+    workspace.ranks = null;
+    return ranksOf(loyaltyValues(world), world.fans.size);
+  }
+  const fresh = HeldRanks.of(world.fans.values(), world.fans.size);
+  workspace.ranks = { world, held: fresh };
+  return fresh.ranks(world.fans.size);
+}
+
+function* fansOf(world: World, ids: Iterable<string>): Generator<FanState> {
+  for (const id of ids) {
+    const fan = world.fans.get(id);
+    if (fan) yield fan;
+  }
 }
 
 /** One fan's stored row at the world's clock. */
