@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { verifyLedger } from '../src/core/ledger.js';
 import { normalizeCode, referralCode } from '../src/core/referral-codes.js';
@@ -32,6 +33,20 @@ describe('referral codes (PRODUCT §5)', () => {
     expect(referralCode('salt', 'u1')).not.toBe(a);
     const shared = [...a].filter((char, i) => referralCode('', 'u2')[i] === char).length;
     expect(shared).toBeLessThan(6);
+  });
+
+  it('are the first 50 bits of HMAC-SHA256(salt, id[#attempt]) in Crockford base 32, for any id and salt in any order', () => {
+    const crockford = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+    const reference = (salt: string, id: string, attempt: number) => {
+      const digest = createHmac('sha256', salt).update(attempt === 0 ? id : `${id}#${attempt}`, 'utf8').digest();
+      let bits = '';
+      for (const byte of digest.subarray(0, 7)) bits += byte.toString(2).padStart(8, '0');
+      return Array.from({ length: 10 }, (_, i) => crockford[parseInt(bits.slice(5 * i, 5 * i + 5), 2)]).join('');
+    };
+    const ids = ['u1', 'u000042', '', 'ファン-7', 'x'.repeat(600), 'é'.repeat(300), '😀'.repeat(200)];
+    for (const salt of ['', 'salt', 'ファン', '']) {
+      for (const id of ids) for (const attempt of [0, 1, 7]) expect(referralCode(salt, id, attempt)).toBe(reference(salt, id, attempt));
+    }
   });
 
   it('read the way people type them: lower case, O for 0, I and L for 1, dashes', () => {
