@@ -3,8 +3,7 @@
  * next level needs, layer with reasons, points, windows, churn risk and tags (PRODUCT §3.4).
  */
 import { DAY_MS, TIME_SLOTS, type Calendar } from './calendar.js';
-import { evaluateCondition } from './conditions.js';
-import { countFact, countPurchases, factsOf } from './facts.js';
+import { countFact, countPurchases, fanPredicate } from './facts.js';
 import { INTERACTION_BY_CODE } from './engine.js';
 import { computeLayer } from './layers.js';
 import { explainLevel, isEligibleForTop } from './levels.js';
@@ -80,7 +79,8 @@ export function computeTags(fan: FanState, program: Program, calendar: Calendar,
   const spend365Minor = orders.filter((order) => order.ts > spendFrom).reduce((sum, order) => sum + order.amountMinor - order.refundedMinor, 0);
   const totalMinor = orders.reduce((sum, order) => sum + order.amountMinor - order.refundedMinor, 0);
   const followFrom = fan.firstFollowTs ?? fan.firstTs;
-  const portrait = tags.portraits.find((rule) => evaluateCondition(rule.when, factsOf(fan, at)).ok);
+  // The first portrait whose rule holds (compiled: its texts are not shown).
+  const portrait = tags.portraits.find((rule) => fanPredicate(rule.when)(fan, at));
   const reach = Number(fan.profile.reach ?? 0);
   const adminRoles = new Set(['owner', 'admin', 'administrator']);
   return {
