@@ -84,6 +84,21 @@ function contract(kind: string, open: () => Promise<{ database: Database; cleanu
       expect(await moved.maxSeq()).toBe(5);
     });
 
+    it('keeps event bodies and fan states byte for byte: quotes, backslashes, escapes, non-ASCII', async () => {
+      const other = await database.workspace('texts');
+      const tricky = ['say "hi"', 'back\\slash \\" \\\\', 'tab\tnew\nline', '\u0000 \u001f \ud800 lone', '粉丝 ファン 😀', '{"a":[1,"]}"]}', ''];
+      const entries = tricky.map((text, i) => entry(`t${i}`, i, { text, fan: `f${i}` }));
+      expect(await other.append(entries, samePayload)).toEqual(entries.map(() => 'accepted'));
+      for (const [i, stored] of entries.entries()) {
+        expect(await other.readEvent(`t${i}`)).toBe(stored.body);
+        expect(JSON.parse((await other.readEvent(`t${i}`)) as string).text).toBe(tricky[i]);
+      }
+      expect((await collect(other.readAfter(0))).map((row) => row.body)).toEqual(entries.map((stored) => stored.body));
+      const fans = tricky.map((text, i) => ({ ...FANS[0], id: `f${i}`, no: i + 1, state: JSON.stringify([text, i]) }));
+      await other.exclusive((tx) => tx.saveState(stateWrite({ fans, appliedSeq: entries.length })));
+      for (const fan of fans) expect((await other.loadFan(fan.id))?.state).toBe(fan.state);
+    });
+
     it('reads after a position in seq order, and the whole log in (ts, id) code point order', async () => {
       expect((await collect(store.readAfter(1))).map((row) => row.seq)).toEqual([2, 3, 4]);
       await store.append([entry('é', 1), entry('Z', 1), entry('a2', 1)], samePayload);
