@@ -82,6 +82,14 @@ describe('points (PRODUCT §3.2)', () => {
     expect(r.fan('a').orders[0].refundedMinor).toBe(33300);
   });
 
+  it('a purchase of amount 0 earns no purchase points, and its refund takes none back', () => {
+    const r = run().apply(event('purchase', 'a', T0, { orderId: 'o0', amount: 0 }), event('refund', 'a', T0 + HOUR, { orderId: 'o0', amount: 0 }));
+    expect(r.points('a', 'perEvent:purchase')).toBe(0);
+    expect(r.points('a', 'reversal:purchase')).toBe(0);
+    expect(Number.isInteger(r.fan('a').pointsBalance)).toBe(true);
+    expect(r.out.postings.every((p) => Number.isSafeInteger(p.amount) && p.amount > 0)).toBe(true);
+  });
+
   it('operator adjustments add their integer as is and may make the balance negative', () => {
     const r = run().apply(event('op_lock_level', 'a', T0 - HOUR, { level: 5 }), event('op_adjust_points', 'a', T0, { points: -7 }));
     expect(r.fan('a').pointsBalance).toBe(-7);

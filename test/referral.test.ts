@@ -100,6 +100,15 @@ describe('two-sided rewards and commissions (PRODUCT §5 defaults)', () => {
     expect(r.fan('p').cashVoided).toBe(yuan(30));
   });
 
+  it('a referee\'s purchase of amount 0 pays no commission, and its refund (a full one) voids the reward', () => {
+    const r = referredPurchase(0);
+    expect(cash(r, 'p', 'pending', 'referral:commission')).toBe(0);
+    r.apply(event('refund', 'r', T0 + 2 * HOUR, { orderId: 'o1', amount: 0 }));
+    expect(r.fan('p').cashPending).toBe(0);
+    expect(r.fan('p').cashVoided).toBe(r.fan('p').cashItems.reduce((sum, item) => sum + item.base, 0));
+    expect(verifyLedger(r.out.postings, r.world.fans.values()).ok).toBe(true);
+  });
+
   it('a refund after payout claws back from available cash, never edits a posting', () => {
     const r = referredPurchase(100);
     r.advance(T0 + 8 * DAY);

@@ -84,7 +84,8 @@ export function createOrderRules(context: EngineContext, points: PointRules, ref
     order.refundedMinor = refunded;
     monthOf(world, event.ts).revenueMinor -= delta;
     world.revenueToDateMinor -= delta;
-    const reverse = (awarded: number, reversed: number) => Math.floor((awarded * refunded) / order.amountMinor) - reversed;
+    // Pro rata to the refunded share; an order of amount 0 earned nothing to take back.
+    const reverse = (awarded: number, reversed: number) => (order.amountMinor === 0 ? awarded : Math.floor((awarded * refunded) / order.amountMinor)) - reversed;
     const own = reverse(order.pointsAwarded, order.pointsReversed);
     order.pointsReversed += own;
     award(world, fan, -own, 'reversal:purchase', event, out);

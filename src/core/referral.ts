@@ -251,7 +251,7 @@ export function createReferralRules(context: EngineContext): ReferralRules {
       const { fan, item } = itemOf(world, fanId, itemId);
       if (item.kind === 'commission' || item.kind === 'indirect') {
         // Pro rata, like purchase points: what refunds have taken back equals the refunded share.
-        const target = Math.floor((item.base * order.refundedMinor) / order.amountMinor);
+        const target = order.amountMinor === 0 ? item.base : Math.floor((item.base * order.refundedMinor) / order.amountMinor);
         takeBack(world, fan, item, target - item.reversed, 'refund', event, out);
       } else if (fully && item.state !== 'available') {
         // A reward for a referral stands once its window is over; within it a full refund voids it.
