@@ -4,7 +4,7 @@ import { createEngine } from '../src/core/engine.js';
 import { compareEvents } from '../src/core/events.js';
 import { verifyLedger } from '../src/core/ledger.js';
 import { evaluateCondition } from '../src/core/conditions.js';
-import { factsOf, fanPredicate, fanShortfall } from '../src/core/facts.js';
+import { countPurchases, factsOf, fanPredicate, fanShortfall } from '../src/core/facts.js';
 import { createWorld, type Posting } from '../src/core/state.js';
 import { setFlagsFromString } from 'node:v8';
 import { deserializeFan, fingerprintWorld, restoreWorld, serializeFan, serializeWorldMeta } from '../src/app/serialize.js';
@@ -140,6 +140,25 @@ describe('engine properties (fast-check)', () => {
         }
       }),
       { numRuns: 150 },
+    );
+  });
+
+  it('purchases in a window, found by bisection over the orders, equal a count of every order', () => {
+    fc.assert(
+      fc.property(rawEventsWith({ minLength: 20, maxLength: 200 }, 3), fc.integer({ min: -60, max: 400 }), fc.option(fc.integer({ min: 0, max: 400 }), { nil: null }), (raws, days, windowDays) => {
+        const { world } = applyAll(toEvents(raws));
+        const window = (windowDays ?? 0) * 86_400_000;
+        for (const fan of world.fans.values()) {
+          // A random instant, and each order's own instant and the one where it leaves the window.
+          const instants = [world.clock + days * 86_400_000, ...fan.orders.flatMap((order) => [order.ts, order.ts + window])];
+          for (const at of instants) {
+            const from = windowDays === null ? Number.NEGATIVE_INFINITY : at - window;
+            const naive = fan.orders.filter((order) => order.ts > from && order.ts <= at && order.refundedMinor < order.amountMinor).length;
+            expect(countPurchases(fan, at, windowDays)).toBe(naive);
+          }
+        }
+      }),
+      { numRuns: 200 },
     );
   });
 

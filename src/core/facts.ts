@@ -49,12 +49,27 @@ export function isCounting(order: Order): boolean {
   return order.refundedMinor < order.amountMinor;
 }
 
-/** Purchases not fully refunded, bought in the window ending at `at`. */
+/**
+ * Purchases not fully refunded, bought in the window ending at `at`. Orders are in `ts` order (the
+ * engine appends them in log order), so the window is found by bisection and the scan stops at `at`.
+ */
 export function countPurchases(fan: FanState, at: number, windowDays: number | null): number {
-  const from = windowDays === null ? Number.NEGATIVE_INFINITY : at - windowDays * DAY_MS;
+  const orders = fan.orders;
+  let index = 0;
+  if (windowDays !== null) {
+    const from = at - windowDays * DAY_MS;
+    let high = orders.length;
+    while (index < high) {
+      const mid = (index + high) >>> 1;
+      if (orders[mid].ts > from) high = mid;
+      else index = mid + 1;
+    }
+  }
   let count = 0;
-  for (const order of fan.orders) {
-    if (order.ts > from && order.ts <= at && isCounting(order)) count++;
+  for (; index < orders.length; index++) {
+    const order = orders[index];
+    if (order.ts > at) break;
+    if (isCounting(order)) count++;
   }
   return count;
 }
