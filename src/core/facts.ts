@@ -152,12 +152,17 @@ const compiled = new WeakMap<Condition, FanPredicate>();
  * Same semantics as evaluateCondition (which explains its verdicts); tests pin both.
  */
 export function fanPredicate(cond: Condition): FanPredicate {
-  let predicate = compiled.get(cond);
-  if (!predicate) {
-    predicate = buildPredicate(cond);
-    compiled.set(cond, predicate);
+  return compiledOnce(compiled, cond, buildPredicate);
+}
+
+/** What `build` makes of a condition, made once per condition object. */
+function compiledOnce<T>(cache: WeakMap<Condition, T>, cond: Condition, build: (cond: Condition) => T): T {
+  let made = cache.get(cond);
+  if (made === undefined) {
+    made = build(cond);
+    cache.set(cond, made);
   }
-  return predicate;
+  return made;
 }
 
 export type FanShortfall = (fan: FanState, at: number) => number;
@@ -170,12 +175,7 @@ const compiledShortfalls = new WeakMap<Condition, FanShortfall>();
  * rewrites. Tests pin both to the same numbers.
  */
 export function fanShortfall(cond: Condition): FanShortfall {
-  let shortfall = compiledShortfalls.get(cond);
-  if (!shortfall) {
-    shortfall = buildShortfall(cond);
-    compiledShortfalls.set(cond, shortfall);
-  }
-  return shortfall;
+  return compiledOnce(compiledShortfalls, cond, buildShortfall);
 }
 
 function buildShortfall(cond: Condition): FanShortfall {
