@@ -104,6 +104,18 @@ function mapped(): SqliteOptions {
   return { mmapMiB };
 }
 
+/**
+ * How much lower the state worker's scheduling priority is than the request thread's (its nice
+ * increment, FANFLOW_STATE_WORKER_NICE, default 10; 0 keeps it equal): on a machine whose cores
+ * are all busy, requests are answered first and the derived state catches up with what is left.
+ */
+function stateWorkerNice(): number {
+  const text = process.env.FANFLOW_STATE_WORKER_NICE ?? '10';
+  const nice = Number(text);
+  if (!Number.isInteger(nice) || nice < 0 || nice > 19) throw new UsageError(`FANFLOW_STATE_WORKER_NICE=${text}: a whole number from 0 to 19`);
+  return nice;
+}
+
 /** The database the options name: PostgreSQL with --database-url (or FANFLOW_DATABASE_URL), else the SQLite file. */
 async function openDatabase(options: GlobalOptions, create = true, sqlite: SqliteOptions = {}): Promise<Database> {
   const url = options.databaseUrl ?? process.env.FANFLOW_DATABASE_URL;
@@ -182,7 +194,7 @@ async function serveUntilStopped(options: ServeCliOptions, onListening?: (url: s
   // (FANFLOW_STATE_WORKER=0, FANFLOW_READ_WORKER=0: on the request thread).
   const url = options.databaseUrl ?? process.env.FANFLOW_DATABASE_URL;
   const location = url ? { kind: 'postgres' as const, location: url } : { kind: 'sqlite' as const, location: resolve(options.db) };
-  const stateWorker = process.env.FANFLOW_STATE_WORKER === '0' ? null : location;
+  const stateWorker = process.env.FANFLOW_STATE_WORKER === '0' ? null : { ...location, nice: stateWorkerNice() };
   const readWorker = process.env.FANFLOW_READ_WORKER === '0' ? null : { ...location, mmapMiB: sqlite.mmapMiB };
   const { startServer } = await import('../server/serve.js');
   const server = await startServer({ database, host: options.host, port, rateLimit, version: PACKAGE_VERSION, stateWorker, readWorker, prepareDashboard: true });
