@@ -50,6 +50,15 @@ export function isCounting(order: Order): boolean {
 }
 
 /**
+ * The part of `amount` (points or cash an order paid) that the order's refunds so far take back:
+ * floor(amount × refunded / order amount); all of it for an order of amount 0, which has nothing
+ * left to keep.
+ */
+export function refundedShare(amount: number, order: Order): number {
+  return order.amountMinor === 0 ? amount : Math.floor((amount * order.refundedMinor) / order.amountMinor);
+}
+
+/**
  * Purchases not fully refunded, bought in the window ending at `at`. Orders are in `ts` order (the
  * engine appends them in log order), so the window is found by bisection and the scan stops at `at`.
  */

@@ -2,6 +2,7 @@
  * Purchases, refunds and referral qualification (PRODUCT §2, §3.2): the order book, purchase and
  * referral points, and their pro-rata reversal.
  */
+import { refundedShare } from './facts.js';
 import type { EngineContext } from './engine-context.js';
 import type { EngineOutput } from './engine-output.js';
 import type { FanEvent } from './events.js';
@@ -84,8 +85,7 @@ export function createOrderRules(context: EngineContext, points: PointRules, ref
     order.refundedMinor = refunded;
     monthOf(world, event.ts).revenueMinor -= delta;
     world.revenueToDateMinor -= delta;
-    // Pro rata to the refunded share; an order of amount 0 earned nothing to take back.
-    const reverse = (awarded: number, reversed: number) => (order.amountMinor === 0 ? awarded : Math.floor((awarded * refunded) / order.amountMinor)) - reversed;
+    const reverse = (awarded: number, reversed: number) => refundedShare(awarded, order) - reversed;
     const own = reverse(order.pointsAwarded, order.pointsReversed);
     order.pointsReversed += own;
     award(world, fan, -own, 'reversal:purchase', event, out);

@@ -4,6 +4,7 @@
  * two-phase life of referral cash (pending through the refund window, then available or held),
  * fraud flags with a review, payouts and redemptions. Everything here is a posting in the ledger.
  */
+import { refundedShare } from './facts.js';
 import type { EngineContext } from './engine-context.js';
 import type { EngineOutput } from './engine-output.js';
 import type { FanEvent } from './events.js';
@@ -251,8 +252,7 @@ export function createReferralRules(context: EngineContext): ReferralRules {
       const { fan, item } = itemOf(world, fanId, itemId);
       if (item.kind === 'commission' || item.kind === 'indirect') {
         // Pro rata, like purchase points: what refunds have taken back equals the refunded share.
-        const target = order.amountMinor === 0 ? item.base : Math.floor((item.base * order.refundedMinor) / order.amountMinor);
-        takeBack(world, fan, item, target - item.reversed, 'refund', event, out);
+        takeBack(world, fan, item, refundedShare(item.base, order) - item.reversed, 'refund', event, out);
       } else if (fully && item.state !== 'available') {
         // A reward for a referral stands once its window is over; within it a full refund voids it.
         takeBack(world, fan, item, item.base - item.reversed, 'refund', event, out);
